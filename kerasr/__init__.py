@@ -1,0 +1,30 @@
+"""kerasr: ESRGAN / Real-ESRGAN super-resolution and a Pokemon DCGAN in Keras 3.
+
+The public API is imported lazily so that `import kerasr` (and `kerasr --help`) stays fast:
+TensorFlow is only loaded when a model or the upscaler is first used.
+"""
+
+import importlib
+import os
+
+# Keras 3 picks its backend at import time; kerasr is written against TensorFlow.
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# TensorFlow's C++ start-up chatter (CPU feature notices, oneDNN banners) is noise for a CLI user.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+__version__ = "0.1.0"
+
+_PUBLIC = {
+    "RRDBNet": "kerasr.models.rrdbnet",
+    "Upscaler": "kerasr.inference",
+    "load_model": "kerasr.weights",
+    "KerasrError": "kerasr.errors",
+}
+
+__all__ = [*sorted(_PUBLIC), "__version__"]
+
+
+def __getattr__(name):
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'kerasr' has no attribute {name!r}")

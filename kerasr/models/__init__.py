@@ -1,0 +1,5 @@
+"""Networks only: no training logic lives here."""
+
+from kerasr.models.rrdbnet import RRDBNet
+
+__all__ = ["RRDBNet"]
