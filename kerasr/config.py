@@ -93,7 +93,7 @@ def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
 
 
 def to_dict(config: Any) -> dict[str, Any]:
-    """The inverse of `from_dict`: a plain nested dict (tuples become lists), ready for TOML/JSON."""
+    """The inverse of `from_dict`: a plain nested dict (tuples become lists), for TOML/JSON."""
 
     def plain(value):
         if dataclasses.is_dataclass(value):
@@ -178,7 +178,10 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
             return tuple(_convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
         if len(args) != len(value):
             raise ConfigError(f"'{where}' must have {len(args)} items. Received: {value!r}")
-        return tuple(_convert(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+        return tuple(
+            _convert(a, v, f"{where}[{i}]")
+            for i, (a, v) in enumerate(zip(args, value, strict=True))
+        )
     if origin is dict:
         if not isinstance(value, Mapping):
             raise ConfigError(f"'{where}' must be a table. Received: {value!r}")
