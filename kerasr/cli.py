@@ -53,6 +53,18 @@ def _one_line(error: BaseException) -> str:
     return " ".join(text.split())
 
 
+# --- commands: upscaling (models, upscale, export) ---
+
+
+# --- commands: data pipeline (degrade) ---
+
+
+# --- commands: DCGAN (train-dcgan, generate) ---
+
+
+# --- commands: web app (serve) ---
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

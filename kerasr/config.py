@@ -228,3 +228,9 @@ def _join(prefix: str, key: str) -> str:
 
 def _in(where: str) -> str:
     return f" in [{where}]" if where else ""
+
+
+# --- data pipeline configuration (issue 7) ---
+
+
+# --- DCGAN configuration (issue 5) ---

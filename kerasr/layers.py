@@ -226,3 +226,6 @@ class RRDB(keras.layers.Layer):
             "num_layers": self.num_layers,
             "residual_scaling": self.residual_scaling,
         }
+
+
+# --- DCGAN layers (issue 5) ---
