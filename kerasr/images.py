@@ -1,0 +1,156 @@
+"""Reading and writing image files as numpy arrays, keeping bit depth and alpha.
+
+Images are `(height, width, channels)` arrays with 1 (grey), 3 (RGB) or 4 (RGBA) channels,
+`uint8` or `uint16`. Pillow reads and writes most formats; 16-bit colour PNG, which Pillow
+would reduce to 8 bits, goes through TensorFlow's PNG codec (loaded only for those files).
+Writes go to a temporary file in the destination folder, renamed when complete.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from kerasr.errors import KerasrError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP"}
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Reads an image file.
+
+    Args:
+        path: the file.
+
+    Returns:
+        `(h, w, c)` array, `c` in {1, 3, 4}, dtype `uint8` or `uint16` (16-bit PNG).
+        Palette images become RGB, or RGBA when they have transparency.
+
+    Raises:
+        KerasrError: missing, unreadable, truncated, empty or not an image.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise KerasrError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise KerasrError(f"{path}: is a folder, not an image") from None
+    except OSError as e:
+        raise KerasrError(f"{path}: cannot read ({e.strerror or e})") from None
+    if not data:
+        raise KerasrError(f"{path}: empty file")
+    if _png_bit_depth(data) is not None and 0 in struct.unpack(">II", data[16:24]):
+        raise KerasrError(f"{path}: image has zero size")
+    if _png_bit_depth(data) == 16:
+        return _decode_png16(data, path)
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            pixels = _to_array(im)
+    except UnidentifiedImageError:
+        raise KerasrError(f"{path}: not an image (or an unsupported format)") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise KerasrError(f"{path}: corrupt or truncated image ({e})") from None
+    if pixels.size == 0:
+        raise KerasrError(f"{path}: image has zero size")
+    return pixels
+
+
+def _to_array(im: Image.Image) -> np.ndarray:
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        pixels = np.asarray(im).astype(np.uint16)[..., None]  # 16-bit greyscale
+        return pixels
+    if im.mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    elif im.mode in ("LA", "PA"):
+        im = im.convert("RGBA")
+    elif im.mode in ("1", "L"):
+        im = im.convert("L")
+    elif im.mode not in ("RGB", "RGBA"):
+        im = im.convert("RGBA" if "A" in im.mode else "RGB")
+    pixels = np.asarray(im)
+    return pixels[..., None] if pixels.ndim == 2 else pixels
+
+
+def _png_bit_depth(data: bytes) -> int | None:
+    # IHDR is always the first chunk: signature (8), length (4), "IHDR" (4), width, height, depth.
+    if len(data) >= 25 and data[:8] == _PNG_SIGNATURE and data[12:16] == b"IHDR":
+        return data[24]
+    return None
+
+
+def _decode_png16(data: bytes, path: Path) -> np.ndarray:
+    import tensorflow as tf
+
+    try:
+        return tf.io.decode_png(data, channels=0, dtype=tf.uint16).numpy()
+    except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as e:
+        raise KerasrError(
+            f"{path}: corrupt or truncated PNG ({e.message.splitlines()[0]})"
+        ) from None
+
+
+def write_image(path: str | os.PathLike, pixels: np.ndarray, quality: int = 95) -> None:
+    """Writes `pixels` to `path` atomically; the format follows the suffix.
+
+    16-bit images must go to PNG; alpha is dropped (composited on nothing) only for JPEG,
+    where callers should choose PNG instead.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in _FORMATS:
+        raise KerasrError(f"{path}: cannot write '{suffix}' files; use png, jpg, webp or bmp")
+    if pixels.dtype == np.uint16 and suffix != ".png":
+        raise KerasrError(f"{path}: 16-bit images can only be written as PNG")
+    payload = _encode(pixels, _FORMATS[suffix], quality)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except FileNotFoundError:
+        raise KerasrError(f"{path.parent}: output folder does not exist") from None
+    except OSError as e:
+        raise KerasrError(f"{path.parent}: cannot write there ({e.strerror or e})") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise KerasrError(f"{path}: cannot write ({e.strerror or e})") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def encode_png(pixels: np.ndarray) -> bytes:
+    """PNG bytes of an `(h, w, c)` uint8 or uint16 array (for the web app and exports)."""
+    return _encode(pixels, "PNG", 95)
+
+
+def _encode(pixels: np.ndarray, fmt: str, quality: int) -> bytes:
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]
+    if pixels.dtype == np.uint16 and pixels.shape[-1] != 1:
+        import tensorflow as tf
+
+        return tf.io.encode_png(pixels).numpy()
+    channels = pixels.shape[-1]
+    if fmt == "JPEG" and channels == 4:
+        pixels, channels = pixels[..., :3], 3
+    if pixels.dtype == np.uint16:
+        im = Image.fromarray(pixels[..., 0], mode="I;16")
+    else:
+        im = Image.fromarray(pixels[..., 0] if channels == 1 else pixels)
+    buffer = io.BytesIO()
+    options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    im.save(buffer, format=fmt, **options)
+    return buffer.getvalue()

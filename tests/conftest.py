@@ -1,0 +1,42 @@
+"""Shared fixtures. Every test run gets its own model cache, so no test touches ~/.cache."""
+
+import os
+import tempfile
+from pathlib import Path
+
+# Before kerasr is imported anywhere: an isolated cache for the whole session.
+os.environ["KERASR_HOME"] = tempfile.mkdtemp(prefix="kerasr-test-home-")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import numpy as np
+import pytest
+
+SAMPLE = Path(__file__).resolve().parents[1] / "kerasr" / "samples" / "astronaut.png"
+
+
+@pytest.fixture(scope="session")
+def photo() -> np.ndarray:
+    """The 256x256 photograph the repo ships (NASA, public domain), uint8 RGB."""
+    from kerasr.images import read_image
+
+    return read_image(SAMPLE)
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """A small random RRDBNet x4 (fast enough for CLI and I/O tests)."""
+    import keras
+
+    from kerasr.models import RRDBNet
+
+    keras.utils.set_random_seed(0)
+    model = RRDBNet(num_basic_blocks=1, rrdb_channels=8, growth_channels=4, num_dense_blocks=1)
+    model.build((None, None, None, 3))
+    return model
+
+
+@pytest.fixture(scope="session")
+def tiny_model_file(tiny_model, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("models") / "tiny.keras"
+    tiny_model.save(path)
+    return path

@@ -1,0 +1,173 @@
+"""`kerasr upscale` end to end, with a tiny model file so each call takes a moment."""
+
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from kerasr.cli import app
+from kerasr.images import read_image
+
+runner = CliRunner()
+
+
+def upscale(*args):
+    return runner.invoke(app, ["upscale", *map(str, args), "--precision", "float32"])
+
+
+@pytest.fixture
+def images(tmp_path, photo):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(photo[:24, :32]).save(folder / "rgb.png")
+    Image.fromarray(photo[:24, :32]).save(folder / "photo.jpg", quality=95)
+    Image.fromarray(photo[:16, :16, 0]).save(folder / "grey.png")
+    rgba = np.concatenate([photo[:16, :20], np.full((16, 20, 1), 128, np.uint8)], -1)
+    Image.fromarray(rgba).save(folder / "alpha.png")
+    return folder
+
+
+def test_folder_of_images(images, tmp_path, tiny_model_file):
+    out = tmp_path / "out"
+    result = upscale(images, "-o", out, "-m", tiny_model_file)
+    assert result.exit_code == 0, result.output
+    assert "4 written, 0 failed" in result.output
+    assert read_image(out / "rgb_out.png").shape == (96, 128, 3)
+    assert read_image(out / "photo_out.jpg").shape == (96, 128, 3)  # auto keeps the format
+    assert read_image(out / "grey_out.png").shape == (64, 64, 1)
+    assert read_image(out / "alpha_out.png").shape == (64, 80, 4)
+
+
+def test_sixteen_bit_png_stays_sixteen_bit(tmp_path, photo, tiny_model_file):
+    import tensorflow as tf
+
+    deep = photo[:16, :16].astype(np.uint16) * 257
+    (tmp_path / "deep.png").write_bytes(tf.io.encode_png(deep).numpy())
+    result = upscale(tmp_path / "deep.png", "-o", tmp_path / "big.png", "-m", tiny_model_file)
+    assert result.exit_code == 0, result.output
+    out = read_image(tmp_path / "big.png")
+    assert out.dtype == np.uint16 and out.shape == (64, 64, 3)
+
+
+def test_glob_suffix_ext_and_outscale(images, tmp_path, tiny_model_file):
+    out = tmp_path / "o"
+    result = upscale(
+        f"{images}/r*.png",
+        "-o",
+        out,
+        "-m",
+        tiny_model_file,
+        "--suffix",
+        "",
+        "--ext",
+        "webp",
+        "--outscale",
+        "2",
+    )
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in out.iterdir()] == ["rgb.webp"]
+    assert read_image(out / "rgb.webp").shape == (48, 64, 3)
+
+
+def test_tiles_and_progress_options(images, tmp_path, tiny_model_file):
+    result = upscale(
+        images / "rgb.png",
+        "-o",
+        tmp_path / "t.png",
+        "-m",
+        tiny_model_file,
+        "--tile",
+        "8",
+        "--tile-pad",
+        "4",
+    )
+    assert result.exit_code == 0, result.output
+    assert read_image(tmp_path / "t.png").shape == (96, 128, 3)
+
+
+def truncated_png(path, photo):
+    Image.fromarray(photo[:32, :32]).save(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def zero_size_png(path):
+    def chunk(kind, body):
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", 0, 0, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+
+
+def test_bad_files_fail_alone_and_leave_nothing_behind(images, tmp_path, photo, tiny_model_file):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "notes.png").write_text("this is not an image")
+    truncated_png(bad / "cut.png", photo)
+    zero_size_png(bad / "empty.png")
+    out = tmp_path / "out"
+    inputs = [bad / "notes.png", bad / "cut.png", bad / "empty.png", bad / "missing.png"]
+    result = upscale(*inputs, images / "rgb.png", "-o", out, "-m", tiny_model_file)
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(lines) == 4, result.output
+    assert any("notes.png: not an image" in line for line in lines)
+    assert any("cut.png" in line and "truncated" in line for line in lines)
+    assert any("empty.png" in line and ("zero size" in line or "corrupt" in line) for line in lines)
+    assert any("missing.png: file not found" in line for line in lines)
+    assert "Traceback" not in result.output
+    assert sorted(p.name for p in out.iterdir()) == [
+        "rgb_out.png"
+    ]  # the good file, nothing partial
+
+
+def test_unwritable_output_folder(images, tmp_path, tiny_model_file):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a folder should be")
+    result = upscale(images, "-o", blocker / "sub", "-m", tiny_model_file)
+    assert result.exit_code == 2
+    assert "cannot create output folder" in result.output and "Traceback" not in result.output
+
+
+def test_unknown_model_and_misfit_weights(images, tmp_path):
+    result = upscale(images / "rgb.png", "-o", tmp_path, "-m", "no-such-model")
+    assert result.exit_code == 2 and "unknown model 'no-such-model'" in result.output
+    (tmp_path / "w.weights.h5").write_bytes(b"garbage")
+    result = upscale(images / "rgb.png", "-o", tmp_path, "-m", tmp_path / "w.weights.h5")
+    assert (
+        result.exit_code == 2
+        and "w.weights.h5" in result.output
+        and "Traceback" not in result.output
+    )
+
+
+def test_input_never_overwritten_and_outputs_only_with_overwrite(images, tmp_path, tiny_model_file):
+    original = (images / "rgb.png").read_bytes()
+    result = upscale(
+        images / "rgb.png", "-o", images, "--suffix", "", "-m", tiny_model_file, "--overwrite"
+    )
+    assert result.exit_code == 2 and "overwrite the input" in result.output
+    assert (images / "rgb.png").read_bytes() == original
+
+    out = tmp_path / "o.png"
+    out.write_bytes(b"keep me")
+    result = upscale(images / "rgb.png", "-o", out, "-m", tiny_model_file)
+    assert (
+        result.exit_code == 2
+        and "already exists" in result.output
+        and out.read_bytes() == b"keep me"
+    )
+    result = upscale(images / "rgb.png", "-o", out, "-m", tiny_model_file, "--overwrite")
+    assert result.exit_code == 0 and read_image(out).shape == (96, 128, 3)
+
+
+def test_models_lists_the_registry():
+    result = runner.invoke(app, ["models"])
+    assert result.exit_code == 0
+    for text in ("realesrgan-x4plus", "realesrgan-x4plus-anime", "16,697,987", "x4", "cached"):
+        assert text in result.output

@@ -1,0 +1,47 @@
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+from typer.testing import CliRunner
+
+from kerasr.cli import app
+from kerasr.images import read_image
+
+runner = CliRunner()
+
+
+def test_savedmodel_gives_the_same_pixels_as_upscale(tmp_path, photo, tiny_model_file):
+    result = runner.invoke(app, ["export", str(tiny_model_file), str(tmp_path / "sm")])
+    assert result.exit_code == 0, result.output
+    loaded = tf.saved_model.load(str(tmp_path / "sm"))
+
+    image = photo[:30, :44]  # any height and width
+    Image.fromarray(image).save(tmp_path / "in.png")
+    args = ["upscale", tmp_path / "in.png", "-o", tmp_path / "out.png", "-m", tiny_model_file]
+    cli = runner.invoke(app, [*map(str, args), "--precision", "float32"])
+    assert cli.exit_code == 0, cli.output
+    served = loaded.serve(tf.constant(image)).numpy()
+    assert served.dtype == np.uint8 and served.shape == (120, 176, 3)
+    np.testing.assert_array_equal(served, read_image(tmp_path / "out.png"))
+    signature = loaded.signatures["serving_default"]
+    assert signature.structured_input_signature[1]["image"].shape.as_list() == [None, None, 3]
+
+
+def test_keras_format(tmp_path, tiny_model_file, tiny_model):
+    result = runner.invoke(
+        app, ["export", str(tiny_model_file), str(tmp_path / "copy"), "--format", "keras"]
+    )
+    assert result.exit_code == 0, result.output
+    import keras
+
+    model = keras.saving.load_model(tmp_path / "copy.keras")
+    assert model.get_config() == tiny_model.get_config()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
+
+
+def test_export_unknown_model_is_one_line(tmp_path):
+    result = runner.invoke(app, ["export", "nope", str(tmp_path / "x")])
+    assert (
+        result.exit_code == 2
+        and result.output.count("\n") == 1
+        and "unknown model" in result.output
+    )

@@ -1,0 +1,120 @@
+import numpy as np
+import pytest
+
+from kerasr.errors import KerasrError
+from kerasr.inference import Upscaler, native_bfloat16, plan_axis, resolve_precision
+from kerasr.weights import load_model
+
+
+def psnr(a, b):
+    return 10 * np.log10(1.0 / np.mean((a - b) ** 2))
+
+
+@pytest.mark.parametrize("length,tile", [(256, 96), (100, 32), (97, 96), (50, 64), (1000, 256)])
+def test_tile_plan_covers_the_axis_with_same_size_windows(length, tile):
+    plan = plan_axis(length, tile, pad=24, overlap=16)
+    covered = np.zeros(length, bool)
+    for start, (begin, end) in zip(plan.starts, plan.cores, strict=True):
+        assert start >= 0 and start + plan.window <= length  # windows stay inside the image
+        assert start <= begin and end <= start + plan.window  # each core lies in its window
+        covered[begin:end] = True
+    assert covered.all()
+    for (_, end), (begin, _) in zip(plan.cores, plan.cores[1:], strict=False):
+        assert end - begin >= min(16, tile - 1)  # neighbours overlap enough to blend
+
+
+def test_tiled_output_has_no_visible_seams(photo):
+    """256x256 photograph, 96-px tiles, default padding: tiled vs whole image."""
+    model = load_model("realesrgan-x4plus")
+    image = photo.astype(np.float32) / 255
+    whole = Upscaler(model, tile=0, precision="float32").upscale_float(image)
+    tiled_upscaler = Upscaler(model, tile=96, precision="float32")
+    tiled = tiled_upscaler.upscale_float(image)
+    assert tiled_upscaler.count_tiles(256, 256) == 9
+    assert psnr(tiled, whole) >= 50.0
+    assert np.abs(tiled - whole).max() <= 0.1
+    # All windows share one shape: the compiled forward pass was traced once for the tiles.
+    assert tiled_upscaler._forward.experimental_get_tracing_count() == 1
+
+
+def test_batched_tiles_match_single_tiles(tiny_model, photo):
+    image = photo[:100, :90].astype(np.float32) / 255
+    one = Upscaler(tiny_model, tile=32, batch_size=1, precision="float32").upscale_float(image)
+    four = Upscaler(tiny_model, tile=32, batch_size=4, precision="float32").upscale_float(image)
+    np.testing.assert_allclose(one, four, atol=1e-5)
+
+
+def test_rgb_uint8(tiny_model, photo):
+    out = Upscaler(tiny_model, precision="float32").upscale(photo[:20, :30])
+    assert out.shape == (80, 120, 3) and out.dtype == np.uint8
+
+
+def test_greyscale_stays_greyscale(tiny_model, photo):
+    grey = photo[:20, :24, 1]
+    up = Upscaler(tiny_model, precision="float32")
+    out = up.upscale(grey)
+    assert out.shape == (80, 96, 1) and out.dtype == np.uint8
+    # Same result as running the RGB replica and taking BT.601 luma.
+    rgb = up.upscale(np.repeat(grey[..., None], 3, -1)).astype(np.float32)
+    luma = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+    assert np.abs(out[..., 0].astype(np.float32) - luma).max() <= 1.0
+
+
+def test_sixteen_bit_keeps_its_depth(tiny_model, photo):
+    deep = photo[:16, :16].astype(np.uint16) * 257 + 3  # values no 8-bit image can hold
+    up = Upscaler(tiny_model, precision="float32")
+    out = up.upscale(deep)
+    assert out.dtype == np.uint16 and out.shape == (64, 64, 3)
+    eight = up.upscale(photo[:16, :16]).astype(np.float32) * 257
+    assert np.abs(out.astype(np.float32) - eight).max() < 2 * 257  # same picture
+    assert np.any(out % 257 != 0)  # and finer steps than 8 bits
+
+
+def test_alpha_is_upscaled_separately(tiny_model, photo):
+    rgba = np.concatenate([photo[:16, :16], np.zeros((16, 16, 1), np.uint8)], -1)
+    rgba[4:12, 4:12, 3] = 255
+    up = Upscaler(tiny_model, precision="float32")
+    out = up.upscale(rgba)
+    assert out.shape == (64, 64, 4)
+    np.testing.assert_array_equal(out[..., :3], up.upscale(photo[:16, :16]))  # colour unaffected
+    alpha = up.upscale(np.repeat(rgba[..., 3:], 3, -1))[..., 0]
+    np.testing.assert_array_equal(out[..., 3], alpha)  # alpha went through the model alone
+    assert up.work_for(rgba) == 2
+    opaque = rgba.copy()
+    opaque[..., 3] = 255
+    assert up.work_for(opaque) == 1 and np.all(up.upscale(opaque)[..., 3] == 255)
+
+
+def test_outscale_resizes_after_the_model(tiny_model, photo):
+    up = Upscaler(tiny_model, precision="float32")
+    assert up.upscale(photo[:20, :30], outscale=2.5).shape == (50, 75, 3)
+    assert up.upscale(photo[:20, :30], outscale=0.5).shape == (10, 15, 3)
+    with pytest.raises(KerasrError, match="outscale"):
+        up.upscale(photo[:20, :30], outscale=-1)
+
+
+def test_progress_counts_windows(tiny_model, photo):
+    calls = []
+    up = Upscaler(tiny_model, tile=16, precision="float32")
+    up.upscale(photo[:40, :40], progress=lambda done, total: calls.append((done, total)))
+    assert calls[-1][0] == calls[-1][1] == up.count_tiles(40, 40) > 1
+
+
+def test_bfloat16_stays_close_to_float32(tiny_model, photo):
+    image = photo[:32, :32]
+    f32 = Upscaler(tiny_model, precision="float32").upscale(image).astype(np.float32) / 255
+    bf16 = Upscaler(tiny_model, precision="bfloat16").upscale(image).astype(np.float32) / 255
+    assert psnr(bf16, f32) > 35  # a random tiny net; the real bound is measured in bench/
+
+
+def test_auto_precision_follows_the_cpu():
+    expected = "bfloat16" if native_bfloat16() else "float32"
+    assert resolve_precision("auto") == expected
+    with pytest.raises(KerasrError, match="precision"):
+        resolve_precision("int8")
+
+
+@pytest.mark.parametrize("bad", [{"tile": -1}, {"batch_size": 0}, {"alpha": "magic"}])
+def test_bad_options(tiny_model, bad):
+    with pytest.raises(KerasrError):
+        Upscaler(tiny_model, **bad)

@@ -1,0 +1,79 @@
+import keras
+import numpy as np
+import pytest
+
+from kerasr.models import RRDBNet
+
+TINY = {"num_basic_blocks": 1, "rrdb_channels": 8, "growth_channels": 4}
+
+
+@pytest.mark.parametrize("scale", [1, 2, 4])
+@pytest.mark.parametrize("upsampler", ["nearest", "subpixel"])
+def test_output_shape(scale, upsampler):
+    model = RRDBNet(scale=scale, upsampler=upsampler, **TINY)
+    y = model(np.zeros((2, 8, 12, 3), "float32"))
+    assert tuple(y.shape) == (2, 8 * scale, 12 * scale, 3)
+    assert y.dtype == "float32"
+
+
+def test_channels_and_block_knobs():
+    model = RRDBNet(
+        in_channels=1,
+        out_channels=1,
+        num_basic_blocks=2,
+        num_dense_blocks=2,
+        num_residual_blocks=3,
+        rrdb_channels=8,
+        growth_channels=4,
+    )
+    assert tuple(model(np.zeros((1, 4, 4, 1), "float32")).shape) == (1, 16, 16, 1)
+    rdb = model.body[0].blocks[0]
+    assert len(model.body) == 2 and len(model.body[0].blocks) == 2 and len(rdb.convs) == 3
+    # A scale-2 model folds its input: conv_first sees 4x the channels.
+    x2 = RRDBNet(scale=2, **TINY)
+    x2.build((None, None, None, 3))
+    assert x2.conv_first.kernel.shape == (3, 3, 12, 8)
+
+
+def test_parameter_count_matches_real_esrgan_x4plus():
+    model = RRDBNet()  # the defaults are Real-ESRGAN x4plus
+    model.build((None, None, None, 3))
+    assert model.count_params() == 16_697_987
+
+
+@pytest.mark.parametrize("bad", [{"scale": 3}, {"upsampler": "bilinear"}, {"num_basic_blocks": 0}])
+def test_bad_arguments_are_clear(bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        RRDBNet(**bad)
+
+
+def test_get_config_round_trip_gives_same_network():
+    model = RRDBNet(scale=2, upsampler="subpixel", residual_scaling=0.1, **TINY)
+    x = np.random.default_rng(0).random((1, 8, 8, 3)).astype("float32")
+    y = model(x)
+    clone = RRDBNet.from_config(model.get_config())
+    clone.build((None, None, None, 3))
+    clone.set_weights(model.get_weights())
+    assert clone.get_config() == model.get_config()
+    np.testing.assert_allclose(np.asarray(clone(x)), np.asarray(y), atol=1e-6)
+
+
+def test_keras_file_round_trip(tmp_path):
+    model = RRDBNet(**TINY)
+    x = np.random.default_rng(1).random((1, 8, 8, 3)).astype("float32")
+    y = model(x)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert isinstance(loaded, RRDBNet) and loaded.get_config() == model.get_config()
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(y), atol=1e-6)
+
+
+def test_weights_file_round_trip(tmp_path):
+    model = RRDBNet(**TINY)
+    model.build((None, None, None, 3))
+    model.save_weights(tmp_path / "m.weights.h5")
+    other = RRDBNet(**TINY)
+    other.build((None, None, None, 3))
+    other.load_weights(tmp_path / "m.weights.h5")
+    for a, b in zip(model.get_weights(), other.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
