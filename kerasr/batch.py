@@ -113,12 +113,14 @@ def upscale_files(
         outscale: final scale, see `Upscaler.upscale`.
         **upscaler_options: passed to `kerasr.inference.Upscaler`.
     """
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from kerasr.inference import Upscaler
     from kerasr.weights import load_model
 
-    upscaler = Upscaler(load_model(model), **upscaler_options)
+    with Console(stderr=True).status(f"loading {model} (converted and cached on first use)"):
+        upscaler = Upscaler(load_model(model), **upscaler_options)
     written = 0
     columns = (
         TextColumn("{task.description}"),

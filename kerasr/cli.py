@@ -147,7 +147,7 @@ def upscale(
     batch_size: Annotated[
         int | None, typer.Option(help="Tiles per model call. Default: 1 on CPU, 4 on GPU.")
     ] = None,
-    alpha: Annotated[
+    alpha_upsampler: Annotated[
         AlphaMode, typer.Option(help="How to upscale an alpha channel: with the model or bicubic.")
     ] = AlphaMode.model,
 ) -> None:
@@ -167,7 +167,7 @@ def upscale(
             tile_pad=tile_pad,
             precision=precision.value,
             batch_size=batch_size,
-            alpha=alpha.value,
+            alpha=alpha_upsampler.value,
             report=lambda message: typer.echo(message, err=True),
         )
     failures = len(problems) + len(jobs) - written

@@ -171,3 +171,17 @@ def test_models_lists_the_registry():
     assert result.exit_code == 0
     for text in ("realesrgan-x4plus", "realesrgan-x4plus-anime", "16,697,987", "x4", "cached"):
         assert text in result.output
+
+
+def test_readme_main_job_on_the_shipped_sample(tmp_path):
+    """`kerasr upscale kerasr/samples/astronaut.png` with the default model and settings."""
+    from conftest import SAMPLE
+
+    result = runner.invoke(app, ["upscale", str(SAMPLE), "-o", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    out = read_image(tmp_path / "astronaut_out.png").astype(np.float32)
+    assert out.shape == (1024, 1024, 3)
+    # A sharp x4 of the same picture: close to a plain resize of it, but not equal.
+    plain = np.asarray(Image.open(SAMPLE).resize((1024, 1024), Image.BICUBIC), np.float32)
+    mse = np.mean((out - plain) ** 2)
+    assert 20 < 10 * np.log10(255**2 / mse) < 40
