@@ -131,6 +131,18 @@ def write_image(path: str | os.PathLike, pixels: np.ndarray, quality: int = 95) 
         raise
 
 
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Writes a text file through a temporary name in the same folder."""
+    path = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise KerasrError(f"{path}: cannot write ({e.strerror or e})") from None
+
+
 def encode_png(pixels: np.ndarray) -> bytes:
     """PNG bytes of an `(h, w, c)` uint8 or uint16 array (for the web app and exports)."""
     return _encode(pixels, "PNG", 95)

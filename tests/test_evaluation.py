@@ -1,0 +1,85 @@
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from kerasr.cli import app
+from kerasr.errors import KerasrError
+from kerasr.evaluation import find_pairs, matlab_imresize
+
+runner = CliRunner()
+
+
+def test_imresize_keeps_constants_and_sizes():
+    image = np.full((13, 10, 3), 0.7)
+    small = matlab_imresize(image, 1 / 4)
+    assert small.shape == (4, 3, 3)  # ceil, as MATLAB
+    np.testing.assert_allclose(small, 0.7)
+    np.testing.assert_allclose(matlab_imresize(image, 2), 0.7)
+
+
+def test_imresize_reproduces_a_linear_ramp_away_from_borders():
+    # Keys' cubic kernel is exact on linear functions; MATLAB samples output pixel i
+    # (1-based) at input coordinate u = i / s + (1 - 1 / s) / 2.
+    ramp = np.arange(64, dtype=np.float64)[None, :].repeat(4, 0)
+    for scale in (0.5, 0.25, 2.0):
+        out = matlab_imresize(ramp, scale)[0]
+        u = np.arange(1, out.size + 1) / scale + 0.5 * (1 - 1 / scale) - 1  # 0-based
+        interior = slice(int(4 * max(1, scale)), -int(4 * max(1, scale)))
+        np.testing.assert_allclose(out[interior], u[interior], atol=1e-9)
+
+
+def test_imresize_antialiases_when_shrinking():
+    stripes = np.tile([0.0, 1.0], 32)[None, :].repeat(8, 0)  # highest frequency
+    small = matlab_imresize(stripes, 0.5)[2]
+    assert np.ptp(small[2:-2]) < 0.05  # averaged to grey, not aliased to 0 or 1
+
+
+def make_dataset(root, photo, paired=False):
+    if paired:
+        (root / "HR").mkdir(parents=True)
+        (root / "LR").mkdir()
+        Image.fromarray(photo[:64, :48]).save(root / "HR" / "a.png")
+        Image.fromarray(photo[:16, :12]).save(root / "LR" / "ax4.png")
+    else:
+        root.mkdir(parents=True)
+        Image.fromarray(photo[:66, :50]).save(root / "a.png")  # cropped to 64x48
+        Image.fromarray(photo[100:132, 100:140, 0]).save(root / "grey.png")
+    return root
+
+
+def test_evaluate_cli_with_json(tmp_path, photo, tiny_model_file):
+    data = make_dataset(tmp_path / "Tiny", photo)
+    out = tmp_path / "scores.json"
+    args = ["evaluate", str(data), "-m", str(tiny_model_file), "--scale", "4", "--json", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "bicubic PSNR" in result.output and "mean" in result.output
+    scores = json.loads(out.read_text())
+    dataset = scores["datasets"][0]
+    assert dataset["dataset"] == "Tiny" and [i["name"] for i in dataset["images"]] == ["a", "grey"]
+    for image in dataset["images"]:
+        assert 5 < image["bicubic_psnr"] < 60 and 0 < image["bicubic_ssim"] <= 1
+        assert np.isfinite(image["psnr"])
+    assert dataset["mean"]["psnr"] == pytest.approx(np.mean([i["psnr"] for i in dataset["images"]]))
+
+
+def test_paired_folders(tmp_path, photo):
+    data = make_dataset(tmp_path / "P", photo, paired=True)
+    pairs = find_pairs(data)
+    assert [(hr.name, lr.name) for hr, lr in pairs] == [("a.png", "ax4.png")]
+    (data / "HR" / "b.png").write_bytes((data / "HR" / "a.png").read_bytes())
+    with pytest.raises(KerasrError, match="b.png: no matching LR"):
+        find_pairs(data)
+
+
+def test_bad_dataset_and_scale(tmp_path, tiny_model_file):
+    result = runner.invoke(app, ["evaluate", str(tmp_path / "none"), "-m", str(tiny_model_file)])
+    assert result.exit_code == 2 and "dataset folder not found" in result.output
+    (tmp_path / "d").mkdir()
+    result = runner.invoke(
+        app, ["evaluate", str(tmp_path / "d"), "-m", str(tiny_model_file), "--scale", "2"]
+    )
+    assert result.exit_code == 2 and "upscales x4" in result.output
