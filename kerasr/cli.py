@@ -216,6 +216,50 @@ def export(
     typer.echo(f"wrote {written}")
 
 
+@app.command()
+@user_errors
+def evaluate(
+    data: Annotated[
+        list[Path],
+        typer.Argument(help="Dataset folders: HR images, or a folder with HR/ and LR/ subfolders."),
+    ],
+    model: ModelOption = "realesrgan-x4plus",
+    scale: Annotated[int, typer.Option(help="SR factor; also the border cropped.")] = 4,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the scores to this JSON file.")
+    ] = None,
+    precision: Annotated[
+        Precision, typer.Option(help="Model precision; float32 gives the numbers papers compare.")
+    ] = Precision.float32,
+    tile: Annotated[int | None, typer.Option(help="Tile size (see `upscale`).")] = None,
+) -> None:
+    """Score a model as SR papers do: PSNR / SSIM on Y, border cropped, beside bicubic."""
+    import json
+
+    from rich.console import Console
+
+    from kerasr.evaluation import evaluate as run_evaluation
+    from kerasr.inference import Upscaler
+    from kerasr.weights import load_model
+
+    console = Console(stderr=True)
+    with console.status(f"loading {model}"):
+        upscaler = Upscaler(load_model(model), tile=tile, precision=precision.value)
+    results = []
+    for folder in data:
+        with console.status(f"evaluating {folder}") as status:
+            scores = run_evaluation(upscaler, folder, scale, progress=status.update)
+        results.append(scores)
+        Console(width=120).print(scores.table(f"{scores.name} x{scale} ({model})"))
+    if json_out is not None:
+        from kerasr.images import write_text_atomic
+
+        payload = {"model": model, "scale": scale, "y_channel": True, "border": scale}
+        payload["datasets"] = [r.as_dict() for r in results]
+        write_text_atomic(json_out, json.dumps(payload, indent=2))
+        typer.echo(f"wrote {json_out}", err=True)
+
+
 # --- commands: data pipeline (degrade) ---
 
 
@@ -422,6 +466,9 @@ def generate_command(
     for s, image in zip(seeds, images, strict=True):
         save_png(target / f"{Path(model).name.split('.')[0]}-seed{s}.png", image)
     typer.echo(f"wrote {count} images to {target} (seeds {seeds[0]}..{seeds[-1]})")
+
+
+# --- commands: training (pretrain, train-gan, interpolate) ---
 
 
 # --- commands: web app (serve) ---

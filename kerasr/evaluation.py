@@ -99,6 +99,18 @@ class DatasetScores:
     def mean(self, field: str) -> float:
         return float(np.mean([getattr(s, field) for s in self.images]))
 
+    def table(self, title: str):
+        """A rich table: one row per image and the mean, beside the bicubic baseline."""
+        from rich.table import Table
+
+        table = Table("image", "PSNR", "SSIM", "bicubic PSNR", "bicubic SSIM", title=title)
+        rows = [(s.name, s.psnr, s.ssim, s.bicubic_psnr, s.bicubic_ssim) for s in self.images]
+        means = [self.mean(f) for f in ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim")]
+        for name, *values in [*rows, ("mean", *means)]:
+            cells = [f"{v:.2f}" if i % 2 == 0 else f"{v:.4f}" for i, v in enumerate(values)]
+            table.add_row(name, *cells, style="bold" if name == "mean" else None)
+        return table
+
     def as_dict(self) -> dict:
         fields = ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim")
         return {
@@ -155,7 +167,7 @@ def evaluate(upscaler, folder: str | Path, scale: int, progress=None) -> Dataset
         upscaler: a `kerasr.inference.Upscaler` whose model has this `scale`.
         folder: HR images, or a folder with `HR` and `LR` subfolders.
         scale: the super-resolution factor.
-        progress: called with the image name after each image.
+        progress: called with a short message after each image.
     """
     from kerasr.metrics import psnr, ssim
 
@@ -189,7 +201,7 @@ def evaluate(upscaler, folder: str | Path, scale: int, progress=None) -> Dataset
             )
         )
         if progress:
-            progress(hr_path.name)
+            progress(f"evaluated {hr_path.name}")
     return DatasetScores(folder.name, scores)
 
 
