@@ -117,7 +117,23 @@ def upscale(
             help="Output folder; or, for a single input, an output file name.",
         ),
     ] = Path("results"),
-    model: ModelOption = "realesrgan-x4plus",
+    model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Registry name (see `kerasr models`), or an ncnn .param, .keras or .weights.h5 "
+            "file. Give two (PSNR model, then GAN model) with --alpha to interpolate them.",
+        ),
+    ] = None,
+    alpha: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Network interpolation of the two -m models: 0 = first, 1 = second (ESRGAN: 0.8).",
+        ),
+    ] = None,
     outscale: Annotated[
         float | None,
         typer.Option(
@@ -154,6 +170,8 @@ def upscale(
     """Upscale images with a super-resolution model (Real-ESRGAN x4plus by default)."""
     from kerasr.batch import plan_outputs, upscale_files
 
+    model = _interpolated_or_named(model or ["realesrgan-x4plus"], alpha)
+
     jobs, problems = plan_outputs(inputs, output, suffix, ext.value, overwrite)
     for problem in problems:
         typer.echo(f"error: {problem}", err=True)
@@ -174,6 +192,18 @@ def upscale(
     typer.echo(f"{written} written, {failures} failed", err=True)
     if failures:
         raise typer.Exit(EXIT_USER_ERROR)
+
+
+def _interpolated_or_named(names: list[str], alpha: float | None):
+    """One model name as is; two names and --alpha: their network interpolation."""
+    if len(names) == 1 and alpha is None:
+        return names[0]
+    if len(names) != 2 or alpha is None:
+        raise fail("--alpha needs exactly two -m models (PSNR then GAN), and two -m need --alpha")
+    from kerasr.weights import load_model
+    from kerasr.weights.interpolate import interpolate_models
+
+    return interpolate_models(load_model(names[0]), load_model(names[1]), alpha)
 
 
 @app.command()
@@ -273,7 +303,7 @@ def degrade(
     config: Annotated[
         Path | None,
         typer.Option(
-            "--config", help="TOML recipe (its [data] table) or data config. Default: built-in."
+            "--config", help="TOML recipe (its data table) or data config. Default: built-in."
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Base seed; the same seed draws the same grid.")] = 0,
@@ -469,6 +499,197 @@ def generate_command(
 
 
 # --- commands: training (pretrain, train-gan, interpolate) ---
+
+
+def _sr_command(
+    stage: str,
+    data: str | None,
+    config: Path | None,
+    overrides: list[str] | None,
+    run_dir: Path,
+    resume: bool,
+    steps: int | None,
+    max_minutes: float | None,
+    init: str | None,
+    threads: int,
+) -> None:
+    from kerasr.config import SRRecipe, load_config
+
+    sets = list(overrides or [])
+    if data is not None:
+        sets.append(f"data.source={_toml_string(data)}")
+    if steps is not None:
+        sets.append(f"train.steps={steps}")
+    if max_minutes is not None:
+        sets.append(f"train.max_minutes={max_minutes}")
+    if init is not None:
+        sets.append(f"train.init={_toml_string(init)}")
+    recipe = load_config(SRRecipe, config, sets)
+
+    from kerasr.training import limit_threads
+
+    limit_threads(threads)
+
+    import keras
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from kerasr.training.runner import train_sr
+
+    shown = ("pixel_loss", "g_loss", "d_loss", "d_real", "d_fake")
+
+    class RichProgress(keras.callbacks.Callback):
+        def __init__(self, progress):
+            super().__init__()
+            self.progress = progress
+            self.task = None
+
+        def on_train_begin(self, logs=None):
+            self.task = self.progress.add_task(
+                stage, total=recipe.train.steps, completed=int(self.model.step.numpy()), status=""
+            )
+
+        def on_train_batch_end(self, batch, logs=None):
+            status = " ".join(f"{k} {float(logs[k]):.4g}" for k in shown if k in (logs or {}))
+            self.progress.update(self.task, completed=int(self.model.step.numpy()), status=status)
+
+        def on_epoch_end(self, epoch, logs=None):
+            val = {k: float(v) for k, v in (logs or {}).items() if k in ("val_psnr", "val_ssim")}
+            if val:
+                self.progress.console.print(
+                    f"step {int(self.model.step.numpy())}: validation PSNR "
+                    f"{val.get('val_psnr', float('nan')):.2f} dB, SSIM "
+                    f"{val.get('val_ssim', float('nan')):.4f}"
+                )
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[status]}"),
+    )
+    with Progress(*columns, transient=False) as progress:
+        summary = train_sr(
+            recipe,
+            run_dir,
+            stage="gan" if stage == "train-gan" else "pretrain",
+            resume=resume,
+            callbacks=[RichProgress(progress)],
+            report=progress.console.print,
+        )
+    done = summary["step"] - summary["start_step"]
+    typer.echo(
+        f"steps {summary['start_step']}..{summary['step']} ({done} in {summary['seconds']:.0f} s, "
+        f"{summary['steps_per_second']:.2f} steps/s); run folder {summary['run_dir']}"
+    )
+    evaluation = summary["evaluation"]
+    if evaluation:
+        typer.echo(
+            f"validation images (full size): PSNR {evaluation['psnr']:.2f} dB / SSIM "
+            f"{evaluation['ssim']:.4f}; bicubic {evaluation['bicubic_psnr']:.2f} dB / "
+            f"{evaluation['bicubic_ssim']:.4f}"
+        )
+    if summary["interrupted"]:
+        typer.echo(f"interrupted; checkpoint saved at step {summary['step']}: rerun with --resume")
+        raise typer.Exit(130)
+
+
+DataArgument = Annotated[
+    str | None,
+    typer.Argument(help="Folder of HR training images (sets data.source).", show_default=False),
+]
+SRConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML recipe, e.g. configs/esrgan_x4_psnr.toml."),
+]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a config value: section.key=value (repeatable)."),
+]
+RunDirOption = Annotated[
+    Path, typer.Option("--run-dir", "-o", help="Run folder: checkpoints, logs, samples, weights.")
+]
+ResumeOption = Annotated[
+    bool,
+    typer.Option(
+        help="Continue from the run folder's latest checkpoint (same step, same schedule)."
+    ),
+]
+StepsOption = Annotated[int | None, typer.Option(min=1, help="Total steps (sets train.steps).")]
+MinutesOption = Annotated[
+    float | None, typer.Option(min=0.0, help="Stop (with a checkpoint) after this wall time.")
+]
+ThreadsOption = Annotated[
+    int,
+    typer.Option(
+        min=0, envvar="KERASR_THREADS", help="TensorFlow threads (0: TensorFlow's default)."
+    ),
+]
+
+
+@app.command("pretrain")
+@user_errors
+def pretrain_command(
+    data: DataArgument = None,
+    config: SRConfigOption = None,
+    overrides: SetOption = None,
+    run_dir: RunDirOption = Path("runs/pretrain"),
+    resume: ResumeOption = False,
+    steps: StepsOption = None,
+    max_minutes: MinutesOption = None,
+    threads: ThreadsOption = 0,
+) -> None:
+    """ESRGAN stage 1: train the generator on a pixel loss (PSNR-oriented)."""
+    _sr_command(
+        "pretrain", data, config, overrides, run_dir, resume, steps, max_minutes, None, threads
+    )
+
+
+@app.command("train-gan")
+@user_errors
+def train_gan_command(
+    data: DataArgument = None,
+    config: SRConfigOption = None,
+    overrides: SetOption = None,
+    run_dir: RunDirOption = Path("runs/gan"),
+    resume: ResumeOption = False,
+    steps: StepsOption = None,
+    max_minutes: MinutesOption = None,
+    init: Annotated[
+        str | None,
+        typer.Option(
+            help="Starting generator: a pretrain run folder, a .weights.h5/.keras file or a "
+            "registry name such as realesrgan-x4plus (sets train.init)."
+        ),
+    ] = None,
+    threads: ThreadsOption = 0,
+) -> None:
+    """ESRGAN stage 2: GAN training (perceptual + adversarial + pixel losses)."""
+    _sr_command(
+        "train-gan", data, config, overrides, run_dir, resume, steps, max_minutes, init, threads
+    )
+
+
+@app.command("interpolate")
+@user_errors
+def interpolate_command(
+    psnr_weights: Annotated[
+        str, typer.Argument(help="PSNR-oriented model (file or registry name).")
+    ],
+    gan_weights: Annotated[str, typer.Argument(help="GAN model of the same architecture.")],
+    alpha: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="0 = the PSNR model, 1 = the GAN model.")
+    ] = 0.8,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Output .weights.h5 or .keras file.")
+    ] = Path("interpolated.weights.h5"),
+) -> None:
+    """Network interpolation (ESRGAN): blend a PSNR model and a GAN model weight by weight."""
+    from kerasr.weights import load_model
+    from kerasr.weights.interpolate import interpolate_models, save_model_file
+
+    blended = interpolate_models(load_model(psnr_weights), load_model(gan_weights), alpha)
+    typer.echo(f"wrote {save_model_file(blended, output)} (alpha {alpha})")
 
 
 # --- commands: web app (serve) ---

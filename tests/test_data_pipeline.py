@@ -1,0 +1,297 @@
+"""make_sr_dataset: sources, bad inputs, paired crops, shapes, reproducibility."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from kerasr.config import AugmentConfig, ConfigError, DataConfig, DegradationConfig, load_config
+from kerasr.data import (
+    DataWarning,
+    augment_lr_batch,
+    make_sr_dataset,
+    pair_folders,
+    scan_folder,
+)
+from kerasr.data.sources import load_image
+from kerasr.errors import KerasrError
+
+NO_LR_AUG = AugmentConfig(jpeg_prob=0.0, dropout_prob=0.0)
+
+
+def _photo(h, w, seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = np.stack([xx / w, yy / h, 0.5 + 0.5 * np.sin(xx / 3.0 + yy / 5.0)], -1)
+    return (np.clip(base + 0.05 * rng.random((h, w, 3)), 0, 1) * 255).astype(np.uint8)
+
+
+def _save(path, array, mode=None):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array, mode=mode).save(path)
+    return path
+
+
+def _folder(tmp_path, n=4, size=(48, 40)):
+    root = tmp_path / "hr"
+    for i in range(n):
+        _save(root / f"img{i}.png", _photo(*size, seed=i))
+    return root
+
+
+def _config(source, **kw):
+    kw.setdefault("scale", 4)
+    kw.setdefault("patch_size", 32)
+    kw.setdefault("batch_size", 2)
+    kw.setdefault("augment", NO_LR_AUG)
+    kw.setdefault("degradation", DegradationConfig(kind="bicubic"))
+    return DataConfig(source=str(source), **kw)
+
+
+def _take(ds, n):
+    return [tuple(t.numpy() for t in item) for item in ds.take(n)]
+
+
+def test_folder_scan_is_recursive_and_reads_every_format(tmp_path):
+    root = tmp_path / "photos"
+    rgb = _photo(20, 24)
+    _save(root / "a.png", rgb)
+    _save(root / "sub" / "b.JPG", rgb)
+    _save(root / "sub" / "deeper" / "c.jpeg", rgb)
+    _save(root / "d.webp", rgb)
+    _save(root / "e.bmp", rgb)
+    grey = _save(root / "f.png", rgb[..., 0], mode="L")
+    rgba = np.zeros((20, 24, 4), np.uint8)
+    rgba[..., 0] = 255  # fully transparent red: composited over white
+    rgba[:, :12, 3] = 255  # left half opaque red
+    _save(root / "g.png", rgba, mode="RGBA")
+    (root / "notes.txt").write_text("not an image")
+    scan = scan_folder(root)
+    names = sorted(p.split("/")[-1] for p in (r.path for r in scan.records))
+    assert names == ["a.png", "b.JPG", "c.jpeg", "d.webp", "e.bmp", "f.png", "g.png"]
+    assert all((r.height, r.width) == (20, 24) for r in scan.records)
+    for r in scan.records:
+        assert load_image(r.path).shape == (20, 24, 3)
+    g = load_image(str(grey)).numpy()
+    np.testing.assert_array_equal(g[..., 0], g[..., 2])
+    c = load_image(str(root / "g.png")).numpy()
+    np.testing.assert_allclose(c[:, :12], np.broadcast_to([1.0, 0.0, 0.0], (20, 12, 3)))
+    np.testing.assert_allclose(c[:, 12:], np.ones((20, 12, 3)))
+
+
+def test_corrupt_images_are_skipped_with_one_warning_each_and_counted(tmp_path):
+    root = _folder(tmp_path, n=2)
+    (root / "garbage.png").write_bytes(b"this is not a png")
+    good = (root / "img0.png").read_bytes()
+    (root / "truncated.png").write_bytes(good[: len(good) // 2])
+    with pytest.warns(DataWarning) as record:
+        scan = scan_folder(root)
+    messages = [str(w.message) for w in record]
+    assert len(messages) == 2
+    assert any("garbage.png" in m for m in messages) and any("truncated.png" in m for m in messages)
+    assert len(scan.skipped) == 2 and len(scan.records) == 2
+    with pytest.warns(DataWarning):
+        _, hr = _take(make_sr_dataset(_config(root)), 1)[0]
+    assert hr.shape == (2, 32, 32, 3)
+
+
+def test_missing_and_empty_folders_are_clear_errors(tmp_path):
+    with pytest.raises(KerasrError, match="image folder not found"):
+        make_sr_dataset(_config(tmp_path / "nope"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(KerasrError, match="no usable image"):
+        make_sr_dataset(_config(tmp_path / "empty"))
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "x.jpg").write_bytes(b"\xff\xd8garbage")
+    with pytest.warns(DataWarning), pytest.raises(KerasrError, match="1 unreadable"):
+        make_sr_dataset(_config(tmp_path / "bad"))
+    with pytest.raises(KerasrError, match="val_source"):
+        make_sr_dataset(_config(tmp_path / "empty"), "validation")
+
+
+def _paired(tmp_path, names_hr, names_lr, scale=4, size=(48, 40)):
+    hr_dir, lr_dir = tmp_path / "HR", tmp_path / "LR"
+    for i, n in enumerate(names_hr):
+        _save(hr_dir / n, _photo(*size, seed=i))
+    for i, n in enumerate(names_lr):
+        hr = _photo(*size, seed=i).astype(np.float32)
+        h, w = size[0] // scale, size[1] // scale
+        # LR = mean of each scale x scale HR block: lets tests check crop alignment.
+        lr = hr[: h * scale, : w * scale].reshape(h, scale, w, scale, 3).mean((1, 3))
+        _save(lr_dir / n, np.round(lr).astype(np.uint8))
+    return hr_dir, lr_dir
+
+
+def test_paired_folders_match_by_stem_including_div2k_suffix(tmp_path):
+    hr_dir, lr_dir = _paired(tmp_path, ["0001.png", "0002.png"], ["0001x4.png", "0002.png"])
+    pairs = pair_folders(scan_folder(hr_dir), scan_folder(lr_dir), 4)
+    assert [(p[0].path.split("/")[-1], p[1].path.split("/")[-1]) for p in pairs] == [
+        ("0001x4.png", "0001.png"),
+        ("0002.png", "0002.png"),
+    ]
+
+
+def test_unmatched_pairs_name_the_files(tmp_path):
+    hr_dir, lr_dir = _paired(tmp_path, ["a.png", "b.png"], ["a.png", "c.png"])
+    cfg = dataclasses.replace(_config(hr_dir), lr_source=str(lr_dir))
+    with pytest.raises(KerasrError, match=r"HR without LR: b.*LR without HR: c"):
+        make_sr_dataset(cfg)
+
+
+def test_paired_sizes_must_differ_by_scale(tmp_path):
+    hr_dir, lr_dir = _paired(tmp_path, ["a.png"], ["a.png"], scale=2)
+    cfg = dataclasses.replace(_config(hr_dir), lr_source=str(lr_dir))
+    with pytest.raises(KerasrError, match="expected the HR size divided by scale=4"):
+        make_sr_dataset(cfg)
+
+
+def test_paired_random_crops_and_flips_stay_aligned(tmp_path):
+    hr_dir, lr_dir = _paired(tmp_path, ["a.png", "b.png", "c.png"], ["a.png", "b.png", "c.png"])
+    aug = dataclasses.replace(NO_LR_AUG, hflip_prob=0.5, vflip_prob=0.5, transpose_prob=0.5)
+    cfg = dataclasses.replace(_config(hr_dir, augment=aug), lr_source=str(lr_dir), patch_size=16)
+    for lr, hr in _take(make_sr_dataset(cfg), 6):
+        assert lr.shape == (2, 4, 4, 3) and hr.shape == (2, 16, 16, 3)
+        blocks = hr.reshape(2, 4, 4, 4, 4, 3).mean((2, 4))
+        np.testing.assert_allclose(lr, blocks, atol=1.0 / 255 + 1e-6)
+
+
+def test_small_images_are_skipped_or_upsampled_with_a_warning(tmp_path):
+    root = _folder(tmp_path, n=2)
+    _save(root / "tiny.png", _photo(12, 20))
+    with pytest.warns(DataWarning, match=r"tiny.png \(20x12\).*skipped"):
+        ds = make_sr_dataset(_config(root))
+    assert _take(ds, 1)[0][1].shape == (2, 32, 32, 3)
+    with pytest.warns(DataWarning, match="upsampled"):
+        ds = make_sr_dataset(_config(root, small_images="upsample"))
+    assert all(hr.shape == (2, 32, 32, 3) for _, hr in _take(ds, 3))
+    only_tiny = tmp_path / "tiny"
+    _save(only_tiny / "t.png", _photo(12, 20))
+    with pytest.warns(DataWarning), pytest.raises(KerasrError, match="smaller than the patch"):
+        make_sr_dataset(_config(only_tiny))
+    with pytest.warns(DataWarning):
+        ds = make_sr_dataset(_config(only_tiny, small_images="upsample"))
+    lr, hr = _take(ds, 1)[0]
+    assert lr.shape == (2, 8, 8, 3) and hr.shape == (2, 32, 32, 3)
+
+
+def test_impossible_patch_size_is_a_config_error():
+    with pytest.raises(ConfigError, match="multiple of scale=4"):
+        load_config(DataConfig, overrides=["patch_size=30"])
+    with pytest.raises(ConfigError, match="unknown config key 'degradation.stage1.nosie_range'"):
+        load_config(DataConfig, overrides=["degradation.stage1.nosie_range=[1, 2]"])
+
+
+# Real-ESRGAN at scale 2 is covered batch-wise in test_data_degradations (graphs are slow
+# to build, and the pipeline code path is the same).
+@pytest.mark.parametrize(("kind", "scale"), [("bicubic", 2), ("bicubic", 4), ("realesrgan", 4)])
+def test_batch_shapes_and_dtypes(tmp_path, scale, kind):
+    deg = DegradationConfig(kind=kind, pool_size=4)
+    cfg = _config(_folder(tmp_path), scale=scale, degradation=deg, augment=AugmentConfig())
+    for lr, hr in make_sr_dataset(cfg).take(2):
+        assert lr.shape == (2, 32 // scale, 32 // scale, 3) and lr.dtype == tf.float32
+        assert hr.shape == (2, 32, 32, 3) and hr.dtype == tf.float32
+        assert float(tf.reduce_min(lr)) >= 0 and float(tf.reduce_max(lr)) <= 1
+
+
+def test_two_runs_with_a_seed_give_identical_batches_and_seeds_differ(tmp_path):
+    root = _folder(tmp_path, n=5)
+    deg = DegradationConfig(pool_size=4)
+    cfg = _config(root, degradation=deg, augment=AugmentConfig(jpeg_prob=0.5, dropout_prob=0.5))
+    a = _take(make_sr_dataset(cfg), 3)
+    b = _take(make_sr_dataset(cfg), 3)
+    c = _take(make_sr_dataset(dataclasses.replace(cfg, seed=1)), 3)
+    for (la, ha), (lb, hb) in zip(a, b, strict=True):
+        np.testing.assert_array_equal(la, lb)
+        np.testing.assert_array_equal(ha, hb)
+    assert any(np.abs(la - lc).mean() > 1e-3 for (la, _), (lc, _) in zip(a, c, strict=True))
+
+
+def test_validation_is_one_deterministic_pass_of_centre_crops(tmp_path):
+    root = _folder(tmp_path, n=3, size=(48, 40))
+    deg = DegradationConfig(sharpen_gt=False)
+    cfg = dataclasses.replace(_config(root, degradation=deg), val_source=str(root))
+    ds = make_sr_dataset(cfg, "validation")
+    first, second = _take(ds, 10), _take(ds, 10)
+    assert len(first) == 3  # val_batch_size = 1, one pass
+    for (l1, h1), (l2, h2) in zip(first, second, strict=True):
+        np.testing.assert_array_equal(l1, l2)
+        np.testing.assert_array_equal(h1, h2)
+    # Centre crop of img0 (48x40, scale 4: LR grid 12x10, LR patch 8 -> offset (2, 1)).
+    raw = np.asarray(Image.open(root / "img0.png"), np.float32) / 255
+    ref = raw[8:40, 4:36]
+    np.testing.assert_allclose(first[0][1][0], ref, atol=1e-6)
+
+
+def test_on_device_training_yields_hr_batches_for_the_train_step(tmp_path):
+    cfg = _config(_folder(tmp_path), degradation=DegradationConfig(on_device=True))
+    hr = next(iter(make_sr_dataset(cfg)))
+    assert hr.shape == (2, 32, 32, 3)
+
+
+def test_lr_augmentations_jpeg_and_dropout():
+    lr = tf.random.stateless_uniform([4, 16, 16, 3], [0, 1])
+    aug = AugmentConfig(
+        jpeg_prob=0.0, dropout_prob=1.0, dropout_holes=(2, 2), dropout_size=(0.25, 0.25)
+    )
+    out = augment_lr_batch(lr, tf.constant([0, 2], tf.int64), aug).numpy()
+    zero = np.all(out == 0, axis=-1)
+    assert np.all(zero.sum(axis=(1, 2)) >= 16)  # at least one 4x4 hole per image
+    np.testing.assert_array_equal(out[~zero], lr.numpy()[~zero])
+    aug = AugmentConfig(jpeg_prob=1.0, jpeg_range=(10, 10), dropout_prob=0.0)
+    out = augment_lr_batch(lr, tf.constant([0, 2], tf.int64), aug).numpy()
+    assert np.abs(out - lr.numpy()).mean() > 0.02
+
+
+def test_tfds_sources_hr_only_and_paired():
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=4, policy=tfds.testing.MockPolicy.USE_CODE):
+        cfg = _config("tfds:mnist", scale=2, patch_size=8, small_images="upsample")
+        lr, hr = next(iter(make_sr_dataset(cfg)))
+        assert lr.shape == (2, 4, 4, 3) and hr.shape == (2, 8, 8, 3)
+        cfg = _config("tfds:div2k/bicubic_x4", patch_size=8, small_images="upsample")
+        lr, hr = next(iter(make_sr_dataset(cfg)))
+        assert lr.shape == (2, 2, 2, 3) and hr.shape == (2, 8, 8, 3)
+    with pytest.raises(KerasrError, match="unknown TFDS dataset 'no_such_dataset'"):
+        make_sr_dataset(_config("tfds:no_such_dataset"))
+
+
+def test_several_patches_per_decoded_image_are_distinct_crops(tmp_path):
+    root = _folder(tmp_path, n=1, size=(64, 64))
+    aug = AugmentConfig(hflip_prob=0, vflip_prob=0, transpose_prob=0, jpeg_prob=0, dropout_prob=0)
+    cfg = _config(root, patches_per_image=2, batch_size=2, augment=aug)
+    _, hr = _take(make_sr_dataset(cfg), 1)[0]
+    assert hr.shape == (2, 32, 32, 3)
+    assert np.abs(hr[0] - hr[1]).mean() > 1e-3  # two different crops of the one image
+    raw = np.asarray(Image.open(root / "img0.png"), np.float32) / 255
+    for patch in hr:  # each is a crop of the image at LR-grid (multiple of 4) offsets
+        hits = [
+            (y, x)
+            for y in range(0, 33, 4)
+            for x in range(0, 33, 4)
+            if np.allclose(raw[y : y + 32, x : x + 32], patch, atol=1e-6)
+        ]
+        assert hits
+
+
+def test_flip_probabilities_are_obeyed():
+    from kerasr.data import flip_pair
+
+    lr = tf.reshape(tf.range(2 * 2 * 3, dtype=tf.float32), [2, 2, 3])
+    hr = tf.reshape(tf.range(4 * 4 * 3, dtype=tf.float32), [4, 4, 3])
+    seed = tf.constant([0, 0], tf.int64)
+    none = AugmentConfig(hflip_prob=0, vflip_prob=0, transpose_prob=0)
+    l0, h0 = flip_pair(lr, hr, seed, none)
+    np.testing.assert_array_equal(h0, hr)
+    np.testing.assert_array_equal(l0, lr)
+    cases = [
+        ({"hflip_prob": 1.0}, lambda t: t[:, ::-1]),
+        ({"vflip_prob": 1.0}, lambda t: t[::-1]),
+        ({"transpose_prob": 1.0}, lambda t: np.transpose(t, (1, 0, 2))),
+    ]
+    for change, expected in cases:
+        aug = dataclasses.replace(none, **change)
+        l1, h1 = flip_pair(lr, hr, seed, aug)
+        np.testing.assert_array_equal(h1, expected(hr.numpy()))
+        np.testing.assert_array_equal(l1, expected(lr.numpy()))
