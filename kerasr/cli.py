@@ -209,39 +209,47 @@ def _interpolated_or_named(names: list[str], alpha: float | None):
 @app.command()
 @user_errors(tensorflow=False)
 def models() -> None:
-    """List the pretrained models: name, scale, parameters, source and whether cached."""
+    """List the pretrained models: upscalers (name, scale, parameters, source, cached) and
+    the DCGAN generators shipped in the package."""
     from rich.console import Console
     from rich.table import Table
 
     from kerasr.weights import is_cached, list_models
+    from kerasr.weights.generators import registry
 
-    table = Table("name", "scale", "parameters", "source", "cached", title="kerasr models")
+    console = Console(width=140)
+    table = Table("name", "scale", "parameters", "source", "cached", title="upscalers")
     for entry in list_models():
-        table.add_row(
-            entry.name,
-            f"x{entry.scale}",
-            f"{entry.parameters:,}",
-            entry.source,
-            "yes" if is_cached(entry.name) else "no",
-        )
-    Console(width=140).print(table)
+        cached = "yes" if is_cached(entry.name) else "no"
+        table.add_row(entry.name, f"x{entry.scale}", f"{entry.parameters:,}", entry.source, cached)
+    console.print(table)
+    table = Table("name", "image size", "shipped", "description", title="generators")
+    for info in registry().values():
+        size = f"{info.image_size}x{info.image_size}"
+        table.add_row(info.name, size, "yes" if info.path.is_file() else "no", info.description)
+    console.print(table)
 
 
 @app.command()
 @user_errors
 def export(
-    model: Annotated[str, typer.Argument(help="Registry name or model file (as `upscale -m`).")],
+    model: Annotated[
+        str, typer.Argument(help="Upscaler or DCGAN generator: registry name or model file.")
+    ],
     out: Annotated[Path, typer.Argument(help="SavedModel folder, or .keras file, to write.")],
     format: Annotated[ExportFormat, typer.Option("--format", "-f", help="Export format.")] = (
         ExportFormat.savedmodel
     ),
 ) -> None:
-    """Export a model as a TensorFlow SavedModel (uint8 image in, uint8 image out) or .keras."""
-    from kerasr.export import export_model, upscaler_serving_module
-    from kerasr.weights import load_model
+    """Export a model as a TensorFlow SavedModel or .keras.
 
-    network = load_model(model)
-    target = upscaler_serving_module(network) if format == ExportFormat.savedmodel else network
+    An upscaler's SavedModel maps a uint8 image of any size to the upscaled uint8 image; a
+    generator's maps int64 seeds (or, signature `from_latents`, a latent batch) to images.
+    """
+    from kerasr.export import export_model, load_exportable
+
+    network, serving_module = load_exportable(model)
+    target = serving_module(network) if format == ExportFormat.savedmodel else network
     written = export_model(target, out, format.value)
     typer.echo(f"wrote {written}")
 

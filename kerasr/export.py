@@ -35,12 +35,42 @@ def upscaler_serving_module(model):
     return UpscalerModule(model)
 
 
+def load_exportable(spec: str):
+    """Loads what `kerasr export` can write: an upscaler or a DCGAN generator.
+
+    Returns:
+        `(network, serving_module_factory)`.
+    """
+    from kerasr.generation import (
+        GENERATOR_JSON,
+        generator_serving_module,
+        load_generator,
+    )
+    from kerasr.weights import load_model
+    from kerasr.weights.generators import registry
+
+    path = Path(spec)
+    beside = path.parent / GENERATOR_JSON
+    if spec in registry() or (path.name.endswith(".weights.h5") and beside.is_file()):
+        return load_generator(spec), generator_serving_module
+    try:
+        return load_model(spec), upscaler_serving_module
+    except KerasrError as error:
+        if path.suffix != ".keras":
+            raise
+        try:  # a .keras file that is not an upscaler may be a generator
+            return load_generator(spec), generator_serving_module
+        except KerasrError:
+            raise error from None
+
+
 def export_model(module_or_model, destination: str | os.PathLike, fmt: str = "savedmodel") -> Path:
     """Writes `savedmodel` (a folder) or `keras` (a `.keras` file), atomically.
 
     Args:
         module_or_model: for `savedmodel`, a `tf.Module` with a `serve` function (see
-            `upscaler_serving_module`); for `keras`, a Keras model.
+            `upscaler_serving_module`; a generator's module also has `from_latents`, exported
+            as a second signature); for `keras`, a Keras model.
         destination: the folder or file to create; an existing one is replaced.
         fmt: `savedmodel` or `keras`.
 
@@ -62,9 +92,10 @@ def export_model(module_or_model, destination: str | os.PathLike, fmt: str = "sa
         if fmt == "savedmodel":
             import tensorflow as tf
 
-            tf.saved_model.save(
-                module_or_model, str(staging), signatures={"serving_default": module_or_model.serve}
-            )
+            signatures = {"serving_default": module_or_model.serve}
+            if hasattr(module_or_model, "from_latents"):
+                signatures["from_latents"] = module_or_model.from_latents
+            tf.saved_model.save(module_or_model, str(staging), signatures=signatures)
             built = staging
         else:
             built = staging / destination.name

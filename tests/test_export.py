@@ -45,3 +45,21 @@ def test_export_unknown_model_is_one_line(tmp_path):
         and result.output.count("\n") == 1
         and "unknown model" in result.output
     )
+
+
+def test_generator_savedmodel_serves_seeds_and_latents(tmp_path):
+    from kerasr.generation import generate, latents_from_seeds
+    from kerasr.models.dcgan import build_generator
+
+    generator = build_generator(image_size=8, latent_dim=4, filters=4, max_filters=8)
+    generator.save(tmp_path / "g.keras")
+    result = runner.invoke(app, ["export", str(tmp_path / "g.keras"), str(tmp_path / "gsm")])
+    assert result.exit_code == 0, result.output
+    loaded = tf.saved_model.load(str(tmp_path / "gsm"))
+    seeds = [3, 11]
+    served = loaded.serve(tf.constant(seeds, tf.int64)).numpy()
+    assert served.dtype == np.uint8 and served.shape == (2, 8, 8, 3)
+    np.testing.assert_array_equal(served, generate(generator, seeds))
+    latents = latents_from_seeds(tf.constant(seeds, tf.int64), 4)
+    from_latents = loaded.signatures["from_latents"](latents=tf.constant(latents))
+    np.testing.assert_array_equal(next(iter(from_latents.values())).numpy(), served)
