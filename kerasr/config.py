@@ -53,20 +53,23 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequenc
     Raises:
         ConfigError: on a missing or malformed file, an unknown key or a value of the wrong type.
     """
-    data: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {path}") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(f"cannot read config file {path}: {e}") from None
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+    data = read_toml(path) if path is not None else {}
     for item in overrides:
         _apply_override(data, item)
     return from_dict(cls, data)
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Reads a TOML file; `ConfigError` if it is missing, unreadable or not TOML."""
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read config file {path}: {e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
 
 
 def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
@@ -500,19 +503,9 @@ def load_data_config(path: str | Path | None = None, overrides: Sequence[str] = 
     Raises:
         ConfigError: as `load_config`.
     """
-    table: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        try:
-            table = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {path}") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(f"cannot read config file {path}: {e}") from None
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
-        if isinstance(table.get("data"), dict):
-            table = table["data"]
+    table = read_toml(path) if path is not None else {}
+    if isinstance(table.get("data"), dict):
+        table = table["data"]
     for item in overrides:
         _apply_override(table, item.removeprefix("data."))
     return from_dict(DataConfig, table, "data")

@@ -67,39 +67,40 @@ def ssim(a, b, border: int = 0, y_channel: bool = True):
     return tf.cast(scores, tf.float32)
 
 
+class _ImageScore(keras.metrics.Mean):
+    """Mean of a per-image score over the images seen (Y channel, `border` crop)."""
+
+    score = None  # the per-image function, set by subclasses
+
+    def __init__(self, border=0, y_channel=True, name=None, **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.border = border
+        self.y_channel = y_channel
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_pred = tf.clip_by_value(tf.cast(y_pred, tf.float32), 0.0, 1.0)
+        scores = type(self).score(y_true, y_pred, self.border, self.y_channel)
+        return super().update_state(scores, sample_weight)
+
+    def get_config(self):
+        return {**super().get_config(), "border": self.border, "y_channel": self.y_channel}
+
+
 @keras.saving.register_keras_serializable(package="kerasr")
-class PSNR(keras.metrics.Mean):
+class PSNR(_ImageScore):
     """Mean PSNR (dB) over the images seen; Y channel with a `border` crop by default."""
 
+    score = staticmethod(psnr)
+
     def __init__(self, border=0, y_channel=True, name="psnr", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.border = border
-        self.y_channel = y_channel
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        y_pred = tf.clip_by_value(tf.cast(y_pred, tf.float32), 0.0, 1.0)
-        return super().update_state(
-            psnr(y_true, y_pred, self.border, self.y_channel), sample_weight
-        )
-
-    def get_config(self):
-        return {**super().get_config(), "border": self.border, "y_channel": self.y_channel}
+        super().__init__(border, y_channel, name=name, **kwargs)
 
 
 @keras.saving.register_keras_serializable(package="kerasr")
-class SSIM(keras.metrics.Mean):
+class SSIM(_ImageScore):
     """Mean SSIM over the images seen; Y channel with a `border` crop by default."""
 
+    score = staticmethod(ssim)
+
     def __init__(self, border=0, y_channel=True, name="ssim", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.border = border
-        self.y_channel = y_channel
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        y_pred = tf.clip_by_value(tf.cast(y_pred, tf.float32), 0.0, 1.0)
-        return super().update_state(
-            ssim(y_true, y_pred, self.border, self.y_channel), sample_weight
-        )
-
-    def get_config(self):
-        return {**super().get_config(), "border": self.border, "y_channel": self.y_channel}
+        super().__init__(border, y_channel, name=name, **kwargs)

@@ -165,3 +165,33 @@ def _upsample_nearest(x):
     n, h, w, c = shape[0], shape[1], shape[2], x.shape[-1]
     x = ops.broadcast_to(ops.reshape(x, (n, h, 1, w, 1, c)), (n, h, 2, w, 2, c))
     return ops.reshape(x, (n, h * 2, w * 2, c))
+
+
+def arch_from_shapes(
+    first_in, feat, growth, out_channels, blocks, dense_blocks, convs_per_block, up_channels
+):
+    """RRDBNet constructor arguments read off the shapes of its weights.
+
+    Args:
+        first_in: input channels of `conv_first` (`in_channels` times the unshuffle fold).
+        feat, growth, out_channels: widths of `conv_first`, a dense conv and `conv_last`.
+        blocks, dense_blocks, convs_per_block: the three block counts.
+        up_channels: output channels of `conv_up1` (4x `feat` for the sub-pixel upsampler).
+
+    Returns:
+        The keyword arguments, or `None` when the shapes cannot come from an RRDBNet.
+    """
+    scale = {1: 4, 4: 2, 16: 1}.get(first_in // out_channels)
+    if scale is None or first_in % out_channels or up_channels not in (feat, 4 * feat):
+        return None
+    return {
+        "scale": scale,
+        "in_channels": out_channels,
+        "out_channels": out_channels,
+        "rrdb_channels": feat,
+        "growth_channels": growth,
+        "num_basic_blocks": blocks,
+        "num_dense_blocks": dense_blocks,
+        "num_residual_blocks": convs_per_block,
+        "upsampler": "subpixel" if up_channels == 4 * feat else "nearest",
+    }

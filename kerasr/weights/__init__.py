@@ -244,21 +244,14 @@ def _arch_from_weights_file(path: Path) -> dict:
         raise KerasrError(f"cannot read weights file {path}: {_first_line(e)}") from None
     except (KeyError, IndexError, ValueError):
         raise KerasrError(f"{path} does not hold RRDBNet weights") from None
-    feat, out_channels = first[-1], last[-1]
-    scale = {1: 4, 4: 2, 16: 1}.get(first[2] // out_channels)
-    if scale is None or first[2] % out_channels:
+    from kerasr.models.rrdbnet import arch_from_shapes
+
+    arch = arch_from_shapes(
+        first[2], first[-1], growth, last[-1], len(blocks), len(rdbs), len(convs), up1[-1]
+    )
+    if arch is None:
         raise KerasrError(f"{path} does not hold RRDBNet weights (input convolution {first})")
-    return {
-        "scale": scale,
-        "in_channels": out_channels,
-        "out_channels": out_channels,
-        "rrdb_channels": feat,
-        "growth_channels": growth,
-        "num_basic_blocks": len(blocks),
-        "num_dense_blocks": len(rdbs),
-        "num_residual_blocks": len(convs),
-        "upsampler": "subpixel" if up1[-1] == 4 * feat else "nearest",
-    }
+    return arch
 
 
 def _first_line(error: BaseException) -> str:

@@ -195,28 +195,26 @@ def rrdbnet_arch(layers: list[NcnnLayer], convs: list[NcnnConv]) -> dict:
     blocks = adds - rdbs
     if blocks < 1 or rdbs % blocks:
         raise not_rrdb
-    out_channels = last.kernel.shape[0]
-    fold = first.kernel.shape[1] // out_channels
-    scale = {1: 4, 4: 2, 16: 1}.get(fold)
-    if scale is None or first.kernel.shape[1] % out_channels:
-        raise not_rrdb
-    subpixel = any(layer.type == "PixelShuffle" for layer in layers)
-    expected_up = feat * 4 if subpixel else feat
-    if up1.kernel.shape[0] != expected_up or up2.kernel.shape[0] != expected_up:
-        raise not_rrdb
     if conv_body.kernel.shape[:2] != (feat, feat) or hr.kernel.shape[:2] != (feat, feat):
         raise not_rrdb
-    return {
-        "scale": scale,
-        "in_channels": out_channels,
-        "out_channels": out_channels,
-        "rrdb_channels": feat,
-        "growth_channels": growth,
-        "num_basic_blocks": blocks,
-        "num_dense_blocks": rdbs // blocks,
-        "num_residual_blocks": per_rdb,
-        "upsampler": "subpixel" if subpixel else "nearest",
-    }
+    if up1.kernel.shape[0] != up2.kernel.shape[0]:
+        raise not_rrdb
+    from kerasr.models.rrdbnet import arch_from_shapes
+
+    arch = arch_from_shapes(
+        first.kernel.shape[1],
+        feat,
+        growth,
+        last.kernel.shape[0],
+        blocks,
+        rdbs // blocks,
+        per_rdb,
+        up1.kernel.shape[0],
+    )
+    subpixel = any(layer.type == "PixelShuffle" for layer in layers)
+    if arch is None or (arch["upsampler"] == "subpixel") != subpixel:
+        raise not_rrdb
+    return arch
 
 
 def load_rrdbnet(param_path: str | Path, bin_path: str | Path | None = None):
