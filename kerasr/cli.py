@@ -146,7 +146,7 @@ def upscale(
             help="Tile size in input pixels; 0 = whole image. Default: whole up to 512x512."
         ),
     ] = None,
-    tile_pad: Annotated[int, typer.Option(help="Context pixels around each tile.")] = 24,
+    tile_pad: Annotated[int, typer.Option(help="Context pixels around each tile.")] = 32,
     suffix: Annotated[
         str, typer.Option(help="Appended to output file names ('' for none).")
     ] = "out",
@@ -520,6 +520,7 @@ def _sr_command(
     max_minutes: float | None,
     init: str | None,
     threads: int,
+    strategy_name: str = "default",
 ) -> None:
     from kerasr.config import SRRecipe, load_config
 
@@ -537,6 +538,12 @@ def _sr_command(
     from kerasr.training import limit_threads
 
     limit_threads(threads)
+
+    from kerasr.training.distribute import make_strategy
+
+    # Before any TensorFlow operation: the multi-worker and TPU strategies configure the
+    # runtime, which is only possible before it starts.
+    strategy = make_strategy(strategy_name)
 
     import keras
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -584,6 +591,7 @@ def _sr_command(
             resume=resume,
             callbacks=[RichProgress(progress)],
             report=progress.console.print,
+            strategy=strategy,
         )
     done = summary["step"] - summary["start_step"]
     typer.echo(
@@ -627,6 +635,14 @@ StepsOption = Annotated[int | None, typer.Option(min=1, help="Total steps (sets 
 MinutesOption = Annotated[
     float | None, typer.Option(min=0.0, help="Stop (with a checkpoint) after this wall time.")
 ]
+StrategyOption = Annotated[
+    str,
+    typer.Option(
+        "--strategy",
+        help="default (one device), mirrored (all local GPUs), multiworker (machines listed "
+        "in TF_CONFIG) or tpu (TPU_NAME or a TPU VM). data.batch_size is the global batch.",
+    ),
+]
 ThreadsOption = Annotated[
     int,
     typer.Option(
@@ -646,11 +662,13 @@ def pretrain_command(
     steps: StepsOption = None,
     max_minutes: MinutesOption = None,
     threads: ThreadsOption = 0,
+    strategy: StrategyOption = "default",
 ) -> None:
     """ESRGAN stage 1: train the generator on a pixel loss (PSNR-oriented)."""
     _sr_command(
-        "pretrain", data, config, overrides, run_dir, resume, steps, max_minutes, None, threads
-    )
+        "pretrain", data, config, overrides, run_dir, resume, steps, max_minutes, None, threads,
+        strategy,
+    )  # fmt: skip
 
 
 @app.command("train-gan")
@@ -671,11 +689,13 @@ def train_gan_command(
         ),
     ] = None,
     threads: ThreadsOption = 0,
+    strategy: StrategyOption = "default",
 ) -> None:
     """ESRGAN stage 2: GAN training (perceptual + adversarial + pixel losses)."""
     _sr_command(
-        "train-gan", data, config, overrides, run_dir, resume, steps, max_minutes, init, threads
-    )
+        "train-gan", data, config, overrides, run_dir, resume, steps, max_minutes, init, threads,
+        strategy,
+    )  # fmt: skip
 
 
 @app.command("interpolate")

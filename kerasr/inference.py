@@ -10,6 +10,7 @@ cross-faded over their overlap, so no seam shows.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from collections.abc import Callable
 
@@ -27,52 +28,54 @@ Progress = Callable[[int, int], None]
 
 @dataclasses.dataclass(frozen=True)
 class TilePlan:
-    """Where the windows of one image axis start and which output range each one owns."""
+    """How one image axis is cut into windows, and which output each window gives."""
 
     window: int  # window length along the axis, the same for every tile
     starts: tuple[int, ...]  # window starts
-    cores: tuple[tuple[int, int], ...]  # the [begin, end) each tile is responsible for
+    cores: tuple[tuple[int, int], ...]  # [begin, end) of each tile's own part; they partition
+    blend: int  # half-width of the cross-fade around each boundary between cores
 
 
 def plan_axis(length: int, tile: int, pad: int, overlap: int) -> TilePlan:
     """Lays out tiles along one axis.
 
-    Cores of `tile` pixels, evenly spaced so that neighbours overlap by at least `overlap`,
-    cover the axis; each window adds up to `pad` pixels of context on both sides and is
-    shifted to stay inside the image (the image border then plays the role it plays when
-    the whole image is processed: the network's zero padding).
+    `ceil(length / tile)` cores of (nearly) equal size partition the axis. Each window adds
+    `pad` pixels of context on both sides and is shifted to stay inside the image (the image
+    border then plays the role it plays when the whole image is processed: the network's
+    zero padding), so all windows have one shape. Neighbours are cross-faded over `overlap`
+    pixels centred on their boundary, taken from the context both windows computed anyway.
     """
     if tile <= 0 or length <= tile:
-        return TilePlan(length, (0,), ((0, length),))
-    overlap = min(overlap, tile - 1)
-    count = math.ceil((length - overlap) / (tile - overlap))
-    starts = [round(i * (length - tile) / (count - 1)) for i in range(count)]
-    window = min(length, tile + 2 * pad)
-    windows = tuple(min(max(s - pad, 0), length - window) for s in starts)
-    return TilePlan(window, windows, tuple((s, s + tile) for s in starts))
+        return TilePlan(length, (0,), ((0, length),), 0)
+    count = math.ceil(length / tile)
+    bounds = [round(i * length / count) for i in range(count + 1)]
+    cores = tuple(itertools.pairwise(bounds))
+    window = min(length, max(e - b for b, e in cores) + 2 * pad)
+    starts = tuple(min(max(b - pad, 0), length - window) for b, _ in cores)
+    blend = min(overlap // 2, pad, min(e - b for b, e in cores) // 2)
+    return TilePlan(window, starts, cores, blend)
 
 
 def _ramp(plan: TilePlan, index: int, scale: int) -> np.ndarray:
     """Blend weights (in output pixels) of tile `index` over its window, along one axis.
 
-    Weight 1 over the core, fading linearly to 0 across the part of the core that a
-    neighbour shares, and 0 outside the core: the context margins never reach the output.
+    1 inside the core, linear ramps of width `2 * blend` centred on the boundaries with the
+    neighbours (the two ramps of a boundary sum to 1), 0 further out: the rest of the
+    context never reaches the output.
     """
-    length = plan.window * scale
-    w = np.zeros(length, np.float32)
     begin, end = plan.cores[index]
-    offset = plan.starts[index]
-    lo, hi = (begin - offset) * scale, (end - offset) * scale
-    w[lo:hi] = 1.0
-    if index > 0:  # fade in over the overlap with the previous core
-        shared = (plan.cores[index - 1][1] - begin) * scale
-        if shared > 0:
-            w[lo : lo + shared] = (np.arange(shared, dtype=np.float32) + 0.5) / shared
-    if index < len(plan.cores) - 1:
-        shared = (end - plan.cores[index + 1][0]) * scale
-        if shared > 0:
-            w[hi - shared : hi] = (np.arange(shared, 0, -1, dtype=np.float32) - 0.5) / shared
-    return w
+    x = (np.arange(plan.window * scale) + plan.starts[index] * scale + 0.5).astype(np.float32)
+    weight = ((x >= begin * scale) & (x < end * scale)).astype(np.float32)
+    width = 2 * plan.blend * scale
+    if width:
+        ramps = [weight]
+        if index > 0:
+            ramps.append((x - (begin - plan.blend) * scale) / width)
+        if index < len(plan.cores) - 1:
+            ramps.append(((end + plan.blend) * scale - x) / width)
+        if len(ramps) > 1:
+            weight = np.clip(np.minimum.reduce(ramps[1:]), 0.0, 1.0)
+    return weight
 
 
 def native_bfloat16() -> bool:
@@ -122,8 +125,8 @@ class Upscaler:
         model: a Keras model mapping `[0, 1]` float images `(n, h, w, 3)` to `scale`-times
             larger ones (e.g. `kerasr.weights.load_model()`); `model.scale` gives the factor.
         tile: core tile size in input pixels; 0 processes the whole image at once, `None`
-            chooses (whole image up to 512x512 input pixels, else 256-pixel tiles).
-        tile_pad: context pixels added around each tile (default 24). With the default
+            chooses (whole image up to 512x512 input pixels, else 384-pixel tiles).
+        tile_pad: context pixels added around each tile (default 32). With the default
             overlap this keeps tiled output within 50 dB PSNR of whole-image output.
         overlap: pixels over which neighbouring tiles are cross-faded (default 16).
         batch_size: windows per model call (default 1 on CPU, 4 on GPU).
@@ -143,7 +146,7 @@ class Upscaler:
         self,
         model,
         tile: int | None = None,
-        tile_pad: int = 24,
+        tile_pad: int = 32,
         overlap: int = 16,
         batch_size: int | None = None,
         precision: str = "auto",
@@ -182,7 +185,7 @@ class Upscaler:
         """The tile size used for an image of this size."""
         if self.tile is not None:
             return self.tile
-        return 0 if height * width <= 512 * 512 else 256
+        return 0 if height * width <= 512 * 512 else 384
 
     def count_tiles(self, height: int, width: int) -> int:
         """Model windows needed for one colour plane of this size."""

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from kerasr.errors import KerasrError
-from kerasr.inference import Upscaler, native_bfloat16, plan_axis, resolve_precision
+from kerasr.inference import Upscaler, _ramp, native_bfloat16, plan_axis, resolve_precision
 from kerasr.weights import load_model
 
 
@@ -11,16 +11,19 @@ def psnr(a, b):
 
 
 @pytest.mark.parametrize("length,tile", [(256, 96), (100, 32), (97, 96), (50, 64), (1000, 256)])
-def test_tile_plan_covers_the_axis_with_same_size_windows(length, tile):
-    plan = plan_axis(length, tile, pad=24, overlap=16)
-    covered = np.zeros(length, bool)
-    for start, (begin, end) in zip(plan.starts, plan.cores, strict=True):
+def test_tile_plan_partitions_the_axis_and_blends_to_one(length, tile):
+    plan = plan_axis(length, tile, pad=32, overlap=16)
+    assert len(plan.cores) == max(1, -(-length // tile))  # no more windows than needed
+    assert plan.cores[0][0] == 0 and plan.cores[-1][1] == length
+    total = np.zeros(length * 4)
+    for i, (start, (begin, end)) in enumerate(zip(plan.starts, plan.cores, strict=True)):
         assert start >= 0 and start + plan.window <= length  # windows stay inside the image
-        assert start <= begin and end <= start + plan.window  # each core lies in its window
-        covered[begin:end] = True
-    assert covered.all()
-    for (_, end), (begin, _) in zip(plan.cores, plan.cores[1:], strict=False):
-        assert end - begin >= min(16, tile - 1)  # neighbours overlap enough to blend
+        assert start <= begin - plan.blend * (i > 0)  # the cross-fade lies in the window
+        assert end + plan.blend * (i < len(plan.cores) - 1) <= start + plan.window
+        total[start * 4 : (start + plan.window) * 4] += _ramp(plan, i, 4)
+    np.testing.assert_allclose(total, 1.0, atol=1e-6)  # every output pixel fully covered
+    if len(plan.cores) > 1:
+        assert plan.blend == 8
 
 
 def test_tiled_output_has_no_visible_seams(photo):
