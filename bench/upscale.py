@@ -26,14 +26,20 @@ from kerasr.weights import REGISTRY, load_model
 SAMPLE = Path(kerasr.__file__).parent / "samples" / "astronaut.png"
 
 
-def best_time(fn, repeats: int) -> tuple[float, np.ndarray]:
-    result = fn()  # warm-up: tracing, oneDNN primitive creation, ncnn packing
-    times = []
+def best_times(runners: dict, repeats: int) -> dict[str, tuple[float, np.ndarray]]:
+    """Best wall time of each runner, measured in interleaved rounds after one warm-up each.
+
+    Interleaving makes every engine see the same machine load, so the ratios hold even when
+    something else runs on the machine.
+    """
+    outputs = {name: run() for name, run in runners.items()}  # warm-up: tracing, packing
+    best = dict.fromkeys(runners, float("inf"))
     for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), result
+        for name, run in runners.items():
+            start = time.perf_counter()
+            outputs[name] = run()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return {name: (best[name], outputs[name]) for name in runners}
 
 
 def ncnn_runner(stem: str, image: np.ndarray, fp32: bool, threads: int):
@@ -87,11 +93,13 @@ def main() -> None:
         top = (photo.shape[0] - size) // 2
         image = np.ascontiguousarray(photo[top : top + size, top : top + size])
         megapixels = (size * REGISTRY[args.model].scale) ** 2 / 1e6
-        results: dict[str, tuple[float, np.ndarray]] = {}
-        for name, fp32 in (("ncnn default", False), ("ncnn float32", True)):
-            results[name] = best_time(ncnn_runner(stem, image, fp32, threads), args.repeats)
+        runners = {
+            "ncnn default": ncnn_runner(stem, image, False, threads),
+            "ncnn float32": ncnn_runner(stem, image, True, threads),
+        }
         for name, upscaler in modes.items():
-            results[name] = best_time(lambda u=upscaler, x=image: u.upscale_float(x), args.repeats)
+            runners[name] = lambda u=upscaler, x=image: u.upscale_float(x)
+        results = best_times(runners, args.repeats)
         reference = min(results["ncnn default"][0], results["ncnn float32"][0])
         print(f"\n{size}x{size} input -> {megapixels:.3f} output megapixels")
         print(f"{'engine':32s} {'s':>7s} {'s/MP':>7s} {'ratio':>6s}")
@@ -112,10 +120,17 @@ def main() -> None:
     size = max(args.sizes)
     image = np.ascontiguousarray(photo[:size, :size])
     print(f"\ntiles of {size // 2} px on a {size}x{size} input (bfloat16):")
-    for batch in (1, 4):
-        upscaler = Upscaler(model, tile=size // 2, batch_size=batch, precision="bfloat16")
-        seconds, _ = best_time(lambda u=upscaler: u.upscale_float(image), 1)
-        print(f"batch_size={batch}: {seconds:.2f} s ({upscaler.count_tiles(size, size)} windows)")
+    tiled = {
+        batch: Upscaler(model, tile=size // 2, batch_size=batch, precision="bfloat16")
+        for batch in (1, 4)
+    }
+    timings = best_times(
+        {batch: (lambda u=u: u.upscale_float(image)) for batch, u in tiled.items()}, 1
+    )
+    for batch, (seconds, _) in timings.items():
+        print(
+            f"batch_size={batch}: {seconds:.2f} s ({tiled[batch].count_tiles(size, size)} windows)"
+        )
 
 
 if __name__ == "__main__":
