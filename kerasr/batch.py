@@ -120,7 +120,9 @@ def upscale_files(
     from kerasr.weights import load_model
 
     with Console(stderr=True).status(f"loading {model} (converted and cached on first use)"):
-        upscaler = Upscaler(load_model(model), **upscaler_options)
+        # `model` may also be a built network (e.g. an interpolation of two models).
+        network = load_model(model) if isinstance(model, str) else model
+        upscaler = Upscaler(network, **upscaler_options)
     written = 0
     columns = (
         TextColumn("{task.description}"),

@@ -1,0 +1,213 @@
+"""Losses of ESRGAN and Real-ESRGAN: pixel, perceptual and adversarial.
+
+Every function returns one value per sample (shape `[n]`), not a batch mean: the train step
+reduces them so that, under `tf.distribute`, each replica's loss is its share of the global
+batch mean (see `kerasr.training.sr.replica_mean`).
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from kerasr.models.vgg import VGGFeatures, load_vgg_weights
+
+PIXEL_LOSSES = ("l1", "l2", "charbonnier")
+# Charbonnier's epsilon: a smooth L1 that has a gradient at 0 (BasicSR uses 1e-12 under
+# the square root; 1e-6 keeps float16 / bfloat16 from rounding it away).
+CHARBONNIER_EPS = 1e-6
+
+
+def _per_sample(x):
+    return ops.mean(ops.reshape(x, (ops.shape(x)[0], -1)), axis=-1)
+
+
+def pixel_loss(y_true, y_pred, kind: str = "l1"):
+    """Pixel distance per sample.
+
+    Args:
+        y_true, y_pred: `[n, h, w, c]` images.
+        kind: `"l1"` (mean absolute error, ESRGAN's default), `"l2"` (mean squared error) or
+            `"charbonnier"` (`sqrt(d^2 + eps^2)`, a differentiable L1).
+
+    Returns:
+        float32 `[n]`.
+    """
+    if kind not in PIXEL_LOSSES:
+        raise ValueError(f"`kind` must be one of {PIXEL_LOSSES}. Received: kind={kind!r}")
+    d = ops.cast(y_pred, "float32") - ops.cast(y_true, "float32")
+    if kind == "l1":
+        e = ops.abs(d)
+    elif kind == "l2":
+        e = ops.square(d)
+    else:
+        e = ops.sqrt(ops.square(d) + CHARBONNIER_EPS**2)
+    return _per_sample(e)
+
+
+@keras.saving.register_keras_serializable(package="kerasr")
+class PerceptualLoss(keras.layers.Layer):
+    """Weighted distances between VGG features (before ReLU) of SR and HR images.
+
+    Args:
+        vgg_type: `"vgg11"`, `"vgg13"`, `"vgg16"` or `"vgg19"`.
+        layer_weights: `{"conv5_4": 1.0}` (ESRGAN) or Real-ESRGAN's
+            `{"conv1_2": 0.1, "conv2_2": 0.1, "conv3_4": 1, "conv4_4": 1, "conv5_4": 1}`.
+        criterion: `"l1"` or `"l2"` distance between features.
+        normalize_input: ImageNet preprocessing of the `[0, 1]` inputs.
+        normalize_loss: divide by the sum of the layer weights.
+        weights: `"imagenet"`, `"none"` or a local weights file (see `load_vgg_weights`).
+
+    Call: `loss(y_true, y_pred)` -> float32 `[n]`.
+
+    Example:
+
+        loss = PerceptualLoss("vgg19", {"conv5_4": 1.0})
+        per_sample = loss(hr, sr)
+
+    Reference:
+        [Perceptual losses](https://arxiv.org/abs/1603.08155);
+        [ESRGAN](https://arxiv.org/abs/1809.00219) section 3.3.
+    """
+
+    def __init__(
+        self,
+        vgg_type="vgg19",
+        layer_weights=None,
+        criterion="l1",
+        normalize_input=True,
+        normalize_loss=False,
+        weights="imagenet",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if criterion not in ("l1", "l2"):
+            raise ValueError(f"`criterion` must be 'l1' or 'l2'. Received: criterion={criterion!r}")
+        self.vgg_type = vgg_type
+        self.layer_weights = dict(layer_weights or {"conv5_4": 1.0})
+        self.criterion = criterion
+        self.normalize_input = normalize_input
+        self.normalize_loss = normalize_loss
+        self.weights_source = weights
+        self.vgg = VGGFeatures(
+            vgg_type,
+            tuple(self.layer_weights),
+            normalize_input,
+            name="vgg",
+            dtype=self.dtype_policy,
+        )
+        load_vgg_weights(self.vgg, weights)
+        self.trainable = False
+
+    def build(self, input_shape):
+        pass
+
+    def call(self, y_true, y_pred):
+        # One VGG pass over both batches (twice the batch, half the kernel launches).
+        n = ops.shape(y_true)[0]
+        both = ops.concatenate([ops.cast(y_true, y_pred.dtype), y_pred], axis=0)
+        feats = self.vgg(both)
+        total = 0.0
+        for name, weight in self.layer_weights.items():
+            f = ops.cast(feats[name], "float32")
+            real, fake = ops.stop_gradient(f[:n]), f[n:]
+            d = ops.abs(fake - real) if self.criterion == "l1" else ops.square(fake - real)
+            total = total + weight * _per_sample(d)
+        if self.normalize_loss:
+            total = total / sum(self.layer_weights.values())
+        return total
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "vgg_type": self.vgg_type,
+            "layer_weights": self.layer_weights,
+            "criterion": self.criterion,
+            "normalize_input": self.normalize_input,
+            "normalize_loss": self.normalize_loss,
+            "weights": self.weights_source,
+        }
+
+
+def _bce_logits(logits, target: float):
+    # Binary cross-entropy from logits, numerically stable: softplus(x) - target * x.
+    return ops.softplus(logits) - target * logits
+
+
+def _per_sample_logits(x):
+    return _per_sample(ops.cast(x, "float32"))
+
+
+def relativistic_d_loss(real_logits, fake_logits):
+    """ESRGAN's relativistic average discriminator loss, per sample.
+
+    `D_Ra(x_r, x_f) = sigmoid(C(x_r) - E[C(x_f)])`; the discriminator learns that a real
+    image is *more* realistic than the average fake (and the reverse), instead of judging
+    each image alone. The batch means are over the (per-replica) batch, as in BasicSR.
+
+    Returns:
+        float32 `[n]`: `-log D_Ra(x_r, x_f) - log(1 - D_Ra(x_f, x_r))`, halved as in BasicSR.
+
+    Reference:
+        [Relativistic GAN](https://arxiv.org/abs/1807.00734);
+        [ESRGAN](https://arxiv.org/abs/1809.00219) eq. 1-2.
+    """
+    real, fake = ops.cast(real_logits, "float32"), ops.cast(fake_logits, "float32")
+    real_rel = real - ops.mean(fake, axis=0, keepdims=True)
+    fake_rel = fake - ops.mean(real, axis=0, keepdims=True)
+    return 0.5 * (
+        _per_sample_logits(_bce_logits(real_rel, 1.0))
+        + _per_sample_logits(_bce_logits(fake_rel, 0.0))
+    )
+
+
+def relativistic_g_loss(real_logits, fake_logits):
+    """The generator side, symmetric: it benefits from gradients of both real and fake data,
+    which is why ESRGAN's textures are sharper than with a standard GAN.
+
+    Returns:
+        float32 `[n]`: `-log(1 - D_Ra(x_r, x_f)) - log D_Ra(x_f, x_r)`, halved.
+    """
+    real, fake = ops.cast(real_logits, "float32"), ops.cast(fake_logits, "float32")
+    real_rel = real - ops.mean(fake, axis=0, keepdims=True)
+    fake_rel = fake - ops.mean(real, axis=0, keepdims=True)
+    return 0.5 * (
+        _per_sample_logits(_bce_logits(real_rel, 0.0))
+        + _per_sample_logits(_bce_logits(fake_rel, 1.0))
+    )
+
+
+def vanilla_d_loss(real_logits, fake_logits):
+    """Standard GAN discriminator loss (Real-ESRGAN): BCE(real, 1) + BCE(fake, 0), per sample
+    (a U-Net's per-pixel logits are averaged)."""
+    return _per_sample_logits(_bce_logits(real_logits, 1.0)) + _per_sample_logits(
+        _bce_logits(fake_logits, 0.0)
+    )
+
+
+def vanilla_g_loss(real_logits, fake_logits):
+    """Non-saturating generator loss BCE(fake, 1), per sample; `real_logits` is unused."""
+    del real_logits
+    return _per_sample_logits(_bce_logits(fake_logits, 1.0))
+
+
+GAN_LOSSES = {
+    "relativistic": (relativistic_d_loss, relativistic_g_loss),
+    "vanilla": (vanilla_d_loss, vanilla_g_loss),
+}
+
+
+def realness(real_logits, fake_logits, gan_type: str):
+    """Mean probabilities D(real), D(fake) as the discriminator sees them.
+
+    For the relativistic loss these are `D_Ra(x_r, x_f)` and `D_Ra(x_f, x_r)`. Both near 0.5
+    means the two networks are balanced; D(real) near 1 and D(fake) near 0 means the
+    discriminator is winning.
+    """
+    real, fake = ops.cast(real_logits, "float32"), ops.cast(fake_logits, "float32")
+    if gan_type == "relativistic":
+        real, fake = (
+            real - ops.mean(fake, axis=0, keepdims=True),
+            fake - ops.mean(real, axis=0, keepdims=True),
+        )
+    return ops.mean(ops.sigmoid(real)), ops.mean(ops.sigmoid(fake))

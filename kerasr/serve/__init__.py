@@ -1,0 +1,28 @@
+"""Web app: `kerasr serve` draws new Pokemon and upscales images in the browser.
+
+`create_app` builds the FastAPI app around ready-to-call models (`ServedGenerator`,
+`ServedUpscaler`); `load_served_models` loads them from the registries and `serve` runs the
+app with uvicorn. The page itself is `static/` (plain HTML, CSS and JS, no CDN).
+Needs the `serve` extra: `pip install 'kerasr[serve]'`.
+"""
+
+from kerasr.serve.app import (
+    InferencePool,
+    ServedGenerator,
+    ServedUpscaler,
+    ServerBusy,
+    ServeSettings,
+    create_app,
+)
+from kerasr.serve.loading import load_served_models, serve
+
+__all__ = [
+    "InferencePool",
+    "ServeSettings",
+    "ServedGenerator",
+    "ServedUpscaler",
+    "ServerBusy",
+    "create_app",
+    "load_served_models",
+    "serve",
+]

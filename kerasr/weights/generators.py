@@ -1,0 +1,71 @@
+"""Registry of the DCGAN generators shipped inside the package (`kerasr/weights/*.weights.h5`).
+
+Seed 004 offered each GAN in two variants, trained on all sprites and on the white-background
+subset, each with the generator of a chosen epoch; the registry keeps that: a name, a one-line
+legend saying which data, how long and which epoch, and the architecture needed to rebuild the
+network around the weights. No Keras import here, so listing is instant.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+WEIGHTS_DIR = Path(__file__).resolve().parent
+
+DEFAULT_GENERATOR = "pokemon-dcgan-64"
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratorInfo:
+    """A shipped generator.
+
+    Args:
+        name: registry name, e.g. `"pokemon-dcgan-64"`.
+        description: a one-sentence legend: the data, the training time, the epoch kept.
+        image_size: side of the generated images.
+        latent_dim: length of the latent vector.
+        path: the `.weights.h5` file inside the package.
+    """
+
+    name: str
+    description: str
+    image_size: int
+    latent_dim: int
+    path: Path
+
+
+# Architecture of each entry: keyword arguments of `kerasr.models.dcgan.build_generator`,
+# the same values as `[model]` in the config that trained it.
+_POKEMON_64 = {"image_size": 64, "latent_dim": 128, "filters": 32, "max_filters": 512}
+_ARCHITECTURES: dict[str, dict[str, Any]] = {
+    "pokemon-dcgan-64": _POKEMON_64,
+    "pokemon-dcgan-64-white": _POKEMON_64,
+}
+
+_DESCRIPTIONS = {
+    "pokemon-dcgan-64": "DCGAN trained on all 898 sprites composited on white, 35 min on a "
+    "shared CPU core (141 epochs); generator of epoch 134.",
+    "pokemon-dcgan-64-white": "DCGAN trained on the 890 white-bordered sprites, 20 min on a "
+    "shared CPU core (139 epochs); generator of epoch 133.",
+}
+
+
+def registry() -> dict[str, GeneratorInfo]:
+    """Every registered generator by name (whether or not its weights file is present)."""
+    return {
+        name: GeneratorInfo(
+            name=name,
+            description=_DESCRIPTIONS[name],
+            image_size=arch["image_size"],
+            latent_dim=arch["latent_dim"],
+            path=WEIGHTS_DIR / f"{name}.weights.h5",
+        )
+        for name, arch in _ARCHITECTURES.items()
+    }
+
+
+def architecture(name: str) -> dict[str, Any]:
+    """The `build_generator` keyword arguments of a registered generator."""
+    return dict(_ARCHITECTURES[name])

@@ -1,0 +1,122 @@
+"""Sprite folders: compositing, the white-background filter, the tf.data pipeline, bad input."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from kerasr.config import ConfigError, DCGANConfig, load_config
+from kerasr.data.sprites import load_sprites, sprite_dataset, white_border_fraction
+from kerasr.errors import KerasrError
+
+
+def _sprite(path, size=24, border=None, palette=False):
+    """A red disc on a transparent background; `border` paints an opaque frame."""
+    rgba = np.zeros((size, size, 4), np.uint8)
+    yy, xx = np.mgrid[:size, :size]
+    disc = (yy - size / 2) ** 2 + (xx - size / 2) ** 2 < (size / 4) ** 2
+    rgba[disc] = (200, 30, 30, 255)
+    if border is not None:
+        rgba[[0, -1], :] = (*border, 255)
+        rgba[:, [0, -1]] = (*border, 255)
+    image = Image.fromarray(rgba, "RGBA")
+    if palette:
+        image = image.convert("P", palette=Image.Palette.ADAPTIVE)
+        image.info["transparency"] = image.getpixel((1, 1))
+        image.save(path, transparency=image.getpixel((1, 1)))
+    else:
+        image.save(path)
+    return path
+
+
+def test_transparent_sprites_are_composited_on_white_by_default(tmp_path):
+    _sprite(tmp_path / "a.png")
+    _sprite(tmp_path / "b.png", palette=True)
+    images = load_sprites(tmp_path, image_size=16)
+    assert images.shape == (2, 16, 16, 3) and images.dtype == np.uint8
+    for image in images:
+        assert (image[0, 0] == 255).all()  # transparent corner -> white
+        assert image[8, 8, 0] > 150 and image[8, 8, 1] < 100  # the red disc survives
+
+
+def test_background_colour_is_configurable(tmp_path):
+    _sprite(tmp_path / "a.png")
+    images = load_sprites(tmp_path, image_size=24, background=(0, 128, 255))
+    np.testing.assert_array_equal(images[0, 0, 0], [0, 128, 255])
+
+
+def test_white_background_only_keeps_white_bordered_images(tmp_path):
+    _sprite(tmp_path / "transparent.png")
+    _sprite(tmp_path / "white_frame.png", border=(255, 255, 255))
+    _sprite(tmp_path / "blue_frame.png", border=(20, 40, 200))
+    assert len(load_sprites(tmp_path, 16)) == 3
+    kept = load_sprites(tmp_path, 16, white_background_only=True)
+    assert len(kept) == 2
+    assert all(white_border_fraction(image) == 1.0 for image in kept)
+
+
+def test_white_filter_that_keeps_nothing_is_a_clear_error(tmp_path):
+    _sprite(tmp_path / "blue_frame.png", border=(20, 40, 200))
+    with pytest.raises(KerasrError, match="white border"):
+        load_sprites(tmp_path, 16, white_background_only=True)
+
+
+def test_non_square_images_are_padded_not_cropped(tmp_path):
+    rgb = np.zeros((10, 20, 3), np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "wide.png")
+    image = load_sprites(tmp_path, image_size=20)[0]
+    assert (image[:5] == 255).all() and (image[-5:] == 255).all()  # white bands above and below
+    assert (image[5:15] == 0).all()
+
+
+def test_empty_or_missing_folder_is_a_clear_error(tmp_path):
+    (tmp_path / "notes.txt").write_text("not an image")
+    with pytest.raises(KerasrError, match="no images in"):
+        load_sprites(tmp_path)
+    with pytest.raises(KerasrError, match="not found"):
+        load_sprites(tmp_path / "missing")
+
+
+def test_corrupt_image_names_the_file(tmp_path):
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(KerasrError, match="broken.png"):
+        load_sprites(tmp_path)
+
+
+def test_dataset_batches_scaled_images_and_flips_deterministically():
+    images = np.zeros((8, 4, 4, 3), np.uint8)
+    images[:, :, :2] = 255  # left half white: a flip moves it to the right
+    batches = list(sprite_dataset(images, batch_size=4, flip=True, seed=1).as_numpy_iterator())
+    assert len(batches) == 2
+    assert all(b.shape == (4, 4, 4, 3) and b.dtype == np.float32 for b in batches)
+    stacked = np.concatenate(batches)
+    assert stacked.min() == -1.0 and stacked.max() == 1.0
+    flipped = stacked[:, 0, 0, 0] < 0  # left column dark: the image was mirrored
+    assert 0 < flipped.sum() < 8
+    again = np.concatenate(list(sprite_dataset(images, 4, seed=1).as_numpy_iterator()))
+    np.testing.assert_array_equal(again, stacked)
+    unflipped = np.concatenate(list(sprite_dataset(images, 4, flip=False).as_numpy_iterator()))
+    assert (unflipped[:, 0, 0, 0] == 1.0).all()
+
+
+def test_batch_larger_than_data_is_a_clear_error():
+    with pytest.raises(KerasrError, match="batch_size 8 is larger than the 3"):
+        sprite_dataset(np.zeros((3, 4, 4, 3), np.uint8), batch_size=8)
+
+
+def test_config_rejects_bad_keys_and_values(tmp_path):
+    cfg = load_config(DCGANConfig, "configs/pokemon_dcgan.toml")
+    assert cfg.model.image_size == 64 and cfg.train.diffaugment == (
+        "color",
+        "translation",
+        "cutout",
+    )
+    with pytest.raises(ConfigError, match="unknown config key 'train.epoch'"):
+        load_config(DCGANConfig, overrides=["train.epoch=3"])
+    with pytest.raises(ConfigError, match="power of two"):
+        load_config(DCGANConfig, overrides=["model.image_size=96"])
+    with pytest.raises(ConfigError, match="must be one of"):
+        load_config(DCGANConfig, overrides=['train.diffaugment=["colour"]'])
+    with pytest.raises(ConfigError, match="nonsaturating"):
+        load_config(DCGANConfig, overrides=["train.label_smoothing=0.1"])
+    with pytest.raises(ConfigError, match="background"):
+        load_config(DCGANConfig, overrides=["data.background=[0, 0, 300]"])

@@ -1,0 +1,133 @@
+"""DCGAN networks and DiffAugment: shapes, options, serialization, differentiability."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kerasr.layers import DiffAugment
+from kerasr.models.dcgan import build_discriminator, build_generator
+
+
+@pytest.mark.parametrize("size", [16, 32, 64, 128])
+def test_generator_and_discriminator_shapes(size):
+    g = build_generator(image_size=size, latent_dim=8, filters=2, max_filters=8)
+    d = build_discriminator(image_size=size, filters=2, max_filters=8)
+    images = g(np.random.normal(size=(3, 8)).astype("float32"))
+    assert images.shape == (3, size, size, 3)
+    # tanh output: the range the data pipeline scales images to.
+    assert float(keras.ops.max(keras.ops.abs(images))) <= 1.0
+    assert d(images).shape == (3, 1)
+
+
+def test_generator_widths_double_towards_4x4_and_cap():
+    g = build_generator(image_size=64, latent_dim=4, filters=8, max_filters=32)
+    widths = [
+        layer.filters for layer in g.layers if isinstance(layer, keras.layers.Conv2DTranspose)
+    ]
+    # 8x8, 16x16, 32x32 stages then RGB; the 4x4 projection has min(8 * 8, 32) channels.
+    assert widths == [32, 16, 8, 3]
+    assert g.get_layer("reshape").output.shape[-1] == 32
+
+
+@pytest.mark.parametrize("size", [0, 4, 48, 100])
+def test_impossible_sizes_raise(size):
+    with pytest.raises(ValueError, match="power of two"):
+        build_generator(image_size=size)
+    with pytest.raises(ValueError, match="power of two"):
+        build_discriminator(image_size=size)
+
+
+def test_spectral_norm_option():
+    with_sn = build_discriminator(16, filters=2, max_filters=4, spectral_norm=True)
+    without = build_discriminator(16, filters=2, max_filters=4, spectral_norm=False)
+    wrapped = [x for x in with_sn.layers if isinstance(x, keras.layers.SpectralNormalization)]
+    assert len(wrapped) == 3  # two convolutions and the score layer
+    assert not any(isinstance(x, keras.layers.SpectralNormalization) for x in without.layers)
+    # training=True runs the power iteration: the kernel's top singular value becomes ~1.
+    x = np.random.uniform(-1, 1, (2, 16, 16, 3)).astype("float32")
+    for _ in range(30):
+        with_sn(x, training=True)
+    kernel = np.asarray(wrapped[-1].layer.kernel).reshape(-1, 1)
+    assert np.linalg.svd(kernel, compute_uv=False)[0] == pytest.approx(1.0, rel=1e-3)
+
+
+def test_batch_norm_option_skips_the_first_convolution():
+    d = build_discriminator(32, filters=2, max_filters=8, spectral_norm=False, batch_norm=True)
+    norms = [x.name for x in d.layers if isinstance(x, keras.layers.BatchNormalization)]
+    assert norms == ["down2_bn", "down3_bn"]
+
+
+def test_generator_saves_and_loads_as_keras(tmp_path):
+    g = build_generator(16, 4, 2, 8)
+    path = tmp_path / "g.keras"
+    g.save(path)
+    loaded = keras.saving.load_model(path)
+    z = np.random.normal(size=(2, 4)).astype("float32")
+    np.testing.assert_allclose(loaded(z), g(z), atol=1e-6)
+
+
+def _images(n=4, size=16, seed=0):
+    return np.random.default_rng(seed).uniform(-1, 1, (n, size, size, 3)).astype("float32")
+
+
+def test_diffaugment_is_identity_at_inference_and_keeps_shape():
+    x = _images()
+    layer = DiffAugment(seed=1)
+    np.testing.assert_array_equal(layer(x, training=False), x)
+    y = layer(x, training=True)
+    assert y.shape == x.shape
+    assert not np.allclose(y, x)
+
+
+def test_diffaugment_translation_shifts_with_zero_fill():
+    x = _images(n=64, size=16)
+    y = np.asarray(DiffAugment(["translation"], translation_ratio=0.125, seed=3)(x, training=True))
+    shifts = set()
+    for a, b in zip(x, y, strict=True):
+        found = None
+        for dy in range(-2, 3):
+            for dx in range(-2, 3):
+                expect = np.zeros_like(a)
+                src = a[max(0, -dy) : 16 - max(0, dy), max(0, -dx) : 16 - max(0, dx)]
+                expect[max(0, dy) : 16 - max(0, -dy), max(0, dx) : 16 - max(0, -dx)] = src
+                if np.allclose(expect, b, atol=1e-6):
+                    found = (dy, dx)
+        assert found is not None, "each image must be an integer shift of its input"
+        shifts.add(found)
+    assert len(shifts) > 5  # each image draws its own shift
+
+
+def test_diffaugment_cutout_zeroes_one_square():
+    x = np.ones((32, 16, 16, 3), "float32")
+    y = np.asarray(DiffAugment(["cutout"], cutout_ratio=0.5, seed=0)(x, training=True))
+    zero = (y == 0).all(-1)
+    assert set(np.unique(y)) <= {0.0, 1.0}
+    for mask in zero:
+        rows, cols = np.nonzero(mask)
+        assert 0 < mask.sum() <= 64  # at most an 8x8 square, clipped at the border
+        assert mask[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1].all()
+
+
+def test_diffaugment_color_changes_each_image_differently():
+    x = _images(n=8)
+    y = np.asarray(DiffAugment(["color"], seed=0)(x, training=True))
+    deltas = (y - x).mean(axis=(1, 2, 3))
+    assert np.unique(np.round(deltas, 4)).size == 8
+
+
+def test_diffaugment_is_differentiable_and_serializable():
+    layer = DiffAugment(seed=2)
+    x = tf.Variable(_images())
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(layer(x, training=True) ** 2)
+    grad = tape.gradient(loss, x)
+    assert grad is not None and float(tf.reduce_sum(tf.abs(grad))) > 0
+    clone = DiffAugment.from_config(layer.get_config())
+    assert clone.policy == ("color", "translation", "cutout")
+    assert clone.get_config() == layer.get_config()
+
+
+def test_diffaugment_rejects_unknown_policy():
+    with pytest.raises(ValueError, match="policy"):
+        DiffAugment(["colour"])

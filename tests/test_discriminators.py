@@ -1,0 +1,53 @@
+"""VGG-style and U-Net discriminators: shapes, spectral norm updates, config, saving."""
+
+import keras
+import numpy as np
+import pytest
+
+from kerasr.models.discriminators import UNetDiscriminator, VGGDiscriminator
+
+
+def test_vgg_discriminator_any_patch_size():
+    for size in (16, 24):
+        d = VGGDiscriminator((8, 8, 16, 16), (12,))
+        out = d(np.zeros((2, size, size, 3), np.float32), training=True)
+        assert out.shape == (2, 1)
+        assert d.downsampling == 4
+    with pytest.raises(ValueError, match="multiple of 4"):
+        VGGDiscriminator((8, 8, 16, 16)).build((None, 18, 18, 3))
+
+
+def test_vgg_discriminator_strides_follow_the_channel_rule():
+    d = VGGDiscriminator((8, 8, 16, 16, 16), (4,))
+    d.build((None, 32, 32, 3))
+    strides = [c.strides[0] for c in d.convs]
+    assert strides == [1, 2, 1, 2, 2]
+    assert d.norms[0] is None and all(n is not None for n in d.norms[1:])
+
+
+def test_unet_discriminator_per_pixel_and_spectral_norm_updates_in_training():
+    d = UNetDiscriminator(features=4)
+    x = np.random.default_rng(0).random((2, 16, 16, 3)).astype(np.float32)
+    out = d(x, training=True)
+    assert out.shape == (2, 16, 16, 1)
+    sn = d.conv1
+    assert isinstance(sn, keras.layers.SpectralNormalization)
+    u0 = np.array(sn.vector_u.numpy())
+    d(x, training=False)
+    np.testing.assert_array_equal(u0, sn.vector_u.numpy())  # inference leaves it alone
+    d(x, training=True)
+    assert not np.allclose(u0, sn.vector_u.numpy())  # the power iteration runs in training
+    with pytest.raises(ValueError, match="multiples of 8"):
+        UNetDiscriminator(4).build((None, 20, 20, 3))
+
+
+def test_discriminators_config_and_weights_round_trip(tmp_path):
+    for d in (VGGDiscriminator((4, 4), (3,)), UNetDiscriminator(4, spectral_norm=False)):
+        d.build((None, 16, 16, 3))
+        clone = d.__class__.from_config(d.get_config())
+        clone.build((None, 16, 16, 3))
+        path = tmp_path / f"{d.__class__.__name__}.weights.h5"
+        d.save_weights(path)
+        clone.load_weights(path)
+        x = np.ones((1, 16, 16, 3), np.float32)
+        np.testing.assert_allclose(d(x), clone(x), rtol=1e-5)

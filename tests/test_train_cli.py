@@ -1,0 +1,263 @@
+"""`kerasr pretrain`, `train-gan`, `interpolate` and `upscale --alpha` on tiny runs."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from kerasr.cli import app
+from kerasr.config import ConfigError, SRRecipe, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "configs" / "tiny.toml"
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> Path:
+    """Six 40x48 training images and two 32x32 validation images, made here."""
+    root = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    for split, count, shape in (("train", 6, (40, 48)), ("val", 2, (32, 32))):
+        (root / split).mkdir()
+        for i in range(count):
+            h, w = shape
+            ramp = np.linspace(0, 1, w)[None, :, None] * np.linspace(0, 1, h)[:, None, None]
+            pixels = ramp * 255 * rng.random(3) + rng.random((h, w, 3)) * 40
+            Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(root / split / f"{i}.png")
+    return root
+
+
+def run(*args):
+    # Wide, so that rich does not wrap paths in the messages checked below.
+    result = runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "400"})
+    return result, result.output  # stdout and stderr, interleaved
+
+
+def latest_step(run_dir: Path) -> int:
+    import tensorflow as tf
+
+    path = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
+    return int(path.rsplit("-", 1)[1]) if path else 0
+
+
+def test_configs_hold_the_paper_defaults():
+    psnr = load_config(SRRecipe, ROOT / "configs" / "esrgan_x4_psnr.toml")
+    assert (psnr.data.batch_size, psnr.data.patch_size, psnr.g_optim.learning_rate) == (
+        16,
+        128,
+        2e-4,
+    )
+    assert psnr.g_optim.milestones[0] == 200_000 and psnr.g_optim.gamma == 0.5
+    gan = load_config(SRRecipe, ROOT / "configs" / "esrgan_x4_gan.toml")
+    assert gan.g_optim.learning_rate == 1e-4 and (gan.g_optim.beta_1, gan.g_optim.beta_2) == (
+        0.9,
+        0.99,
+    )
+    assert gan.g_optim.milestones == gan.d_optim.milestones == (50_000, 100_000, 200_000, 300_000)
+    assert (gan.loss.perceptual_weight, gan.loss.gan_weight, gan.loss.pixel_weight) == (
+        1.0,
+        5e-3,
+        1e-2,
+    )
+    assert gan.loss.gan_type == "relativistic" and gan.discriminator.kind == "vgg"
+    real = load_config(SRRecipe, ROOT / "configs" / "realesrgan_x4plus.toml")
+    assert real.perceptual.layer_weights == {
+        "conv1_2": 0.1,
+        "conv2_2": 0.1,
+        "conv3_4": 1.0,
+        "conv4_4": 1.0,
+        "conv5_4": 1.0,
+    }
+    assert (real.loss.gan_type, real.loss.gan_weight, real.train.ema_decay) == (
+        "vanilla",
+        0.1,
+        0.999,
+    )
+    assert real.discriminator.kind == "unet" and real.discriminator.spectral_norm
+    assert real.data.degradation.kind == "realesrgan" and real.train.init == "realesrgan-x4plus"
+    with pytest.raises(ConfigError, match="valid keys in \\[loss\\]: pixel, pixel_weight"):
+        load_config(SRRecipe, TINY, ["loss.pixle=l1"])
+    with pytest.raises(ConfigError, match="'loss.gan_type' must be one of"):
+        load_config(SRRecipe, TINY, ["loss.gan_type=wgan"])
+
+
+def test_pretrain_then_gan_then_resume(images, tmp_path):
+    psnr_dir, gan_dir = tmp_path / "psnr", tmp_path / "gan"
+    common = ("--config", TINY, "--set", f'data.val_source="{images / "val"}"')
+    result, out = run("pretrain", images / "train", *common, "--run-dir", psnr_dir, "--steps", 4)
+    assert result.exit_code == 0, out
+    assert "steps 0..4" in out and "validation PSNR" in out
+    for name in ("generator.weights.h5", "training.png", "progress.gif", "config.toml"):
+        assert (psnr_dir / name).is_file(), name
+    assert len(list((psnr_dir / "tensorboard").iterdir())) >= 1
+    assert list((psnr_dir / "samples").glob("step_*.png"))
+    assert latest_step(psnr_dir) == 4
+
+    args = ("train-gan", images / "train", *common, "--run-dir", gan_dir)
+    result, out = run(*args, "--init", psnr_dir, "--steps", 4)
+    assert result.exit_code == 0, out
+    assert f"generator initialised from {psnr_dir}" in out
+    header = (gan_dir / "history.csv").read_text().splitlines()[0].split(",")
+    for key in ("d_real", "d_fake", "perceptual_loss", "adversarial_loss", "lr_g", "lr_d"):
+        assert key in header
+    assert (gan_dir / "discriminator.weights.h5").is_file()
+
+    result, out = run(*args, "--steps", 6)  # the run exists: refused without --resume
+    assert result.exit_code == 2 and "--resume" in out
+
+    result, out = run(*args, "--resume", "--steps", 6)
+    assert result.exit_code == 0, out
+    assert "at step 4" in out and "steps 4..6" in out
+    assert latest_step(gan_dir) == 6
+    steps = [int(line.split(",")[0]) for line in (gan_dir / "history.csv").read_text().split()[1:]]
+    assert steps == [2, 4, 6]
+
+
+def test_user_errors_are_one_line(images, tmp_path):
+    cases = [
+        (("pretrain", tmp_path / "missing", "-c", TINY), "training folder not found"),
+        (("pretrain", images / "train", "-c", TINY, "--set", "train.nope=1"), "valid keys"),
+        (("pretrain", images / "train", "-c", TINY, "--set", "data.patch_size=10"), "multiple"),
+        (("pretrain", images / "train", "-c", TINY, "--set", "train.steps=zero"), "integer"),
+        (("train-gan", images / "train", "-c", TINY, "--init", tmp_path / "x.weights.h5"), "not"),
+    ]
+    for args, message in cases:
+        result, out = run(*args, "--run-dir", tmp_path / "run")
+        assert result.exit_code == 2, out
+        assert message in out and "Traceback" not in out
+        assert len([line for line in out.splitlines() if line.startswith("error:")]) == 1
+
+
+def test_resume_with_another_architecture_is_refused(images, tmp_path):
+    run_dir = tmp_path / "run"
+    result, out = run("pretrain", images / "train", "-c", TINY, "--run-dir", run_dir, "--steps", 3)
+    assert result.exit_code == 0, out
+    result, out = run(
+        "pretrain", images / "train", "-c", TINY, "--run-dir", run_dir, "--resume",
+        "--set", "generator.rrdb_channels=16",
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "does not fit this configuration" in out and "Traceback" not in out
+
+
+def _start(images, run_dir, every):
+    command = [
+        sys.executable, "-m", "kerasr.cli", "pretrain", str(images / "train"), "-c", str(TINY),
+        "--run-dir", str(run_dir), "--steps", "100000", "--resume",
+        "--set", f"train.checkpoint_every={every}", "--set", "train.log_every=1",
+        "--set", "train.image_every=100000", "--set", "memory.enabled=false",
+    ]  # fmt: skip
+    env = {**os.environ, "KERASR_THREADS": "1"}
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _wait_for_step(process, run_dir, step):
+    deadline = time.monotonic() + 60
+    while latest_step(run_dir) < step and time.monotonic() < deadline:
+        assert process.poll() is None, process.stderr.read().decode()
+        time.sleep(0.2)
+    time.sleep(0.3)
+
+
+def _logged(run_dir):
+    return [int(row.split(",")[0]) for row in (run_dir / "history.csv").read_text().split()[1:]]
+
+
+def test_interrupt_checkpoints_and_sigkill_loses_at_most_one_interval(images, tmp_path):
+    run_dir, every = tmp_path / "run", 5
+
+    # Ctrl-C: a checkpoint at the very step reached, exit code 130.
+    process = _start(images, run_dir, every)
+    _wait_for_step(process, run_dir, every)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 130, process.stderr.read().decode()
+    process.stderr.close()
+    interrupted = latest_step(run_dir)
+    # Nothing lost: the checkpoint holds every logged step (the signal may land between the
+    # step and its log line, so the log can be one step behind).
+    assert interrupted >= every and 0 <= interrupted - _logged(run_dir)[-1] <= 1
+
+    # SIGKILL: no chance to save; the last periodic checkpoint survives.
+    process = _start(images, run_dir, every)
+    _wait_for_step(process, run_dir, interrupted + 2 * every)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    process.stderr.close()
+    assert process.returncode == -signal.SIGKILL
+    saved = latest_step(run_dir)
+    assert saved >= interrupted + every and saved % every == 0
+    # Work lost: steps logged after the last checkpoint; at most one interval.
+    assert 0 <= _logged(run_dir)[-1] - saved < every
+
+    total = saved + 3
+    result, out = run(
+        "pretrain", images / "train", "-c", TINY, "--run-dir", run_dir, "--resume",
+        "--steps", total, "--set", f"train.checkpoint_every={every}",
+        "--set", "train.log_every=1", "--set", "memory.enabled=false",
+    )  # fmt: skip
+    assert result.exit_code == 0, out
+    assert f"at step {saved}" in out and f"steps {saved}..{total}" in out
+    assert latest_step(run_dir) == total
+    assert _logged(run_dir)[-1] == total
+
+
+def _tiny_weights(path, seed):
+    import keras
+
+    from kerasr.models import RRDBNet
+
+    keras.utils.set_random_seed(seed)
+    model = RRDBNet(num_basic_blocks=1, rrdb_channels=8, growth_channels=4, num_dense_blocks=1)
+    model.build((None, None, None, 3))
+    model.save_weights(path)
+    return model
+
+
+def test_interpolate_and_upscale_alpha(tmp_path):
+    from kerasr.weights import load_model
+
+    a = _tiny_weights(tmp_path / "psnr.weights.h5", 1)
+    b = _tiny_weights(tmp_path / "gan.weights.h5", 2)
+    out = tmp_path / "blend.weights.h5"
+    result, text = run(
+        "interpolate", tmp_path / "psnr.weights.h5", tmp_path / "gan.weights.h5",
+        "--alpha", 0.8, "-o", out,
+    )  # fmt: skip
+    assert result.exit_code == 0, text
+    blended = load_model(out)
+    for wa, wb, wc in zip(a.weights, b.weights, blended.weights, strict=True):
+        np.testing.assert_allclose(wc.numpy(), 0.2 * wa.numpy() + 0.8 * wb.numpy(), rtol=1e-5)
+
+    image = tmp_path / "in.png"
+    Image.fromarray(np.full((8, 8, 3), 120, np.uint8)).save(image)
+    models = ("-m", tmp_path / "psnr.weights.h5", "-m", tmp_path / "gan.weights.h5")
+    result, text = run("upscale", image, *models, "--alpha", 0.8, "-o", tmp_path / "out.png")
+    assert result.exit_code == 0, text
+    assert Image.open(tmp_path / "out.png").size == (32, 32)
+    single = ("-m", tmp_path / "psnr.weights.h5")
+    result, text = run("upscale", image, *single, "-o", tmp_path / "single.png")
+    assert result.exit_code == 0, text  # one -m without --alpha: as before
+    result, text = run("upscale", image, *single, "--alpha", 0.5)
+    assert result.exit_code == 2 and "--alpha needs exactly two" in text
+
+    _other = tmp_path / "other.weights.h5"
+    import keras
+
+    from kerasr.models import RRDBNet
+
+    keras.utils.set_random_seed(3)
+    other = RRDBNet(num_basic_blocks=2, rrdb_channels=8, growth_channels=4, num_dense_blocks=1)
+    other.build((None, None, None, 3))
+    other.save_weights(_other)
+    result, text = run("interpolate", tmp_path / "psnr.weights.h5", _other, "-o", out)
+    assert result.exit_code == 2 and "different architectures" in text
+    assert re.search(r"^error: ", text, re.M)
