@@ -6,6 +6,11 @@ degradation alone on in-memory batches, and prints patches per second for each.
 
     python bench/data.py                       # /work/shared/data/train
     python bench/data.py --input DIR --batches 40 --cache
+    python bench/data.py --consumer none       # skip the training-step measurement
+
+It also times the train step that consumes these pairs (`--consumer`, the Real-ESRGAN x4plus
+GAN recipe by default, on in-memory batches of the same patches) and prints the ratio
+pipeline / consumption: above 1, the data pipeline keeps the training step fed.
 
 Target: >= 100 second-order patches per second, enough to feed one GPU training x4plus.
 Not a test: never run by pytest.
@@ -51,6 +56,13 @@ def main() -> None:
     parser.add_argument("--cache", action="store_true", help="keep decoded photos in memory")
     parser.add_argument("--crops", type=int, default=1, help="data.patches_per_image")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--consumer",
+        default="configs/realesrgan_x4plus.toml",
+        help="recipe whose GAN train step is timed as the consumer ('none' to skip)",
+    )
+    parser.add_argument("--consumer-batch", type=int, default=2, help="batch of the timed step")
+    parser.add_argument("--consumer-steps", type=int, default=2)
     args = parser.parse_args()
 
     import tensorflow as tf
@@ -97,11 +109,55 @@ def main() -> None:
     )
     results["degrade_batch only, realesrgan"] = _rate(iter(ds), args.batch, 3, args.batches)
 
+    consumed = None
+    if args.consumer != "none":
+        consumed = _consumption_rate(args)
+        results["train step (consumer)"] = (consumed, float("nan"))
+
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"load average during the run: {load:.1f}")
     print(f"{'stage':<36} {'GT patches/s (wall)':>20} {'per CPU time x cores':>22}")
     for name, (wall, cpu) in results.items():
         print(f"{name:<36} {wall:>20.1f} {cpu:>22.1f}")
+    if consumed:
+        ratio = results["pipeline, realesrgan"][0] / consumed
+        print(f"ratio second-order pipeline / train-step consumption: {ratio:.1f}")
+
+
+def _consumption_rate(args) -> float:
+    """HR patches per second the GAN train step of `args.consumer` takes in, on this machine.
+
+    The step runs on in-memory (LR, HR) batches of the benchmark's patch size, without XLA
+    (slower on CPU) and with random perceptual-network weights (no download).
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    from kerasr.config import SRRecipe, load_config
+    from kerasr.training.runner import build_harness
+
+    overrides = [
+        f"data.patch_size={args.patch}",
+        f"data.batch_size={args.consumer_batch}",
+        f"data.scale={args.scale}",
+        "train.jit_compile=false",
+        'perceptual.weights="none"',
+    ]
+    recipe = load_config(SRRecipe, args.consumer, overrides)
+    harness = build_harness(recipe, "gan")
+    rng = np.random.default_rng(args.seed)
+    hr = rng.random((args.consumer_batch, args.patch, args.patch, 3), dtype=np.float32)
+    lr = tf.image.resize(hr, [args.patch // args.scale] * 2, method="area").numpy()
+    batches = tf.data.Dataset.from_tensors((lr, hr)).repeat()
+    harness.fit(batches, steps_per_epoch=1, epochs=1, verbose=0)  # trace and build
+    start = time.perf_counter()
+    harness.fit(batches, steps_per_epoch=args.consumer_steps, epochs=1, verbose=0)
+    seconds = time.perf_counter() - start
+    print(
+        f"consumer: {args.consumer} GAN step, batch {args.consumer_batch}: "
+        f"{args.consumer_steps / seconds:.3f} steps/s"
+    )
+    return args.consumer_batch * args.consumer_steps / seconds
 
 
 if __name__ == "__main__":
