@@ -200,8 +200,9 @@ def test_interrupt_checkpoints_and_sigkill_loses_at_most_one_interval(images, tm
     assert process.returncode == -signal.SIGKILL
     saved = latest_step(run_dir)
     assert saved >= interrupted + every and saved % every == 0
-    # Work lost: steps logged after the last checkpoint; at most one interval.
-    assert 0 <= _logged(run_dir)[-1] - saved < every
+    # Work lost: steps logged after the last checkpoint; at most one interval. (The kill
+    # may also land between a checkpoint and its step's log line: the log one step behind.)
+    assert -1 <= _logged(run_dir)[-1] - saved < every
 
     total = saved + 3
     result, out = run(
