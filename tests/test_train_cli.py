@@ -149,7 +149,18 @@ def test_resume_with_another_architecture_is_refused(images, tmp_path):
     assert "does not fit this configuration" in out and "Traceback" not in out
 
 
-def _start(images, run_dir, every):
+@pytest.fixture
+def started():
+    """Training subprocesses of a test; any still running at the end is killed."""
+    processes = []
+    yield processes
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _start(images, run_dir, every, started):
     command = [
         sys.executable, "-m", "kerasr.cli", "pretrain", str(images / "train"), "-c", str(TINY),
         "--run-dir", str(run_dir), "--steps", "100000", "--resume",
@@ -157,7 +168,9 @@ def _start(images, run_dir, every):
         "--set", "train.image_every=100000", "--set", "memory.enabled=false",
     ]  # fmt: skip
     env = {**os.environ, "KERASR_THREADS": "1"}
-    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    started.append(process)
+    return process
 
 
 def _wait_for_step(process, run_dir, step):
@@ -177,11 +190,11 @@ def _logged(run_dir):
     return [int(row.split(",")[0]) for row in (run_dir / "history.csv").read_text().split()[1:]]
 
 
-def test_interrupt_checkpoints_and_sigkill_loses_at_most_one_interval(images, tmp_path):
+def test_interrupt_checkpoints_and_sigkill_loses_at_most_one_interval(images, tmp_path, started):
     run_dir, every = tmp_path / "run", 5
 
     # Ctrl-C: a checkpoint at the very step reached, exit code 130.
-    process = _start(images, run_dir, every)
+    process = _start(images, run_dir, every, started)
     _wait_for_step(process, run_dir, every)
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=180) == 130, process.stderr.read().decode()
@@ -192,7 +205,7 @@ def test_interrupt_checkpoints_and_sigkill_loses_at_most_one_interval(images, tm
     assert interrupted >= every and 0 <= interrupted - _logged(run_dir)[-1] <= 1
 
     # SIGKILL: no chance to save; the last periodic checkpoint survives.
-    process = _start(images, run_dir, every)
+    process = _start(images, run_dir, every, started)
     _wait_for_step(process, run_dir, interrupted + 2 * every)
     process.send_signal(signal.SIGKILL)
     process.wait()
