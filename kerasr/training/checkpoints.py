@@ -8,6 +8,7 @@ at any moment leaves the previous checkpoint usable.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 from pathlib import Path
 
@@ -109,21 +110,38 @@ class PeriodicCheckpoint(keras.callbacks.Callback):
             self.save()
 
 
-class sigterm_as_interrupt:
-    """Within the block, SIGTERM raises KeyboardInterrupt (so a `kill` also checkpoints)."""
+class StopOnSignal(keras.callbacks.Callback):
+    """Ctrl-C (SIGINT) and SIGTERM stop training at the end of the current step.
+
+    Used as a context manager around `fit` and passed to it as a callback. Python's default,
+    raising KeyboardInterrupt from the handler, can land anywhere, including between a
+    lock's acquire and its `try` (a progress bar's, tf.data's), leaving a run hung instead
+    of stopped; a flag checked between steps cannot. A second signal still raises
+    KeyboardInterrupt at once, for a step that never ends.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.received = None
+        self._previous = {}
 
     def __enter__(self):
-        try:
-            self.previous = signal.signal(signal.SIGTERM, self._raise)
-        except ValueError:  # not the main thread
-            self.previous = None
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            # Outside the main thread signal handlers cannot be set: leave the defaults.
+            with contextlib.suppress(ValueError):
+                self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
-    @staticmethod
-    def _raise(signum, frame):
-        raise KeyboardInterrupt
+    def _handle(self, signum, frame):
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = signum
 
     def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGTERM, self.previous)
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
         return False
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.received is not None:
+            self.model.stop_training = True

@@ -33,10 +33,10 @@ from kerasr.errors import KerasrError
 from kerasr.training.callbacks import append_csv, read_csv, save_png, write_bytes_atomic
 from kerasr.training.checkpoints import (
     PeriodicCheckpoint,
+    StopOnSignal,
     make_manager,
     restore_generator,
     restore_latest,
-    sigterm_as_interrupt,
 )
 from kerasr.training.distribute import (
     any_worker,
@@ -545,14 +545,14 @@ def train_sr(
         interrupted = False
         t0 = time.monotonic()
         if remaining:
-            with sigterm_as_interrupt():
+            with StopOnSignal() as stop:
                 try:
                     harness.fit(
                         train_ds,
                         epochs=math.ceil(remaining / steps_per_epoch),
                         steps_per_epoch=steps_per_epoch,
                         validation_data=val_ds,
-                        callbacks=all_callbacks,
+                        callbacks=[*all_callbacks, stop],
                         shuffle=False,  # the dataset shuffles itself, with a seed
                         verbose=0,
                     )
@@ -562,6 +562,7 @@ def train_sr(
                     # Also on Ctrl-C / SIGTERM: nothing done since the last checkpoint is lost.
                     checkpointer.set_model(harness)
                     checkpointer.save()
+            interrupted = interrupted or stop.received is not None
         seconds = time.monotonic() - t0
         step = int(harness.step.numpy())
         network = harness.sr_network
