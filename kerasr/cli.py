@@ -240,6 +240,9 @@ def export(
     format: Annotated[ExportFormat, typer.Option("--format", "-f", help="Export format.")] = (
         ExportFormat.savedmodel
     ),
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace a previous export at OUT (never anything else).")
+    ] = False,
 ) -> None:
     """Export a model as a TensorFlow SavedModel or .keras.
 
@@ -250,7 +253,7 @@ def export(
 
     network, serving_module = load_exportable(model)
     target = serving_module(network) if format == ExportFormat.savedmodel else network
-    written = export_model(target, out, format.value)
+    written = export_model(target, out, format.value, overwrite=overwrite)
     typer.echo(f"wrote {written}")
 
 
@@ -290,11 +293,11 @@ def evaluate(
         results.append(scores)
         Console(width=120).print(scores.table(f"{scores.name} x{scale} ({model})"))
     if json_out is not None:
-        from kerasr.images import write_text_atomic
+        from kerasr.io import write_text
 
         payload = {"model": model, "scale": scale, "y_channel": True, "border": scale}
         payload["datasets"] = [r.as_dict() for r in results]
-        write_text_atomic(json_out, json.dumps(payload, indent=2))
+        write_text(json_out, json.dumps(payload, indent=2), make_parents=False)
         typer.echo(f"wrote {json_out}", err=True)
 
 
@@ -480,7 +483,8 @@ def generate_command(
     import numpy as np
 
     from kerasr.generation import generate, load_generator
-    from kerasr.training.callbacks import image_grid, save_png
+    from kerasr.images import write_image
+    from kerasr.io import image_grid
 
     generator = load_generator(model)
     first = secrets.randbelow(2**31) if seed is None else seed
@@ -496,13 +500,15 @@ def generate_command(
     if grid:
         path = target if target.suffix.lower() == ".png" else target / "grid.png"
         columns = int(count**0.5 + 0.999)
-        save_png(path, image_grid(np.stack(images), columns=columns))
+        write_image(path, image_grid(np.stack(images), columns=columns), make_parents=True)
         typer.echo(f"wrote {path} (seeds {seeds[0]}..{seeds[-1]})")
         return
     if target.suffix.lower() == ".png":
         raise fail(f"--out must be a folder unless --grid is given. Received: {out}")
     for s, image in zip(seeds, images, strict=True):
-        save_png(target / f"{Path(model).name.split('.')[0]}-seed{s}.png", image)
+        write_image(
+            target / f"{Path(model).name.split('.')[0]}-seed{s}.png", image, make_parents=True
+        )
     typer.echo(f"wrote {count} images to {target} (seeds {seeds[0]}..{seeds[-1]})")
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from kerasr.errors import KerasrError
-from kerasr.images import IMAGE_SUFFIXES, read_image
+from kerasr.images import IMAGE_SUFFIXES, read_image, to_uint8
 
 
 def _cubic(x: np.ndarray) -> np.ndarray:
@@ -76,10 +76,6 @@ def matlab_imresize(image: np.ndarray, scale: float) -> np.ndarray:
         else:
             out = np.einsum("ot,hotc->hoc", weights, gathered)
     return out[..., 0] if squeeze else out
-
-
-def _to_uint8(image: np.ndarray) -> np.ndarray:
-    return np.clip(np.round(image), 0, 255).astype(np.uint8)
 
 
 @dataclasses.dataclass
@@ -180,7 +176,7 @@ def evaluate(upscaler, folder: str | Path, scale: int, progress=None) -> Dataset
         h, w = (hr.shape[0] // scale) * scale, (hr.shape[1] // scale) * scale
         hr = hr[:h, :w]
         if lr_path is None:
-            lr = _to_uint8(matlab_imresize(hr.astype(np.float64), 1 / scale))
+            lr = to_uint8(matlab_imresize(hr.astype(np.float64), 1 / scale), (0.0, 255.0))
         else:
             lr = _as_rgb8(read_image(lr_path), lr_path)
             if lr.shape[:2] != (h // scale, w // scale):
@@ -189,7 +185,7 @@ def evaluate(upscaler, folder: str | Path, scale: int, progress=None) -> Dataset
                     f"{lr_path.name}: LR size {size} does not fit {hr_path.name} / {scale}"
                 )
         sr = upscaler.upscale(lr)
-        bicubic = _to_uint8(matlab_imresize(lr.astype(np.float64), scale))
+        bicubic = to_uint8(matlab_imresize(lr.astype(np.float64), scale), (0.0, 255.0))
         ref, sr, bicubic = (x.astype(np.float32)[None] / 255.0 for x in (hr, sr, bicubic))
         scores.append(
             Score(

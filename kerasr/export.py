@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from kerasr.errors import KerasrError
+from kerasr.images import to_uint8
+from kerasr.io import atomic_path
 
 FORMATS = ("savedmodel", "keras")
 
@@ -29,8 +30,7 @@ def upscaler_serving_module(model):
         @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8, name="image")])
         def serve(self, image):
             x = tf.cast(image, tf.float32)[None] / 255.0
-            y = tf.clip_by_value(self.network(x, training=False)[0], 0.0, 1.0)
-            return tf.cast(tf.round(y * 255.0), tf.uint8)
+            return to_uint8(self.network(x, training=False)[0])
 
     return UpscalerModule(model)
 
@@ -64,31 +64,37 @@ def load_exportable(spec: str):
             raise error from None
 
 
-def export_model(module_or_model, destination: str | os.PathLike, fmt: str = "savedmodel") -> Path:
+def export_model(
+    module_or_model,
+    destination: str | os.PathLike,
+    fmt: str = "savedmodel",
+    *,
+    overwrite: bool = False,
+) -> Path:
     """Writes `savedmodel` (a folder) or `keras` (a `.keras` file), atomically.
 
     Args:
         module_or_model: for `savedmodel`, a `tf.Module` with a `serve` function (see
             `upscaler_serving_module`; a generator's module also has `from_latents`, exported
             as a second signature); for `keras`, a Keras model.
-        destination: the folder or file to create; an existing one is replaced.
+        destination: the folder or file to create.
         fmt: `savedmodel` or `keras`.
+        overwrite: replace an existing destination, but only if it is a previous export
+            (a SavedModel folder, or a `.keras` file); anything else is never deleted.
 
     Returns:
         The path written.
+
+    Raises:
+        KerasrError: the destination exists (and `overwrite` is off, or it is not an export).
     """
     if fmt not in FORMATS:
         raise KerasrError(f"format must be one of {', '.join(FORMATS)}. Received: {fmt!r}")
     destination = Path(destination)
     if fmt == "keras" and destination.suffix != ".keras":
         destination = destination.with_name(destination.name + ".keras")
-    parent = destination.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=parent))
-    except OSError as e:
-        raise KerasrError(f"cannot write to {parent}: {e.strerror or e}") from None
-    try:
+    replaced = _check_destination(destination, overwrite)
+    with atomic_path(destination) as staging:
         if fmt == "savedmodel":
             import tensorflow as tf
 
@@ -96,15 +102,25 @@ def export_model(module_or_model, destination: str | os.PathLike, fmt: str = "sa
             if hasattr(module_or_model, "from_latents"):
                 signatures["from_latents"] = module_or_model.from_latents
             tf.saved_model.save(module_or_model, str(staging), signatures=signatures)
-            built = staging
         else:
-            built = staging / destination.name
-            module_or_model.save(built)
-        if destination.is_dir():
-            shutil.rmtree(destination)
-        elif destination.exists():
-            destination.unlink()
-        os.replace(built, destination)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+            module_or_model.save(staging)
+        if replaced is not None:
+            # A folder cannot be renamed over a non-empty one: the old export goes first.
+            shutil.rmtree(replaced) if replaced.is_dir() else replaced.unlink()
     return destination
+
+
+def _check_destination(destination: Path, overwrite: bool) -> Path | None:
+    """The previous export to replace, if any; refuses anything that is not one."""
+    if not destination.exists() and not destination.is_symlink():
+        return None
+    is_savedmodel = destination.is_dir() and (destination / "saved_model.pb").is_file()
+    is_keras = destination.is_file() and destination.suffix == ".keras"
+    if is_savedmodel or is_keras:
+        if overwrite:
+            return destination
+        raise KerasrError(f"{destination} already exists; pass --overwrite to replace it")
+    what = "a folder that is not a SavedModel" if destination.is_dir() else "not a .keras file"
+    raise KerasrError(
+        f"{destination} exists and is {what}; choose a new name (it is never deleted)"
+    )

@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from kerasr.errors import KerasrError
+from kerasr.images import to_uint8
+from kerasr.io import write_text
 from kerasr.weights.generators import DEFAULT_GENERATOR, GeneratorInfo, architecture, registry
 
 __all__ = [
@@ -130,13 +132,6 @@ def latents_from_seeds(seeds, latent_dim: int):
     )
 
 
-def to_uint8(images):
-    """Maps generator output in [-1, 1] to uint8 [0, 255] (a tensor in, a tensor out)."""
-    import tensorflow as tf
-
-    return tf.cast(tf.round(tf.clip_by_value((images + 1.0) * 127.5, 0.0, 255.0)), tf.uint8)
-
-
 def generate(generator, seeds: Sequence[int]) -> np.ndarray:
     """Draws one image per seed.
 
@@ -175,7 +170,7 @@ def _one_image_function(generator):
 
         @tf.function(input_signature=[tf.TensorSpec([1, latent_dim], tf.float32)])
         def fn(z):
-            return to_uint8(generator(z, training=False))
+            return to_uint8(generator(z, training=False), (-1.0, 1.0))
 
         _DRAW_ONE[generator] = fn
     return fn
@@ -223,7 +218,7 @@ def generator_serving_module(generator):
         def _draw(self, latents):
             # Image by image, as `generate` does, so that a served seed gives the same pixels.
             return tf.map_fn(
-                lambda z: to_uint8(self.generator(z[None], training=False))[0],
+                lambda z: to_uint8(self.generator(z[None], training=False), (-1.0, 1.0))[0],
                 latents,
                 fn_output_signature=tf.TensorSpec([self.image_size, self.image_size, 3], tf.uint8),
             )
@@ -233,11 +228,7 @@ def generator_serving_module(generator):
 
 def write_architecture(folder: str | Path, **kwargs) -> Path:
     """Writes `generator.json` (the `build_generator` arguments) so `.weights.h5` files load."""
-    from kerasr.training.callbacks import write_bytes_atomic
-
-    path = Path(folder) / GENERATOR_JSON
-    write_bytes_atomic(path, (json.dumps(kwargs, indent=2) + "\n").encode("utf-8"))
-    return path
+    return write_text(Path(folder) / GENERATOR_JSON, json.dumps(kwargs, indent=2) + "\n")
 
 
 def _read_architecture(weights: Path) -> dict:

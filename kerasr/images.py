@@ -11,13 +11,13 @@ from __future__ import annotations
 import io
 import os
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from kerasr.errors import KerasrError
+from kerasr.io import write_bytes
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -111,7 +111,9 @@ def _decode_png16(data: bytes, path: Path) -> np.ndarray:
         ) from None
 
 
-def write_image(path: str | os.PathLike, pixels: np.ndarray, quality: int = 95) -> None:
+def write_image(
+    path: str | os.PathLike, pixels: np.ndarray, quality: int = 95, *, make_parents: bool = False
+) -> None:
     """Writes `pixels` to `path` atomically; the format follows the suffix.
 
     16-bit images must go to PNG; alpha is dropped (composited on nothing) only for JPEG,
@@ -124,35 +126,30 @@ def write_image(path: str | os.PathLike, pixels: np.ndarray, quality: int = 95) 
     if pixels.dtype == np.uint16 and suffix != ".png":
         raise KerasrError(f"{path}: 16-bit images can only be written as PNG")
     payload = _encode(pixels, _FORMATS[suffix], quality)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except FileNotFoundError:
-        raise KerasrError(f"{path.parent}: output folder does not exist") from None
-    except OSError as e:
-        raise KerasrError(f"{path.parent}: cannot write there ({e.strerror or e})") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise KerasrError(f"{path}: cannot write ({e.strerror or e})") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes(path, payload, make_parents=make_parents)
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Writes a text file through a temporary name in the same folder."""
-    path = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except OSError as e:
-        raise KerasrError(f"{path}: cannot write ({e.strerror or e})") from None
+def to_uint8(x, value_range: tuple[float, float] = (0.0, 1.0)):
+    """Quantises floats in `value_range` to uint8 levels: clip, scale, round to nearest.
+
+    The one rounding rule for network outputs, used for files, grids, scores and serving.
+    Takes a numpy array (returns one) or a TensorFlow tensor (returns a tensor, so it can
+    run inside a compiled function).
+
+    Args:
+        x: float pixels.
+        value_range: the floats that map to 0 and 255: `(0, 1)` for the upscalers,
+            `(-1, 1)` for the DCGAN generators' tanh output, `(0, 255)` for already-scaled values.
+    """
+    low, high = value_range
+    scale = 255.0 / (high - low)
+    if type(x).__module__.startswith("tensorflow"):
+        import tensorflow as tf
+
+        levels = tf.round(tf.clip_by_value((x - low) * scale, 0.0, 255.0))
+        return tf.cast(levels, tf.uint8)
+    levels = np.round(np.clip((np.asarray(x, np.float32) - low) * scale, 0.0, 255.0))
+    return levels.astype(np.uint8)
 
 
 def encode_png(pixels: np.ndarray, compress_level: int = 6) -> bytes:

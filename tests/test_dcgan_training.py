@@ -8,7 +8,7 @@ from PIL import Image
 
 from kerasr.config import DCGANConfig, load_config
 from kerasr.generation import load_generator
-from kerasr.training.callbacks import TimeLimit, atomic_path
+from kerasr.training.callbacks import TimeLimit
 from kerasr.training.dcgan import (
     QualityReference,
     build_dcgan,
@@ -144,14 +144,6 @@ def test_time_limit_stops_after_the_epoch_past_budget():
     now[0] = 61.0
     limit.on_epoch_end(1)
     assert limit.model.stop_training and limit.stopped_epoch == 1
-
-
-def test_atomic_path_leaves_nothing_on_failure(tmp_path):
-    target = tmp_path / "x.weights.h5"
-    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
-        tmp.write_bytes(b"partial")
-        raise RuntimeError("interrupted")
-    assert list(tmp_path.iterdir()) == []
 
 
 def _sprites(folder, n=8):

@@ -63,3 +63,32 @@ def test_generator_savedmodel_serves_seeds_and_latents(tmp_path):
     latents = latents_from_seeds(tf.constant(seeds, tf.int64), 4)
     from_latents = loaded.signatures["from_latents"](latents=tf.constant(latents))
     np.testing.assert_array_equal(next(iter(from_latents.values())).numpy(), served)
+
+
+def test_export_never_deletes_what_it_did_not_write(tmp_path, tiny_model_file):
+    keep = tmp_path / "work"
+    keep.mkdir()
+    (keep / "notes.txt").write_text("mine")
+    for extra in ([], ["--overwrite"]):
+        result = runner.invoke(app, ["export", str(tiny_model_file), str(keep), *extra])
+        assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
+        assert "is a folder that is not a SavedModel" in result.output
+        assert [p.name for p in keep.iterdir()] == ["notes.txt"]
+        assert (keep / "notes.txt").read_text() == "mine"
+
+
+def test_export_replaces_a_previous_export_only_with_overwrite(tmp_path, tiny_model_file):
+    target = tmp_path / "sm"
+    assert runner.invoke(app, ["export", str(tiny_model_file), str(target)]).exit_code == 0
+    first = (target / "saved_model.pb").stat().st_mtime_ns
+    again = runner.invoke(app, ["export", str(tiny_model_file), str(target)])
+    assert again.exit_code == 2 and "--overwrite" in again.output
+    assert (target / "saved_model.pb").stat().st_mtime_ns == first
+    result = runner.invoke(app, ["export", str(tiny_model_file), str(target), "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert tf.saved_model.load(str(target)).serve(tf.zeros([4, 4, 3], tf.uint8)).shape == (
+        16,
+        16,
+        3,
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sm"]  # no staging folder left

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +18,7 @@ from kerasr.data.degradations import bicubic_downscale, realesrgan_degrade
 from kerasr.data.kernels import KERNEL_TYPES
 from kerasr.data.sources import load_image
 from kerasr.errors import KerasrError
+from kerasr.images import write_image
 
 _LABEL_LINES = 6
 _LINE_HEIGHT = 12
@@ -180,14 +179,5 @@ def write_preview(image_path: str | Path, output: str | Path, config: DataConfig
     grid = preview_grid(hr, config, seed, n)
     if not output.parent.is_dir():
         raise KerasrError(f"output folder does not exist: {output.parent}")
-    from PIL import Image
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            Image.fromarray(grid).save(f, format="PNG")
-        os.replace(tmp, output)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_image(output, grid)
     return output

@@ -35,19 +35,11 @@ from kerasr.config import DCGANConfig, to_toml
 from kerasr.data.sprites import load_sprites, sprite_dataset
 from kerasr.errors import KerasrError
 from kerasr.generation import generate, write_architecture
+from kerasr.images import write_image
+from kerasr.io import append_csv, atomic_path, image_grid, read_csv, save_gif, write_text
 from kerasr.layers import DiffAugment
 from kerasr.models.dcgan import build_discriminator, build_generator
-from kerasr.training.callbacks import (
-    TimeLimit,
-    append_csv,
-    atomic_path,
-    image_grid,
-    plot_history,
-    read_csv,
-    save_gif,
-    save_png,
-    write_bytes_atomic,
-)
+from kerasr.training.callbacks import TimeLimit, plot_history
 
 LOSSES = ("hinge", "nonsaturating")
 
@@ -416,15 +408,15 @@ class DCGANMonitor(keras.callbacks.Callback):
         grid = image_grid(
             generate(generator, self.grid_seeds), columns=int(len(self.grid_seeds) ** 0.5)
         )
-        save_png(self.run_dir / "grids" / f"epoch_{number:04d}.png", grid)
+        write_image(self.run_dir / "grids" / f"epoch_{number:04d}.png", grid, make_parents=True)
         signals = quality_signals(generate(generator, self.signal_seeds), self.reference)
         row = {"epoch": number, **{k: float(v) for k, v in (logs or {}).items()}}
         row.update({k: signals[k] for k in ("diversity", "nearest_ratio", "copies")})
         row["kid"] = self._kid(generator) if self.kid_every and number % self.kid_every == 0 else ""
         append_csv(self.run_dir / "history.csv", row)
-        write_bytes_atomic(
+        write_text(
             self.run_dir / "quality.txt",
-            f"epoch {number}\n{describe_quality(signals)}{self.kid_note}\n".encode(),
+            f"epoch {number}\n{describe_quality(signals)}{self.kid_note}\n",
         )
         with self.writer.as_default(step=number):
             for key, value in row.items():
@@ -491,7 +483,7 @@ def train_dcgan(
     steps_per_epoch = len(images) // train.batch_size
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(run_dir / "config.toml", to_toml(config).encode("utf-8"))
+    write_text(run_dir / "config.toml", to_toml(config))
     write_architecture(
         run_dir / "generators",
         image_size=model_cfg.image_size,

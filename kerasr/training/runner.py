@@ -30,7 +30,8 @@ import tensorflow as tf
 
 from kerasr.config import SRRecipe, to_toml
 from kerasr.errors import KerasrError
-from kerasr.training.callbacks import append_csv, read_csv, save_png, write_bytes_atomic
+from kerasr.images import to_uint8, write_image
+from kerasr.io import append_csv, atomic_path, read_csv, save_gif, write_bytes, write_text
 from kerasr.training.checkpoints import (
     PeriodicCheckpoint,
     StopOnSignal,
@@ -132,17 +133,13 @@ class StepLimit(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def _to_uint8(x) -> np.ndarray:
-    return (np.clip(np.asarray(x, np.float32), 0, 1) * 255.0 + 0.5).astype(np.uint8)
-
-
 def sample_grid(network, lr, hr) -> np.ndarray:
     """Rows of LR (nearest-upscaled) | SR | HR, as one uint8 image."""
     sr = network(lr, training=False)
     scale = hr.shape[1] // lr.shape[1]
     lr_big = np.repeat(np.repeat(np.asarray(lr), scale, axis=1), scale, axis=2)
     rows = [
-        np.concatenate([_to_uint8(a), _white(a, 4), _to_uint8(b), _white(a, 4), _to_uint8(c)], 1)
+        np.concatenate([to_uint8(a), _white(a, 4), to_uint8(b), _white(a, 4), to_uint8(c)], 1)
         for a, b, c in zip(lr_big, np.asarray(sr), np.asarray(hr), strict=True)
     ]
     gap = np.full((4, rows[0].shape[1], 3), 255, np.uint8)
@@ -217,7 +214,7 @@ class SRMonitor(keras.callbacks.Callback):
         if self.samples is None:
             return
         grid = sample_grid(self.model.sr_network, *self.samples)
-        save_png(self.run_dir / "samples" / f"step_{step:07d}.png", grid)
+        write_image(self.run_dir / "samples" / f"step_{step:07d}.png", grid, make_parents=True)
         with self.writer.as_default(step=step):
             tf.summary.image("samples/lr_sr_hr", grid[None], max_outputs=1)
 
@@ -331,7 +328,7 @@ def write_figures(run_dir: str | Path, title: str) -> None:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     plt.close(fig)
-    write_bytes_atomic(run_dir / "training.png", buffer.getvalue())
+    write_bytes(run_dir / "training.png", buffer.getvalue())
 
     frames_src = sorted((run_dir / "samples").glob("step_*.png"))
     if len(frames_src) > 40:
@@ -350,20 +347,8 @@ def write_figures(run_dir: str | Path, title: str) -> None:
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png")
         plt.close(fig)
-        frames.append(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
-    if frames:
-        buffer = io.BytesIO()
-        durations = [300] * len(frames)
-        durations[-1] = 1500
-        frames[0].save(
-            buffer,
-            format="GIF",
-            save_all=True,
-            append_images=frames[1:],
-            duration=durations,
-            loop=0,
-        )
-        write_bytes_atomic(run_dir / "progress.gif", buffer.getvalue())
+        frames.append(np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")))
+    save_gif(run_dir / "progress.gif", frames, seconds_per_frame=0.3, hold_last=5)
 
 
 def build_harness(recipe: SRRecipe, stage: Stage):
@@ -507,14 +492,14 @@ def train_sr(
 
         run_dir.mkdir(parents=True, exist_ok=True)
         config_text = to_toml(recipe)
-        write_bytes_atomic(run_dir / "config.toml", config_text.encode("utf-8"))
-        write_bytes_atomic(run_dir / "stage.txt", stage.encode())
+        write_text(run_dir / "config.toml", config_text)
+        write_text(run_dir / "stage.txt", stage)
         # Grids need (LR, HR) pairs: with on-device degradation only validation has them.
         hr_only = recipe.data.degradation.on_device and not recipe.data.lr_source
         samples = _fixed_samples(val_ds if val_ds is not None or hr_only else train_ds)
         if val_ds is not None and not (run_dir / "bicubic.json").exists():
             bicubic = _bicubic_psnr(val_ds, recipe.data.scale)
-            write_bytes_atomic(run_dir / "bicubic.json", json.dumps({"psnr": bicubic}).encode())
+            write_text(run_dir / "bicubic.json", json.dumps({"psnr": bicubic}))
 
         if run_dir != chief_dir:
             manager = make_manager(harness, run_dir / "checkpoints", train.keep_checkpoints)
@@ -566,10 +551,10 @@ def train_sr(
         seconds = time.monotonic() - t0
         step = int(harness.step.numpy())
         network = harness.sr_network
-        with _atomic_weights(run_dir / "generator.weights.h5") as tmp:
+        with atomic_path(run_dir / "generator.weights.h5") as tmp:
             network.save_weights(tmp)
         if stage == "gan":
-            with _atomic_weights(run_dir / "discriminator.weights.h5") as tmp:
+            with atomic_path(run_dir / "discriminator.weights.h5") as tmp:
                 harness.discriminator.save_weights(tmp)
         evaluation = None
         source_val = recipe.data.val_source
@@ -580,9 +565,7 @@ def train_sr(
             and run_dir == chief_dir
         ):
             evaluation = evaluate_folder(network, source_val, recipe.data.scale)
-            write_bytes_atomic(
-                run_dir / "evaluation.json", json.dumps(evaluation, indent=1).encode()
-            )
+            write_text(run_dir / "evaluation.json", json.dumps(evaluation, indent=1))
         if remaining and run_dir == chief_dir:
             write_figures(run_dir, f"{stage}: {run_dir.name}")
     finally:
@@ -602,9 +585,3 @@ def train_sr(
         "memory_events": memory.events if memory is not None else [],
         "run_dir": chief_dir,
     }
-
-
-def _atomic_weights(path):
-    from kerasr.training.callbacks import atomic_path
-
-    return atomic_path(path)

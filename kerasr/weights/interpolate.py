@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from kerasr.errors import KerasrError
+from kerasr.io import atomic_path
 
 
 def interpolate_models(model_a, model_b, alpha: float):
@@ -63,15 +64,9 @@ def save_model_file(model, path: str | os.PathLike) -> Path:
     name = path.name
     if not (name.endswith(".weights.h5") or name.endswith(".keras")):
         raise KerasrError(f"output must end with .weights.h5 or .keras. Received: {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = ".weights.h5" if name.endswith(".weights.h5") else ".keras"
-    tmp = path.with_name(f".{name[: -len(suffix)]}.{os.getpid()}.tmp{suffix}")
-    try:
-        if suffix == ".keras":
+    with atomic_path(path) as tmp:
+        if name.endswith(".keras"):
             model.save(tmp)
         else:
             model.save_weights(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
