@@ -56,16 +56,25 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
     """
     if not data:
         raise KerasrError(f"{name}: empty file")
-    if _png_bit_depth(data) is not None and 0 in struct.unpack(">II", data[16:24]):
-        raise KerasrError(f"{name}: image has zero size")
-    if _png_bit_depth(data) == 16:
-        return _decode_png16(data, name)
+    depth = _png_bit_depth(data)
+    if depth is not None:
+        width, height = struct.unpack(">II", data[16:24])
+        if 0 in (width, height):
+            raise KerasrError(f"{name}: image has zero size")
+        # Pillow refuses oversized 8-bit images itself; 16-bit ones bypass it, so the same
+        # limit is applied to the header before anything is decoded.
+        if depth == 16:
+            if width * height > decode_pixel_limit():
+                raise KerasrError(_too_large(name, width, height))
+            return _decode_png16(data, name)
     try:
         with Image.open(io.BytesIO(data)) as im:
             im.load()
             pixels = _to_array(ImageOps.exif_transpose(im))
+    except KerasrError as e:  # a readable image kerasr does not take
+        raise KerasrError(f"{name}: {e}") from None
     except Image.DecompressionBombError:
-        raise KerasrError(f"{name}: image is too large to decode safely") from None
+        raise KerasrError(_too_large(name, *_header_size(data))) from None
     except UnidentifiedImageError:
         raise KerasrError(f"{name}: not an image (or an unsupported format)") from None
     except (OSError, SyntaxError, ValueError) as e:
@@ -75,11 +84,31 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
     return pixels
 
 
+def decode_pixel_limit() -> int:
+    """The largest image (width x height) kerasr decodes: Pillow's decompression-bomb limit."""
+    return 2 * Image.MAX_IMAGE_PIXELS
+
+
+def _header_size(data: bytes) -> tuple[int, int]:
+    # Pillow will not even open an oversized image, so only a PNG header tells its size here.
+    if _png_bit_depth(data) is None:
+        return 0, 0
+    return struct.unpack(">II", data[16:24])
+
+
+def _too_large(name: str, width: int, height: int) -> str:
+    size = f" ({width}x{height})" if width else ""
+    limit = f"{decode_pixel_limit():,}"
+    return f"{name}: image is too large to decode safely{size}; the limit is {limit} pixels"
+
+
 def _to_array(im: Image.Image) -> np.ndarray:
+    if im.mode == "F":
+        return _float_to_uint16(np.asarray(im))[..., None]
     if im.mode in ("I;16", "I;16B", "I;16L", "I"):
         pixels = np.asarray(im)
         if pixels.min() < 0 or pixels.max() > 65535:
-            raise ValueError("32-bit integer images are not supported; save as 16-bit")
+            raise KerasrError("32-bit integer images are not supported; save as 16-bit")
         return pixels.astype(np.uint16)[..., None]  # 16-bit greyscale
     if im.mode == "P":
         im = im.convert("RGBA" if "transparency" in im.info else "RGB")
@@ -91,6 +120,15 @@ def _to_array(im: Image.Image) -> np.ndarray:
         im = im.convert("RGBA" if "A" in im.mode else "RGB")
     pixels = np.asarray(im)
     return pixels[..., None] if pixels.ndim == 2 else pixels
+
+
+def _float_to_uint16(pixels: np.ndarray) -> np.ndarray:
+    # Floating-point images (32-bit TIFF) hold intensities in [0, 1]; 16 bits keep their
+    # precision, where a plain conversion would truncate 0..1 to black.
+    finite = pixels[np.isfinite(pixels)]
+    if finite.size != pixels.size or finite.min() < 0.0 or finite.max() > 1.0:
+        raise KerasrError("floating-point images must hold finite values in [0, 1]")
+    return np.round(pixels * 65535.0).astype(np.uint16)
 
 
 def _png_bit_depth(data: bytes) -> int | None:

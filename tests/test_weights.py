@@ -57,6 +57,19 @@ def test_cache_entry_with_wrong_values_is_rebuilt():
     assert weights_digest(model) == REGISTRY[NAME].sha256
 
 
+@pytest.mark.parametrize("obstacle", ["cache path is a folder", "models is a file"])
+def test_unwritable_cache_warns_and_still_gives_the_model(tmp_path, monkeypatch, obstacle):
+    monkeypatch.setenv("KERASR_HOME", str(tmp_path))
+    if obstacle == "models is a file":
+        (tmp_path / "models").write_text("not a folder")
+    else:
+        (cache_path(NAME) / "inside").mkdir(parents=True)
+    with pytest.warns(UserWarning, match="without caching"):
+        model = load_model(NAME)
+    assert weights_digest(model) == REGISTRY[NAME].sha256
+    assert not is_cached(NAME)
+
+
 def test_registry_lists_the_default_first():
     names = [m.name for m in list_models()]
     assert names[0] == "realesrgan-x4plus" and NAME in names

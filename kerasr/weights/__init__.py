@@ -175,8 +175,17 @@ def _convert_and_cache(entry: PretrainedModel, path: Path):
             f"(got {digest[:12]}..., expected {entry.sha256[:12]}...); reinstall "
             f"{NCNN_PACKAGE.replace('_', '-')}"
         )
-    with atomic_path(path) as tmp:
-        model.save_weights(tmp)
+    try:
+        with atomic_path(path) as tmp:
+            model.save_weights(tmp)
+    except (KerasrError, OSError) as e:
+        # The converted weights are in memory and correct: a cache that cannot be written
+        # (read-only KERASR_HOME, a folder in the way) only costs the conversion next time.
+        warnings.warn(
+            f"cannot cache {entry.name} in {path.parent} ({_first_line(e)}); using the "
+            "converted weights without caching (set KERASR_HOME to a writable folder)",
+            stacklevel=3,
+        )
     return model
 
 
