@@ -1,7 +1,9 @@
 """Shared fixtures. Every test run gets its own model cache, so no test touches ~/.cache."""
 
 import os
+import struct
 import tempfile
+import zlib
 from pathlib import Path
 
 # Before kerasr is imported anywhere: an isolated cache for the whole session.
@@ -40,3 +42,23 @@ def tiny_model_file(tiny_model, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("models") / "tiny.keras"
     tiny_model.save(path)
     return path
+
+
+@pytest.fixture
+def png_header_only():
+    """Writes a PNG whose header claims a size; decoding its data would take gigabytes."""
+
+    def write(path, width, height, depth=8, colour_type=0):
+        def chunk(kind, body):
+            crc = struct.pack(">I", zlib.crc32(kind + body))
+            return struct.pack(">I", len(body)) + kind + body + crc
+
+        ihdr = struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, 0)
+        idat = zlib.compress(b"\0" * 1024)
+        signature = b"\x89PNG\r\n\x1a\n"
+        path.write_bytes(
+            signature + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+        )
+        return path
+
+    return write

@@ -81,17 +81,19 @@ def test_folder_scan_is_recursive_and_reads_every_format(tmp_path):
     np.testing.assert_allclose(c[:, 12:], np.ones((20, 12, 3)))
 
 
-def test_corrupt_images_are_skipped_with_one_warning_each_and_counted(tmp_path):
+def test_corrupt_images_are_skipped_with_one_warning_each_and_counted(tmp_path, png_header_only):
     root = _folder(tmp_path, n=2)
     (root / "garbage.png").write_bytes(b"this is not a png")
     good = (root / "img0.png").read_bytes()
     (root / "truncated.png").write_bytes(good[: len(good) // 2])
+    png_header_only(root / "bomb.png", 20000, 20000)
     with pytest.warns(DataWarning) as record:
         scan = scan_folder(root)
     messages = [str(w.message) for w in record]
-    assert len(messages) == 2
-    assert any("garbage.png" in m for m in messages) and any("truncated.png" in m for m in messages)
-    assert len(scan.skipped) == 2 and len(scan.records) == 2
+    assert len(messages) == 3
+    for name in ("garbage.png", "truncated.png", "bomb.png"):
+        assert any(name in m for m in messages)
+    assert len(scan.skipped) == 3 and len(scan.records) == 2
     with pytest.warns(DataWarning):
         _, hr = _take(make_sr_dataset(_config(root)), 1)[0]
     assert hr.shape == (2, 32, 32, 3)

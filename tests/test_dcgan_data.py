@@ -5,6 +5,7 @@ import pytest
 from PIL import Image
 
 from kerasr.config import ConfigError, DCGANConfig, load_config
+from kerasr.data.sources import DataWarning
 from kerasr.data.sprites import load_sprites, sprite_dataset, white_border_fraction
 from kerasr.errors import KerasrError
 
@@ -76,9 +77,17 @@ def test_empty_or_missing_folder_is_a_clear_error(tmp_path):
         load_sprites(tmp_path / "missing")
 
 
-def test_corrupt_image_names_the_file(tmp_path):
+def test_unreadable_sprites_are_skipped_with_a_warning_naming_them(tmp_path, png_header_only):
+    Image.new("RGBA", (8, 8), (255, 0, 0, 255)).save(tmp_path / "good.png")
     (tmp_path / "broken.png").write_bytes(b"not a png")
-    with pytest.raises(KerasrError, match="broken.png"):
+    png_header_only(tmp_path / "bomb.png", 20000, 20000)
+    with pytest.warns(DataWarning) as record:
+        sprites = load_sprites(tmp_path, image_size=8)
+    assert sprites.shape == (1, 8, 8, 3) and (sprites[0, ..., 0] == 255).all()
+    skipped = sorted(str(w.message).split(":")[0].split("/")[-1] for w in record)
+    assert skipped == ["bomb.png", "broken.png"]
+    (tmp_path / "good.png").unlink()
+    with pytest.warns(DataWarning), pytest.raises(KerasrError, match="no readable image"):
         load_sprites(tmp_path)
 
 

@@ -1,8 +1,5 @@
 """Reading images: the decompression-bomb limit for every bit depth, floating-point TIFF."""
 
-import struct
-import zlib
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -11,25 +8,10 @@ from kerasr.errors import KerasrError
 from kerasr.images import decode_pixel_limit, read_image
 
 
-def _png_header_only(path, width, height, depth, colour_type=0):
-    """A PNG whose header claims a size; its data would take gigabytes to decode."""
-
-    def chunk(kind, body):
-        return (
-            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-        )
-
-    ihdr = struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, 0)
-    idat = zlib.compress(b"\0" * 1024)
-    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
-    path.write_bytes(data)
-    return path
-
-
 @pytest.mark.parametrize("depth", [8, 16])
-def test_oversized_png_is_refused_before_decoding(tmp_path, depth):
+def test_oversized_png_is_refused_before_decoding(tmp_path, depth, png_header_only):
     side = int(decode_pixel_limit() ** 0.5) + 100
-    path = _png_header_only(tmp_path / f"bomb{depth}.png", side, side, depth)
+    path = png_header_only(tmp_path / f"bomb{depth}.png", side, side, depth)
     with pytest.raises(KerasrError, match=rf"too large to decode safely \({side}x{side}\)"):
         read_image(path)
 

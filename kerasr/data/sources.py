@@ -73,7 +73,13 @@ def scan_folder(folder: str | Path) -> FolderScan:
                 # verify() walks the file (PNG chunks and CRCs, headers of the others) without
                 # decoding it: truncated or garbled files are caught here, cheaply.
                 im.verify()
-        except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as e:
+        except (
+            OSError,
+            UnidentifiedImageError,
+            SyntaxError,
+            ValueError,
+            Image.DecompressionBombError,  # not an OSError: a header that claims gigapixels
+        ) as e:
             reason = " ".join(str(e).split()) or type(e).__name__
             warnings.warn(f"skipping unreadable image {path}: {reason}", DataWarning, stacklevel=2)
             skipped.append((str(path), reason))

@@ -7,11 +7,13 @@ then serves shuffled, randomly flipped float batches in [-1, 1] from that array.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from kerasr.data.sources import DataWarning
 from kerasr.errors import KerasrError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
@@ -52,8 +54,8 @@ def composite(path: str | Path, background: Sequence[int] = (255, 255, 255)) -> 
     try:
         with Image.open(path) as image:
             rgba = image.convert("RGBA")
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise KerasrError(f"cannot read image {path}: {e}") from None
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
+        raise KerasrError(f"cannot read image {path}: {' '.join(str(e).split())}") from None
     canvas = Image.new("RGBA", rgba.size, (*background, 255))
     canvas.alpha_composite(rgba)
     return np.asarray(canvas.convert("RGB"))
@@ -97,26 +99,32 @@ def load_sprites(
         image_size: output side; images are padded to square with `background` and resized.
         background: RGB colour composited behind transparent pixels.
         white_background_only: keep only images whose border is white after compositing on
-            `background` (seed 004 trained a second variant on this subset). With the default
-            white background this drops sprites that touch the frame or bring their own
-            coloured backdrop.
+            `background` (the PokemonGan web app offered a second generator trained on this
+            subset). With the default white background this drops sprites that touch the
+            frame or bring their own coloured backdrop.
         white_border: fraction of border pixels that must be white (>= 240 in every channel).
 
     Returns:
         uint8 `[n, image_size, image_size, 3]`.
 
     Raises:
-        KerasrError: on a missing or empty folder, an unreadable image, or when the filter
-            leaves no image.
+        KerasrError: on a missing or empty folder, or when no image is readable or the
+            filter leaves none. An unreadable image alone is skipped with a `DataWarning`.
     """
     if len(background) != 3 or any(not 0 <= int(c) <= 255 for c in background):
         raise KerasrError(f"background must be three values in 0..255. Received: {background}")
     images = []
     for path in list_images(folder):
-        image = composite(path, background)
+        try:
+            image = composite(path, background)
+        except KerasrError as e:  # one bad sprite does not stop a run (as in SR training)
+            warnings.warn(f"skipping unreadable image {path}: {e}", DataWarning, stacklevel=2)
+            continue
         if white_background_only and white_border_fraction(image) < white_border:
             continue
         images.append(_square_resize(image, image_size, background))
+    if not images and not white_background_only:
+        raise KerasrError(f"no readable image in {folder}")
     if not images:
         raise KerasrError(f"no image in {folder} has a white border; drop --white-background-only")
     return np.stack(images)
