@@ -4,7 +4,7 @@ Runs `make_sr_dataset` on a folder of photos with the Real-ESRGAN second-order d
 and with the classic bicubic one (256x256 GT, batch 16 by default, all cores), plus the
 degradation alone on in-memory batches, and prints patches per second for each.
 
-    python bench/data.py                       # /work/shared/data/train
+    python bench/data.py                       # ../shared/data/train beside the project
     python bench/data.py --input DIR --batches 40 --cache
     python bench/data.py --consumer none       # skip the training-step measurement
 
@@ -21,10 +21,12 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-DEFAULT_INPUT = "/work/shared/data/train"
+# The shared data sit beside the project root: ../shared/data/train.
+DEFAULT_INPUT = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "train")
 
 
 def _rate(iterator, batch: int, warmup: int, batches: int) -> tuple[float, float]:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import struct
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from kerasr.errors import KerasrError
 from kerasr.io import write_bytes
 
+MAX_FILE_BYTES = 2**30
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP"}
@@ -39,6 +42,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     """
     path = Path(path)
     try:
+        _check_readable_size(path)
         data = path.read_bytes()
     except FileNotFoundError:
         raise KerasrError(f"{path}: file not found") from None
@@ -47,6 +51,20 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     except OSError as e:
         raise KerasrError(f"{path}: cannot read ({e.strerror or e})") from None
     return decode_image(data, str(path))
+
+
+def _check_readable_size(path: Path) -> None:
+    info = path.stat()
+    if stat.S_ISDIR(info.st_mode):
+        raise IsADirectoryError(path)
+    # A device or pipe (/dev/zero) would be read until memory runs out.
+    if not stat.S_ISREG(info.st_mode):
+        raise KerasrError(f"{path}: not a regular file")
+    if info.st_size > MAX_FILE_BYTES:
+        raise KerasrError(
+            f"{path}: file is {info.st_size / 2**30:.1f} GiB, over the limit of "
+            f"{MAX_FILE_BYTES // 2**30} GiB for an image"
+        )
 
 
 def decode_image(data: bytes, name: str = "image") -> np.ndarray:
@@ -69,6 +87,11 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
             return _decode_png16(data, name)
     try:
         with Image.open(io.BytesIO(data)) as im:
+            if getattr(im, "is_animated", False):
+                warnings.warn(
+                    f"{name}: animated image with {im.n_frames} frames; only the first is used",
+                    stacklevel=3,
+                )
             im.load()
             pixels = _to_array(ImageOps.exif_transpose(im))
     except KerasrError as e:  # a readable image kerasr does not take

@@ -17,6 +17,7 @@ from collections.abc import Callable
 import numpy as np
 
 from kerasr.errors import KerasrError
+from kerasr.images import decode_pixel_limit
 
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 # Luma weights of ITU-R BT.601, as OpenCV's RGB->grey conversion (what Real-ESRGAN applies
@@ -227,6 +228,7 @@ class Upscaler:
             raise KerasrError("image has zero size")
         if outscale is not None and not (outscale > 0 and math.isfinite(outscale)):
             raise KerasrError(f"outscale must be a positive number. Received: {outscale}")
+        self._check_output_size(h, w, outscale)
         peak = float(np.iinfo(pixels.dtype).max)
         image = pixels.astype(np.float32) / peak
 
@@ -254,6 +256,20 @@ class Upscaler:
             size = (max(1, round(h * outscale)), max(1, round(w * outscale)))
             out = _resize(out, *size, "lanczos3")
         return (np.clip(out, 0.0, 1.0) * peak).round().astype(pixels.dtype)
+
+    def _check_output_size(self, h: int, w: int, outscale: float | None) -> None:
+        # Refused up front, in one line, rather than by the kernel's out-of-memory killer
+        # halfway through: the same limit as for images kerasr reads.
+        limit = decode_pixel_limit()
+        sizes = [(h * self.scale, w * self.scale)]
+        if outscale is not None:
+            sizes.append((max(1, round(h * outscale)), max(1, round(w * outscale))))
+        for oh, ow in sizes:
+            if oh * ow > limit:
+                raise KerasrError(
+                    f"the output would be {ow}x{oh} pixels, over the limit of {limit:,}; "
+                    "use a smaller --outscale or a smaller input"
+                )
 
     def _alpha_needs_model(self, pixels: np.ndarray) -> bool:
         if pixels.shape[-1] != 4 or self.alpha != "model":

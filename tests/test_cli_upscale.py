@@ -1,5 +1,6 @@
 """`kerasr upscale` end to end, with a tiny model file so each call takes a moment."""
 
+import os
 import struct
 import zlib
 
@@ -185,3 +186,35 @@ def test_readme_main_job_on_the_shipped_sample(tmp_path):
     plain = np.asarray(Image.open(SAMPLE).resize((1024, 1024), Image.BICUBIC), np.float32)
     mse = np.mean((out - plain) ** 2)
     assert 20 < 10 * np.log10(255**2 / mse) < 40
+
+
+def test_impossible_sizes_and_devices_fail_alone(
+    images, tmp_path, tiny_model_file, png_header_only
+):
+    out = tmp_path / "out"
+    out.mkdir()
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(b"")
+    os.truncate(huge, 2**30 + 1)  # sparse: costs no disk
+    bomb16 = png_header_only(tmp_path / "bomb16.png", 15000, 15000, depth=16)
+    inputs = ["/dev/zero", huge, bomb16, images / "rgb.png"]
+    result = upscale(*inputs, "-o", out, "-m", tiny_model_file)
+    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert result.exit_code == 2 and len(lines) == 3, result.output
+    assert "/dev/zero: not a regular file" in lines[0]
+    assert "huge.png: file is 1.0 GiB, over the limit" in lines[1]
+    assert "bomb16.png: image is too large to decode safely (15000x15000)" in lines[2]
+    assert sorted(p.name for p in out.iterdir()) == ["rgb_out.png"]
+    result = upscale(
+        images / "rgb.png", "-o", tmp_path / "o2", "-m", tiny_model_file, "--outscale", "1000"
+    )
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "the output would be 32000x24000 pixels, over the limit" in result.output
+
+
+def test_animated_gif_says_only_the_first_frame_is_used(tmp_path, tiny_model_file):
+    frames = [Image.new("RGB", (8, 8), (v, 0, 0)) for v in (10, 200, 90)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=50)
+    with pytest.warns(UserWarning, match="animated image with 3 frames; only the first is used"):
+        pixels = read_image(tmp_path / "anim.gif")
+    assert pixels.shape == (8, 8, 3) and abs(int(pixels[0, 0, 0]) - 10) <= 2
