@@ -3,7 +3,7 @@
 Feeds in-memory random batches (no data pipeline cost), so the figures are the train step
 itself, with and without XLA. Prints one line per setting.
 
-    python bench/train.py                      # the README demo model (6 blocks, 32 features)
+    python bench/train.py                      # docs/training.md CPU demo model (6 blocks)
     python bench/train.py --config configs/esrgan_x4_psnr.toml --steps 5
 """
 
