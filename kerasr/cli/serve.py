@@ -1,0 +1,63 @@
+"""The `serve` command: the web app."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from kerasr.cli.errors import fail, user_errors
+
+
+@user_errors
+def serve_command(
+    host: Annotated[
+        str, typer.Option(help="Interface to listen on; 0.0.0.0 makes the app public.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    models: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--models",
+            "--model",
+            help="Models to serve (registry names or files; repeat or separate with commas). "
+            "Default: every registered generator and upscaler.",
+        ),
+    ] = None,
+    default_upscaler: Annotated[
+        str | None,
+        typer.Option(help="Upscaler used when a request names none. Default: the fastest."),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Model calls run at the same time; others queue.")
+    ] = 1,
+    max_queue: Annotated[
+        int, typer.Option(min=0, help="Requests that may wait for a worker; more get 503.")
+    ] = 32,
+    max_upload_mb: Annotated[
+        float, typer.Option(min=0.001, help="Largest image file accepted, in MB (413 above).")
+    ] = 8.0,
+    max_pixels: Annotated[
+        int,
+        typer.Option(min=1, help="Largest image accepted for upscaling, in pixels (413 above)."),
+    ] = 256 * 256,
+) -> None:
+    """Run the web app: draw new Pokemon and upscale images in the browser."""
+    try:
+        from kerasr.serve import ServeSettings, load_served_models, serve
+    except ImportError as e:
+        message = f"the web app needs the serve extra ({e}): pip install 'kerasr[serve]'"
+        raise fail(message) from None
+
+    settings = ServeSettings(
+        max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+        max_pixels=max_pixels,
+        workers=workers,
+        max_queue=max_queue,
+        default_upscaler=default_upscaler,
+    )
+    names = [name.strip() for value in models or () for name in value.split(",") if name.strip()]
+    generators, upscalers = load_served_models(names, report=lambda s: typer.echo(s, err=True))
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        typer.echo(f"warning: listening on {host}: other machines can reach the app", err=True)
+    serve(generators, upscalers, settings, host=host, port=port)

@@ -1,0 +1,308 @@
+"""Training commands: pretrain and train-gan (ESRGAN's two stages), train-dcgan."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kerasr.cli.errors import user_errors
+
+
+@user_errors
+def train_dcgan_command(
+    data: Annotated[
+        str | None,
+        typer.Argument(help="Folder of sprite images (PNG with transparency works best)."),
+    ] = None,
+    out: Annotated[
+        str, typer.Option("--out", "-o", help="Run folder: checkpoints, grids, logs, generators.")
+    ] = "runs/pokemon-dcgan",
+    config: Annotated[
+        str | None,
+        typer.Option("--config", "-c", help="TOML recipe, e.g. configs/pokemon_dcgan.toml."),
+    ] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a config value: section.key=value (repeatable)."),
+    ] = None,
+    white_background_only: Annotated[
+        bool,
+        typer.Option(
+            "--white-background-only",
+            help="Train only on images whose border is white (seed 004's second variant).",
+        ),
+    ] = False,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Sets train.epochs.")] = None,
+    max_minutes: Annotated[
+        float | None,
+        typer.Option(min=0.0, help="Stop after the epoch that passes this wall time."),
+    ] = None,
+    threads: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            envvar="KERASR_THREADS",
+            help="TensorFlow intra/inter-op threads; 1 for a run pinned to one core "
+            "(taskset -c 1). 0: TensorFlow's default.",
+        ),
+    ] = 0,
+    resume: Annotated[
+        bool, typer.Option(help="Continue from the run folder's latest checkpoint, if any.")
+    ] = True,
+) -> None:
+    """Train the Pokemon DCGAN on a folder of sprites, with a sample grid every epoch."""
+    from kerasr.config import DCGANConfig, load_config
+
+    sets = list(overrides or [])
+    if data is not None:
+        sets.append(f"data.folder={_toml_string(data)}")
+    if white_background_only:
+        sets.append("data.white_background_only=true")
+    if epochs is not None:
+        sets.append(f"train.epochs={epochs}")
+    if max_minutes is not None:
+        sets.append(f"train.max_minutes={max_minutes}")
+    cfg = load_config(DCGANConfig, config, sets)
+
+    from kerasr.training import limit_threads
+
+    limit_threads(threads)
+
+    import keras
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from kerasr.training.dcgan import train_dcgan
+
+    class RichProgress(keras.callbacks.Callback):
+        def __init__(self, progress):
+            super().__init__()
+            self.progress = progress
+            self.task = None
+
+        def on_epoch_begin(self, epoch, logs=None):
+            if self.task is None:
+                self.task = self.progress.add_task(
+                    "epochs", total=cfg.train.epochs, completed=epoch, status=""
+                )
+
+        def on_epoch_end(self, epoch, logs=None):
+            shown = ("d_loss", "g_loss", "d_real", "d_fake")
+            status = " ".join(f"{k} {logs[k]:.3f}" for k in shown if k in (logs or {}))
+            self.progress.update(self.task, completed=epoch + 1, status=status)
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[status]}"),
+    )
+    with Progress(*columns, transient=False) as progress:
+        summary = train_dcgan(cfg, out, callbacks=[RichProgress(progress)], resume=resume)
+
+    minutes = summary["seconds"] / 60
+    typer.echo(
+        f"trained epochs {summary['initial_epoch']}..{summary['epochs']} on "
+        f"{summary['images']} images in {minutes:.1f} min; run folder {summary['run_dir']}"
+    )
+    last = summary["last"]
+    if last:
+        typer.echo(
+            f"quality: diversity {last['diversity']:.2f}, nearest-training ratio "
+            f"{last['nearest_ratio']:.2f}, near copies {last['copies']:.0%}"
+        )
+    if summary["kid_note"]:
+        typer.echo(summary["kid_note"])
+
+
+def _toml_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _sr_command(
+    stage: str,
+    data: str | None,
+    config: Path | None,
+    overrides: list[str] | None,
+    run_dir: Path,
+    resume: bool,
+    steps: int | None,
+    max_minutes: float | None,
+    init: str | None,
+    threads: int,
+    strategy_name: str = "default",
+) -> None:
+    from kerasr.config import SRRecipe, load_config
+
+    sets = list(overrides or [])
+    if data is not None:
+        sets.append(f"data.source={_toml_string(data)}")
+    if steps is not None:
+        sets.append(f"train.steps={steps}")
+    if max_minutes is not None:
+        sets.append(f"train.max_minutes={max_minutes}")
+    if init is not None:
+        sets.append(f"train.init={_toml_string(init)}")
+    recipe = load_config(SRRecipe, config, sets)
+
+    from kerasr.training import limit_threads
+
+    limit_threads(threads)
+
+    from kerasr.training.distribute import make_strategy
+
+    # Before any TensorFlow operation: the multi-worker and TPU strategies configure the
+    # runtime, which is only possible before it starts.
+    strategy = make_strategy(strategy_name)
+
+    import keras
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from kerasr.training.runner import train_sr
+
+    shown = ("pixel_loss", "g_loss", "d_loss", "d_real", "d_fake")
+
+    class RichProgress(keras.callbacks.Callback):
+        def __init__(self, progress):
+            super().__init__()
+            self.progress = progress
+            self.task = None
+
+        def on_train_begin(self, logs=None):
+            self.task = self.progress.add_task(
+                stage, total=recipe.train.steps, completed=int(self.model.step.numpy()), status=""
+            )
+
+        def on_train_batch_end(self, batch, logs=None):
+            status = " ".join(f"{k} {float(logs[k]):.4g}" for k in shown if k in (logs or {}))
+            self.progress.update(self.task, completed=int(self.model.step.numpy()), status=status)
+
+        def on_epoch_end(self, epoch, logs=None):
+            val = {k: float(v) for k, v in (logs or {}).items() if k in ("val_psnr", "val_ssim")}
+            if val:
+                self.progress.console.print(
+                    f"step {int(self.model.step.numpy())}: validation PSNR "
+                    f"{val.get('val_psnr', float('nan')):.2f} dB, SSIM "
+                    f"{val.get('val_ssim', float('nan')):.4f}"
+                )
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[status]}"),
+    )
+    with Progress(*columns, transient=False) as progress:
+        summary = train_sr(
+            recipe,
+            run_dir,
+            stage="gan" if stage == "train-gan" else "pretrain",
+            resume=resume,
+            callbacks=[RichProgress(progress)],
+            report=progress.console.print,
+            strategy=strategy,
+        )
+    done = summary["step"] - summary["start_step"]
+    typer.echo(
+        f"steps {summary['start_step']}..{summary['step']} ({done} in {summary['seconds']:.0f} s, "
+        f"{summary['steps_per_second']:.2f} steps/s); run folder {summary['run_dir']}"
+    )
+    evaluation = summary["evaluation"]
+    if evaluation:
+        typer.echo(
+            f"validation images (full size): PSNR {evaluation['psnr']:.2f} dB / SSIM "
+            f"{evaluation['ssim']:.4f}; bicubic {evaluation['bicubic_psnr']:.2f} dB / "
+            f"{evaluation['bicubic_ssim']:.4f}"
+        )
+    if summary["interrupted"]:
+        typer.echo(f"interrupted; checkpoint saved at step {summary['step']}: rerun with --resume")
+        raise typer.Exit(130)
+
+
+DataArgument = Annotated[
+    str | None,
+    typer.Argument(help="Folder of HR training images (sets data.source).", show_default=False),
+]
+SRConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML recipe, e.g. configs/esrgan_x4_psnr.toml."),
+]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a config value: section.key=value (repeatable)."),
+]
+RunDirOption = Annotated[
+    Path, typer.Option("--run-dir", "-o", help="Run folder: checkpoints, logs, samples, weights.")
+]
+ResumeOption = Annotated[
+    bool,
+    typer.Option(
+        help="Continue from the run folder's latest checkpoint (same step, same schedule)."
+    ),
+]
+StepsOption = Annotated[int | None, typer.Option(min=1, help="Total steps (sets train.steps).")]
+MinutesOption = Annotated[
+    float | None, typer.Option(min=0.0, help="Stop (with a checkpoint) after this wall time.")
+]
+StrategyOption = Annotated[
+    str,
+    typer.Option(
+        "--strategy",
+        help="default (one device), mirrored (all local GPUs), multiworker (machines listed "
+        "in TF_CONFIG) or tpu (TPU_NAME or a TPU VM). data.batch_size is the global batch.",
+    ),
+]
+ThreadsOption = Annotated[
+    int,
+    typer.Option(
+        min=0, envvar="KERASR_THREADS", help="TensorFlow threads (0: TensorFlow's default)."
+    ),
+]
+
+
+@user_errors
+def pretrain_command(
+    data: DataArgument = None,
+    config: SRConfigOption = None,
+    overrides: SetOption = None,
+    run_dir: RunDirOption = Path("runs/pretrain"),
+    resume: ResumeOption = False,
+    steps: StepsOption = None,
+    max_minutes: MinutesOption = None,
+    threads: ThreadsOption = 0,
+    strategy: StrategyOption = "default",
+) -> None:
+    """ESRGAN stage 1: train the generator on a pixel loss (PSNR-oriented)."""
+    _sr_command(
+        "pretrain", data, config, overrides, run_dir, resume, steps, max_minutes, None, threads,
+        strategy,
+    )  # fmt: skip
+
+
+@user_errors
+def train_gan_command(
+    data: DataArgument = None,
+    config: SRConfigOption = None,
+    overrides: SetOption = None,
+    run_dir: RunDirOption = Path("runs/gan"),
+    resume: ResumeOption = False,
+    steps: StepsOption = None,
+    max_minutes: MinutesOption = None,
+    init: Annotated[
+        str | None,
+        typer.Option(
+            help="Starting generator: a pretrain run folder, a .weights.h5/.keras file or a "
+            "registry name such as realesrgan-x4plus (sets train.init)."
+        ),
+    ] = None,
+    threads: ThreadsOption = 0,
+    strategy: StrategyOption = "default",
+) -> None:
+    """ESRGAN stage 2: GAN training (perceptual + adversarial + pixel losses)."""
+    _sr_command(
+        "train-gan", data, config, overrides, run_dir, resume, steps, max_minutes, init, threads,
+        strategy,
+    )  # fmt: skip

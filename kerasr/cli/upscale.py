@@ -1,0 +1,288 @@
+"""Commands around upscaling models: upscale, models, export, evaluate, degrade, interpolate."""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kerasr.cli.errors import EXIT_USER_ERROR, fail, user_errors
+
+
+class Ext(enum.StrEnum):
+    auto = "auto"
+    png = "png"
+    jpg = "jpg"
+    webp = "webp"
+
+
+class Precision(enum.StrEnum):
+    auto = "auto"
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+    float16 = "float16"
+
+
+class AlphaMode(enum.StrEnum):
+    model = "model"
+    bicubic = "bicubic"
+
+
+class ExportFormat(enum.StrEnum):
+    savedmodel = "savedmodel"
+    keras = "keras"
+
+
+ModelOption = Annotated[
+    str,
+    typer.Option(
+        "--model",
+        "-m",
+        help="Registry name (see `kerasr models`), or an ncnn .param, .keras or .weights.h5 file.",
+    ),
+]
+
+
+@user_errors
+def upscale(
+    inputs: Annotated[
+        list[str], typer.Argument(help="Image files, folders or glob patterns.", show_default=False)
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Output folder; or, for a single input, an output file name.",
+        ),
+    ] = Path("results"),
+    model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Registry name (see `kerasr models`), or an ncnn .param, .keras or .weights.h5 "
+            "file. Give two (PSNR model, then GAN model) with --alpha to interpolate them.",
+        ),
+    ] = None,
+    alpha: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Network interpolation of the two -m models: 0 = first, 1 = second (ESRGAN: 0.8).",
+        ),
+    ] = None,
+    outscale: Annotated[
+        float | None,
+        typer.Option(
+            help="Final scale (any float; the model output is resized). Default: model scale."
+        ),
+    ] = None,
+    tile: Annotated[
+        int | None,
+        typer.Option(
+            help="Tile size in input pixels; 0 = whole image. Default: whole up to 512x512."
+        ),
+    ] = None,
+    tile_pad: Annotated[int, typer.Option(help="Context pixels around each tile.")] = 32,
+    suffix: Annotated[
+        str, typer.Option(help="Appended to output file names ('' for none).")
+    ] = "out",
+    ext: Annotated[
+        Ext, typer.Option(help="Output format; auto keeps the input's (PNG for alpha or 16-bit).")
+    ] = Ext.auto,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
+    precision: Annotated[
+        Precision,
+        typer.Option(
+            help="auto: bfloat16 on CPUs with native bfloat16, float16 on GPU, else float32."
+        ),
+    ] = Precision.auto,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Tiles per model call. Default: 1 on CPU, 4 on GPU.")
+    ] = None,
+    alpha_upsampler: Annotated[
+        AlphaMode, typer.Option(help="How to upscale an alpha channel: with the model or bicubic.")
+    ] = AlphaMode.model,
+) -> None:
+    """Upscale images with a super-resolution model (Real-ESRGAN x4plus by default)."""
+    from kerasr.batch import plan_outputs, upscale_files
+
+    model = _interpolated_or_named(model or ["realesrgan-x4plus"], alpha)
+
+    jobs, problems = plan_outputs(inputs, output, suffix, ext.value, overwrite)
+    for problem in problems:
+        typer.echo(f"error: {problem}", err=True)
+    written = 0
+    if jobs:
+        written = upscale_files(
+            jobs,
+            model=model,
+            outscale=outscale,
+            tile=tile,
+            tile_pad=tile_pad,
+            precision=precision.value,
+            batch_size=batch_size,
+            alpha=alpha_upsampler.value,
+            report=lambda message: typer.echo(message, err=True),
+        )
+    failures = len(problems) + len(jobs) - written
+    typer.echo(f"{written} written, {failures} failed", err=True)
+    if failures:
+        raise typer.Exit(EXIT_USER_ERROR)
+
+
+def _interpolated_or_named(names: list[str], alpha: float | None):
+    """One model name as is; two names and --alpha: their network interpolation."""
+    if len(names) == 1 and alpha is None:
+        return names[0]
+    if len(names) != 2 or alpha is None:
+        raise fail("--alpha needs exactly two -m models (PSNR then GAN), and two -m need --alpha")
+    from kerasr.weights import load_model
+    from kerasr.weights.interpolate import interpolate_models
+
+    return interpolate_models(load_model(names[0]), load_model(names[1]), alpha)
+
+
+@user_errors(tensorflow=False)
+def models() -> None:
+    """List the pretrained models: upscalers (name, scale, parameters, source, cached) and
+    the DCGAN generators shipped in the package."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from kerasr.weights import is_cached, list_models
+    from kerasr.weights.generators import registry
+
+    console = Console(width=140)
+    table = Table("name", "scale", "parameters", "source", "cached", title="upscalers")
+    for entry in list_models():
+        cached = "yes" if is_cached(entry.name) else "no"
+        table.add_row(entry.name, f"x{entry.scale}", f"{entry.parameters:,}", entry.source, cached)
+    console.print(table)
+    table = Table("name", "image size", "shipped", "description", title="generators")
+    for info in registry().values():
+        size = f"{info.image_size}x{info.image_size}"
+        table.add_row(info.name, size, "yes" if info.path.is_file() else "no", info.description)
+    console.print(table)
+
+
+@user_errors
+def export(
+    model: Annotated[
+        str, typer.Argument(help="Upscaler or DCGAN generator: registry name or model file.")
+    ],
+    out: Annotated[Path, typer.Argument(help="SavedModel folder, or .keras file, to write.")],
+    format: Annotated[ExportFormat, typer.Option("--format", "-f", help="Export format.")] = (
+        ExportFormat.savedmodel
+    ),
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace a previous export at OUT (never anything else).")
+    ] = False,
+) -> None:
+    """Export a model as a TensorFlow SavedModel or .keras.
+
+    An upscaler's SavedModel maps a uint8 image of any size to the upscaled uint8 image; a
+    generator's maps int64 seeds (or, signature `from_latents`, a latent batch) to images.
+    """
+    from kerasr.export import export_model, load_exportable
+
+    network, serving_module = load_exportable(model)
+    target = serving_module(network) if format == ExportFormat.savedmodel else network
+    written = export_model(target, out, format.value, overwrite=overwrite)
+    typer.echo(f"wrote {written}")
+
+
+@user_errors
+def evaluate(
+    data: Annotated[
+        list[Path],
+        typer.Argument(help="Dataset folders: HR images, or a folder with HR/ and LR/ subfolders."),
+    ],
+    model: ModelOption = "realesrgan-x4plus",
+    scale: Annotated[int, typer.Option(help="SR factor; also the border cropped.")] = 4,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the scores to this JSON file.")
+    ] = None,
+    precision: Annotated[
+        Precision, typer.Option(help="Model precision; float32 gives the numbers papers compare.")
+    ] = Precision.float32,
+    tile: Annotated[int | None, typer.Option(help="Tile size (see `upscale`).")] = None,
+) -> None:
+    """Score a model as SR papers do: PSNR / SSIM on Y, border cropped, beside bicubic."""
+    import json
+
+    from rich.console import Console
+
+    from kerasr.evaluation import evaluate as run_evaluation
+    from kerasr.inference import Upscaler
+    from kerasr.weights import load_model
+
+    console = Console(stderr=True)
+    with console.status(f"loading {model}"):
+        upscaler = Upscaler(load_model(model), tile=tile, precision=precision.value)
+    results = []
+    for folder in data:
+        with console.status(f"evaluating {folder}") as status:
+            scores = run_evaluation(upscaler, folder, scale, progress=status.update)
+        results.append(scores)
+        Console(width=120).print(scores.table(f"{scores.name} x{scale} ({model})"))
+    if json_out is not None:
+        from kerasr.io import write_text
+
+        payload = {"model": model, "scale": scale, "y_channel": True, "border": scale}
+        payload["datasets"] = [r.as_dict() for r in results]
+        write_text(json_out, json.dumps(payload, indent=2), make_parents=False)
+        typer.echo(f"wrote {json_out}", err=True)
+
+
+@user_errors
+def degrade(
+    image: Annotated[Path, typer.Argument(help="An image to degrade.", show_default=False)],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="PNG file to write the grid to.")
+    ] = Path("preview.png"),
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", help="TOML recipe (its data table) or data config. Default: built-in."
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Base seed; the same seed draws the same grid.")] = 0,
+    n: Annotated[int, typer.Option("-n", help="Number of degraded versions.")] = 8,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a data key, e.g. degradation.kind=bicubic."),
+    ] = None,
+) -> None:
+    """Show what the model learns from: one image degraded n ways, each labelled."""
+    from kerasr.config import load_data_config
+    from kerasr.data.preview import write_preview
+
+    data = load_data_config(config, set_ or ())
+    written = write_preview(image, output, data, seed=seed, n=n)
+    typer.echo(f"wrote {written}")
+
+
+@user_errors
+def interpolate_command(
+    psnr_weights: Annotated[
+        str, typer.Argument(help="PSNR-oriented model (file or registry name).")
+    ],
+    gan_weights: Annotated[str, typer.Argument(help="GAN model of the same architecture.")],
+    alpha: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="0 = the PSNR model, 1 = the GAN model.")
+    ] = 0.8,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Output .weights.h5 or .keras file.")
+    ] = Path("interpolated.weights.h5"),
+) -> None:
+    """Network interpolation (ESRGAN): blend a PSNR model and a GAN model weight by weight."""
+    from kerasr.weights import load_model
+    from kerasr.weights.interpolate import interpolate_models, save_model_file
+
+    blended = interpolate_models(load_model(psnr_weights), load_model(gan_weights), alpha)
+    typer.echo(f"wrote {save_model_file(blended, output)} (alpha {alpha})")
