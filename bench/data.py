@@ -138,14 +138,14 @@ def _consumption_rate(args) -> float:
     from kerasr.config import SRRecipe, load_config
     from kerasr.training.runner import build_harness
 
-    overrides = [
-        f"data.patch_size={args.patch}",
-        f"data.batch_size={args.consumer_batch}",
-        f"data.scale={args.scale}",
-        "train.jit_compile=false",
-        'perceptual.weights="none"',
-    ]
-    recipe = load_config(SRRecipe, args.consumer, overrides)
+    values = {
+        "data.patch_size": args.patch,
+        "data.batch_size": args.consumer_batch,
+        "data.scale": args.scale,
+        "train.jit_compile": False,
+        "perceptual.weights": "none",
+    }
+    recipe = load_config(SRRecipe, args.consumer, values=values)
     harness = build_harness(recipe, "gan")
     rng = np.random.default_rng(args.seed)
     hr = rng.random((args.consumer_batch, args.patch, args.patch, 3), dtype=np.float32)

@@ -1,9 +1,21 @@
 import dataclasses
+import subprocess
+import sys
+import tomllib
 from typing import Literal
 
 import pytest
 
-from kerasr.config import ConfigError, check, load_config, to_toml
+from kerasr.config import (
+    ConfigError,
+    DataConfig,
+    DCGANConfig,
+    SRRecipe,
+    check,
+    load_config,
+    load_data_config,
+    to_toml,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -13,7 +25,8 @@ class Optim:
     kind: Literal["adam", "sgd"] = "adam"
 
     def __post_init__(self):
-        check(self.lr > 0, f"optim.lr must be > 0. Received: {self.lr}")
+        check(self.lr > 0, f"lr must be > 0. Received: {self.lr}")
+        check(self.milestones != (13,), "thirteen is unlucky")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,6 +35,7 @@ class Recipe:
     batch_size: int = 16
     optim: Optim = Optim()
     note: str | None = None
+    weights: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 def test_defaults_file_and_overrides(tmp_path):
@@ -46,10 +60,14 @@ def test_round_trip_through_toml(tmp_path):
             "optim.lrr=1",
             "unknown config key 'optim.lrr'; valid keys in \\[optim\\]: lr, milestones, kind",
         ),
-        ("batch=1", "unknown config key 'batch'; valid keys: name, batch_size, optim, note"),
+        (
+            "batch=1",
+            "unknown config key 'batch'; valid keys: name, batch_size, optim, note, weights",
+        ),
         ("batch_size=many", "'batch_size' must be an integer"),
         ("optim.kind=rmsprop", "'optim.kind' must be one of 'adam', 'sgd'"),
-        ("optim.lr=-1", "optim.lr must be > 0"),
+        ("optim.lr=-1", "^optim.lr must be > 0. Received: -1.0$"),
+        ("optim.milestones=[13]", "^\\[optim\\] thirteen is unlucky$"),
         ("optim.milestones=3", "'optim.milestones' must be a list"),
         ("noequals", "override must look like section.key=value"),
     ],
@@ -65,3 +83,75 @@ def test_bad_files(tmp_path):
     (tmp_path / "bad.toml").write_text("batch_size = = 3")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(Recipe, tmp_path / "bad.toml")
+
+
+@pytest.mark.parametrize(
+    "cls,override,message",
+    [
+        # The same optimizer class serves two tables; the error names the one that is wrong.
+        (SRRecipe, "d_optim.learning_rate=0", "^d_optim.learning_rate must be > 0. Received: 0"),
+        (SRRecipe, "g_optim.beta_2=1", "^g_optim.beta_2 must be in \\[0, 1\\). Received: 1"),
+        (SRRecipe, "data.patch_size=30", "^'data.patch_size' must be a positive multiple of"),
+        (
+            SRRecipe,
+            "data.degradation.stage2.blur.kernel_range=[4, 8]",
+            "^'data.degradation.stage2.blur.kernel_range' must be two odd sizes",
+        ),
+        (
+            SRRecipe,
+            "perceptual.layer_weights={conv9_9 = 1.0}",
+            "^perceptual.layer_weights keys must be layers of vgg19",
+        ),
+        (DCGANConfig, "train.epochs=0", "^train.epochs must be >= 1. Received: 0$"),
+        (DCGANConfig, "data.white_border=0", "^data.white_border must be in \\(0, 1\\]"),
+        (DCGANConfig, "train.label_smoothing=0.1", "^train.label_smoothing needs loss ="),
+    ],
+)
+def test_post_init_errors_name_their_table(cls, override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(cls, overrides=[override])
+
+
+def test_data_only_file_names_the_data_table(tmp_path):
+    with pytest.raises(ConfigError, match="^'data.degradation.usm_radius' must be >= 1"):
+        load_data_config(overrides=["degradation.usm_radius=0"])
+    assert load_data_config(overrides=["data.patch_size=64"]) == DataConfig(patch_size=64)
+
+
+def test_typed_values_go_in_unchanged_and_are_checked():
+    text = 'a "quoted" \\path\nwith=equals'
+    cfg = load_config(Recipe, overrides=["batch_size=2"], values={"name": text, "batch_size": 3})
+    assert cfg.name == text and cfg.batch_size == 3
+    with pytest.raises(ConfigError, match="'optim.lr' must be a number. Received: 'fast'"):
+        load_config(Recipe, values={"optim.lr": "fast"})
+    with pytest.raises(ConfigError, match="unknown config key 'optim.rate'"):
+        load_config(Recipe, values={"optim.rate": 1.0})
+
+
+def test_to_toml_escapes_what_toml_requires(tmp_path):
+    tricky = 'line\nbreak\ttab "quote" back\\slash \x01\x7f\r\x08\x0c é 漢 🙂'
+    cfg = Recipe(name=tricky, note="", weights={"conv5_4": 1.0, 'odd key."x"': 0.5})
+    text = to_toml(cfg)
+    assert "\x01" not in text and "\t" not in text and "\\u0001" in text
+    path = tmp_path / "r.toml"
+    path.write_text(text, encoding="utf-8")
+    assert load_config(Recipe, path) == cfg
+    assert tomllib.loads(text)["weights"] == cfg.weights
+
+
+@pytest.mark.parametrize("cls", [SRRecipe, DCGANConfig, DataConfig])
+def test_shipped_schemas_round_trip_through_toml(cls, tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text(to_toml(cls()), encoding="utf-8")
+    assert load_config(cls, path) == cls()
+
+
+def test_importing_config_loads_neither_keras_nor_tensorflow():
+    code = (
+        "import sys, kerasr.config; "
+        "print(sorted(m for m in ('keras', 'tensorflow') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"

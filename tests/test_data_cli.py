@@ -65,7 +65,7 @@ def test_degrade_reads_the_data_table_of_a_recipe(tmp_path):
 def test_degrade_errors_are_one_line_with_exit_code_2(tmp_path):
     for args, message in [
         (["degrade", str(tmp_path / "missing.png")], "image not found"),
-        (["degrade", str(_image(tmp_path)), "--set", "scale=5"], "'scale' must be"),
+        (["degrade", str(_image(tmp_path)), "--set", "scale=5"], "'data.scale' must be"),
         (
             ["degrade", str(_image(tmp_path)), "--config", str(tmp_path / "no.toml")],
             "config file not found",

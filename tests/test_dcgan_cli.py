@@ -95,10 +95,11 @@ def test_keras_file_that_is_not_a_generator_is_rejected(tmp_path):
 
 
 def test_train_dcgan_cli_bad_input_exit_2(tmp_path):
-    empty = tmp_path / "empty"
+    # The folder goes into the config as typed, quotes and backslashes included.
+    empty = tmp_path / 'em"p\\ty'
     empty.mkdir()
     result = _run("train-dcgan", empty, "-o", tmp_path / "run", "-c", "configs/tiny_dcgan.toml")
-    assert result.exit_code == 2 and "no images in" in result.output
+    assert result.exit_code == 2 and f"no images in {empty}" in result.output
     assert "Traceback" not in result.output
     result = _run("train-dcgan", empty, "-o", tmp_path / "run", "--set", "train.lr=1")
     assert result.exit_code == 2 and "unknown config key 'train.lr'" in result.output

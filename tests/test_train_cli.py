@@ -123,10 +123,20 @@ def test_pretrain_then_gan_then_resume(images, tmp_path):
 
 
 def test_user_errors_are_one_line(images, tmp_path):
+    # The folder goes into the config as typed, quotes and backslashes included.
+    odd = tmp_path / 'mi"ss\\ing'
     cases = [
         (("pretrain", tmp_path / "missing", "-c", TINY), "training folder not found"),
+        (("pretrain", odd, "-c", TINY), f"training folder not found: {odd}"),
         (("pretrain", images / "train", "-c", TINY, "--set", "train.nope=1"), "valid keys"),
-        (("pretrain", images / "train", "-c", TINY, "--set", "data.patch_size=10"), "multiple"),
+        (
+            ("pretrain", images / "train", "-c", TINY, "--set", "data.patch_size=10"),
+            "'data.patch_size' must be a positive multiple",
+        ),
+        (
+            ("pretrain", images / "train", "-c", TINY, "--set", "d_optim.learning_rate=0"),
+            "d_optim.learning_rate must be > 0",
+        ),
         (("pretrain", images / "train", "-c", TINY, "--set", "train.steps=zero"), "integer"),
         (("train-gan", images / "train", "-c", TINY, "--init", tmp_path / "x.weights.h5"), "not"),
     ]

@@ -31,7 +31,8 @@ def train_dcgan_command(
         bool,
         typer.Option(
             "--white-background-only",
-            help="Train only on images whose border is white (seed 004's second variant).",
+            help="Train only on images whose border is white (the PokemonGan web app's second "
+            "variant of each model).",
         ),
     ] = False,
     epochs: Annotated[int | None, typer.Option(min=1, help="Sets train.epochs.")] = None,
@@ -55,16 +56,15 @@ def train_dcgan_command(
     """Train the Pokemon DCGAN on a folder of sprites, with a sample grid every epoch."""
     from kerasr.config import DCGANConfig, load_config
 
-    sets = list(overrides or [])
-    if data is not None:
-        sets.append(f"data.folder={_toml_string(data)}")
-    if white_background_only:
-        sets.append("data.white_background_only=true")
-    if epochs is not None:
-        sets.append(f"train.epochs={epochs}")
-    if max_minutes is not None:
-        sets.append(f"train.max_minutes={max_minutes}")
-    cfg = load_config(DCGANConfig, config, sets)
+    values = {
+        "data.folder": data,
+        "data.white_background_only": white_background_only or None,
+        "train.epochs": epochs,
+        "train.max_minutes": max_minutes,
+    }
+    cfg = load_config(
+        DCGANConfig, config, overrides or (), {k: v for k, v in values.items() if v is not None}
+    )
 
     from kerasr.training import limit_threads
 
@@ -117,10 +117,6 @@ def train_dcgan_command(
         typer.echo(summary["kid_note"])
 
 
-def _toml_string(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def _sr_command(
     stage: str,
     data: str | None,
@@ -136,16 +132,15 @@ def _sr_command(
 ) -> None:
     from kerasr.config import SRRecipe, load_config
 
-    sets = list(overrides or [])
-    if data is not None:
-        sets.append(f"data.source={_toml_string(data)}")
-    if steps is not None:
-        sets.append(f"train.steps={steps}")
-    if max_minutes is not None:
-        sets.append(f"train.max_minutes={max_minutes}")
-    if init is not None:
-        sets.append(f"train.init={_toml_string(init)}")
-    recipe = load_config(SRRecipe, config, sets)
+    values = {
+        "data.source": data,
+        "train.steps": steps,
+        "train.max_minutes": max_minutes,
+        "train.init": init,
+    }
+    recipe = load_config(
+        SRRecipe, config, overrides or (), {k: v for k, v in values.items() if v is not None}
+    )
 
     from kerasr.training import limit_threads
 

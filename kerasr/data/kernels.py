@@ -13,17 +13,7 @@ import math
 
 import tensorflow as tf
 
-from kerasr.config import BlurConfig
-
-# Index of each kernel family; "iso" variants have one width and no rotation.
-KERNEL_TYPES = (
-    "iso",
-    "aniso",
-    "generalized_iso",
-    "generalized_aniso",
-    "plateau_iso",
-    "plateau_aniso",
-)
+from kerasr.config import KERNEL_TYPES, BlurConfig
 
 
 def fold(seed, salt: int):

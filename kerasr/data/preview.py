@@ -13,9 +13,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from kerasr.config import DataConfig
+from kerasr.config import KERNEL_TYPES, DataConfig
 from kerasr.data.degradations import bicubic_downscale, realesrgan_degrade
-from kerasr.data.kernels import KERNEL_TYPES
 from kerasr.data.sources import load_image
 from kerasr.errors import KerasrError
 from kerasr.images import write_image

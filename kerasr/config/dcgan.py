@@ -1,0 +1,170 @@
+"""The Pokemon DCGAN recipe: `configs/pokemon_dcgan.toml` (see `kerasr.training.dcgan`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+from kerasr.config.loader import check
+
+DiffAugmentPolicy = Literal["color", "translation", "cutout"]
+
+
+@dataclasses.dataclass(frozen=True)
+class DCGANModelConfig:
+    """The DCGAN networks (see `kerasr.models.dcgan`).
+
+    Args:
+        image_size: generated image side: a power of two from 8 to 256 (64 or 128 for sprites).
+        latent_dim: length of the generator's latent vector.
+        g_filters: generator channels at the widest resolution (doubling towards 4x4).
+        d_filters: discriminator channels of its first convolution (doubling towards 4x4).
+        max_filters: channel cap of both networks.
+        spectral_norm: spectral normalisation on every discriminator weight layer.
+        d_batch_norm: batch norm in the discriminator (DCGAN paper), after each convolution
+            but the first.
+    """
+
+    image_size: int = 64
+    latent_dim: int = 128
+    g_filters: int = 64
+    d_filters: int = 64
+    max_filters: int = 512
+    spectral_norm: bool = True
+    d_batch_norm: bool = False
+
+    def __post_init__(self):
+        size = self.image_size
+        check(
+            8 <= size <= 256 and size & (size - 1) == 0,
+            f"image_size must be a power of two from 8 to 256. Received: {size}",
+        )
+        check(self.latent_dim >= 1, f"latent_dim must be >= 1. Received: {self.latent_dim}")
+        for key in ("g_filters", "d_filters"):
+            value = getattr(self, key)
+            check(
+                1 <= value <= self.max_filters,
+                f"{key} must be in 1..max_filters ({self.max_filters}). Received: {value}",
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class DCGANDataConfig:
+    """The sprite folder and how it is read (see `kerasr.data.sprites`).
+
+    Args:
+        folder: a folder of images; the CLI's DATA argument overrides it.
+        background: RGB colour composited behind transparent pixels (white, as in the
+            PokemonGan web app).
+        white_background_only: train on the images whose border is white only.
+        white_border: fraction of border pixels that must be white for that filter.
+        flip: random horizontal flips.
+        cache: cache the decoded images in `tf.data`.
+    """
+
+    folder: str = ""
+    background: tuple[int, int, int] = (255, 255, 255)
+    white_background_only: bool = False
+    white_border: float = 0.99
+    flip: bool = True
+    cache: bool = True
+
+    def __post_init__(self):
+        check(
+            all(0 <= c <= 255 for c in self.background),
+            f"background must be three values in 0..255. Received: {list(self.background)}",
+        )
+        check(
+            0.0 < self.white_border <= 1.0,
+            f"white_border must be in (0, 1]. Received: {self.white_border}",
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class DCGANTrainConfig:
+    """The DCGAN training recipe (see `kerasr.training.dcgan`).
+
+    Args:
+        epochs: passes over the data.
+        max_minutes: stop after the first epoch that ends past this wall time (0: no limit).
+        batch_size: images per step.
+        g_learning_rate: Adam learning rate of the generator.
+        d_learning_rate: Adam learning rate of the discriminator.
+        beta_1: Adam beta_1 (0.5 in DCGAN: less momentum for a moving target).
+        beta_2: Adam beta_2.
+        loss: `"hinge"` (SAGAN / BigGAN) or `"nonsaturating"` (the original GAN, logistic).
+        label_smoothing: one-sided: real targets become `1 - label_smoothing`
+            (non-saturating loss only).
+        instance_noise: std of Gaussian noise added to every image the discriminator sees.
+        diffaugment: DiffAugment policies applied to real and fake images (empty: off).
+        seed: seeds the networks, the noise, the augmentations and the data order.
+        jit_compile: compile the train step with XLA.
+        grid_size: the fixed-noise sample grid is `grid_size x grid_size` images.
+        kid_every: compute KID every this many epochs (and at the end) when the ImageNet
+            Inception weights are on disk; 0 turns it off.
+        keep_checkpoints: full checkpoints (both networks, both optimizers) kept for resuming;
+            the generator of every epoch is kept separately.
+    """
+
+    epochs: int = 200
+    max_minutes: float = 0.0
+    batch_size: int = 64
+    g_learning_rate: float = 2e-4
+    d_learning_rate: float = 2e-4
+    beta_1: float = 0.5
+    beta_2: float = 0.999
+    loss: Literal["hinge", "nonsaturating"] = "hinge"
+    label_smoothing: float = 0.0
+    instance_noise: float = 0.0
+    diffaugment: tuple[DiffAugmentPolicy, ...] = ("color", "translation", "cutout")
+    seed: int = 0
+    jit_compile: bool = True
+    grid_size: int = 8
+    kid_every: int = 10
+    keep_checkpoints: int = 3
+
+    def __post_init__(self):
+        check(self.epochs >= 1, f"epochs must be >= 1. Received: {self.epochs}")
+        check(self.max_minutes >= 0, f"max_minutes must be >= 0. Received: {self.max_minutes}")
+        check(self.batch_size >= 1, f"batch_size must be >= 1. Received: {self.batch_size}")
+        for key in ("g_learning_rate", "d_learning_rate"):
+            check(getattr(self, key) > 0, f"{key} must be > 0. Received: {getattr(self, key)}")
+        for key in ("beta_1", "beta_2"):
+            check(
+                0 <= getattr(self, key) < 1,
+                f"{key} must be in [0, 1). Received: {getattr(self, key)}",
+            )
+        check(
+            0 <= self.label_smoothing < 0.5,
+            f"label_smoothing must be in [0, 0.5). Received: {self.label_smoothing}",
+        )
+        check(
+            self.label_smoothing == 0 or self.loss == "nonsaturating",
+            'label_smoothing needs loss = "nonsaturating" (hinge has no labels)',
+        )
+        check(
+            self.instance_noise >= 0,
+            f"instance_noise must be >= 0. Received: {self.instance_noise}",
+        )
+        check(
+            len(set(self.diffaugment)) == len(self.diffaugment),
+            f"diffaugment lists a policy twice. Received: {list(self.diffaugment)}",
+        )
+        check(
+            1 <= self.grid_size <= 16,
+            f"grid_size must be in 1..16. Received: {self.grid_size}",
+        )
+        check(self.kid_every >= 0, f"kid_every must be >= 0. Received: {self.kid_every}")
+        check(
+            self.keep_checkpoints >= 1,
+            f"keep_checkpoints must be >= 1. Received: {self.keep_checkpoints}",
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class DCGANConfig:
+    """The whole Pokemon DCGAN recipe: `configs/pokemon_dcgan.toml`."""
+
+    model: DCGANModelConfig = DCGANModelConfig()
+    data: DCGANDataConfig = DCGANDataConfig()
+    train: DCGANTrainConfig = DCGANTrainConfig()
