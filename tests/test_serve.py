@@ -2,84 +2,34 @@
 
 The app is built around a tiny RRDBNet (real `Upscaler`, random weights) and a fake
 generator that draws noise from each seed, so every test runs in well under a second once the
-module's models exist. The browser test is in test_serve_browser.py.
+module's models exist. The worker pool is tested in test_serve_pool.py, the Host, Origin
+and security-header checks in test_serve_guard.py, the page in test_serve_browser.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
-import threading
-import time
-import warnings
 
-import httpx
 import numpy as np
 import pytest
 from PIL import Image
-
-from kerasr.errors import KerasrError
-from kerasr.serve import (
-    InferencePool,
-    ServedGenerator,
-    ServedUpscaler,
-    ServerBusy,
-    ServeSettings,
-    create_app,
+from serve_helpers import (
+    BASE_URL,
+    GENERATOR_SIZE,
+    NoiseGenerator,
+    TestClient,
+    decode_png,
+    noise_generator,
+    png_bytes,
+    random_pixels,
+    tiny_upscaler,
 )
 
-with warnings.catch_warnings():
-    # Starlette 1.x nudges TestClient users towards httpx2; httpx is still fully supported.
-    warnings.simplefilter("ignore")
-    from fastapi.testclient import TestClient
+from kerasr.errors import KerasrError
+from kerasr.serve import ServedGenerator, ServedUpscaler, ServeSettings, create_app
 
-GENERATOR_SIZE = 16
 PREFERRED = "realesrgan-x4plus-anime"
-
-
-class NoiseGenerator:
-    """Stands in for a DCGAN: the same seed always gives the same image."""
-
-    def __init__(self, size=GENERATOR_SIZE, delay=0.0):
-        self.size = size
-        self.delay = delay
-        self.calls = 0
-        self.running = 0
-        self.max_running = 0
-        self._lock = threading.Lock()
-
-    def __call__(self, seeds):
-        with self._lock:
-            self.calls += 1
-            self.running += 1
-            self.max_running = max(self.max_running, self.running)
-        try:
-            time.sleep(self.delay)
-            return np.stack(
-                [
-                    np.random.default_rng(seed).integers(0, 256, (self.size, self.size, 3))
-                    for seed in seeds
-                ]
-            ).astype(np.uint8)
-        finally:
-            with self._lock:
-                self.running -= 1
-
-
-def tiny_upscaler(name="tiny-x4"):
-    """A real `Upscaler` around a 1-block RRDBNet: same code path as the served models."""
-    from kerasr.inference import Upscaler
-    from kerasr.models import RRDBNet
-
-    model = RRDBNet(num_basic_blocks=1, rrdb_channels=8, growth_channels=4)
-    model.build((None, None, None, 3))
-    upscaler = Upscaler(model)
-    return ServedUpscaler(name, "A one-block test model.", upscaler.scale, upscaler.upscale)
-
-
-def noise_generator(name="noise", **kwargs):
-    return ServedGenerator(name, "Noise from the seed.", GENERATOR_SIZE, NoiseGenerator(**kwargs))
 
 
 @pytest.fixture(scope="module")
@@ -90,26 +40,10 @@ def upscalers():
 @pytest.fixture(scope="module")
 def client(upscalers):
     settings = ServeSettings(max_upload_bytes=200_000, max_pixels=48 * 48)
-    with TestClient(create_app([noise_generator()], upscalers, settings)) as test_client:
+    with TestClient(
+        create_app([noise_generator()], upscalers, settings), base_url=BASE_URL
+    ) as test_client:
         yield test_client
-
-
-def png_bytes(pixels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def random_pixels(shape, dtype=np.uint8, seed=0):
-    high = 65536 if dtype == np.uint16 else 256
-    return np.random.default_rng(seed).integers(0, high, shape).astype(dtype)
-
-
-def decode_png(data: bytes) -> Image.Image:
-    image = Image.open(io.BytesIO(data))
-    assert image.format == "PNG"
-    image.load()
-    return image
 
 
 # --- page, health, model list, docs ---
@@ -377,7 +311,7 @@ def test_a_failing_model_gives_a_500_without_a_traceback(upscalers):
         raise RuntimeError("secret internal state")
 
     app = create_app([ServedGenerator("broken", "Fails.", 8, broken)], upscalers)
-    with TestClient(app, raise_server_exceptions=False) as test_client:
+    with TestClient(app, base_url=BASE_URL, raise_server_exceptions=False) as test_client:
         response = test_client.post("/api/generate", json={"model": "broken"})
     assert response.status_code == 500
     assert response.json() == {"detail": "internal error; the server log has the details"}
@@ -388,7 +322,7 @@ def test_a_model_refusing_its_input_gives_a_400(upscalers):
         raise KerasrError("images must be at least 4 pixels wide")
 
     app = create_app([], [ServedUpscaler("picky", "Refuses.", 4, picky)])
-    with TestClient(app) as test_client:
+    with TestClient(app, base_url=BASE_URL) as test_client:
         upload = png_bytes(random_pixels((2, 2, 3)))
         response = test_client.post("/api/upscale", files={"file": ("a.png", upload)})
     assert response.status_code == 400
@@ -396,7 +330,7 @@ def test_a_model_refusing_its_input_gives_a_400(upscalers):
 
 
 def test_no_upscaler_loaded_is_404():
-    with TestClient(create_app([noise_generator()], [])) as test_client:
+    with TestClient(create_app([noise_generator()], []), base_url=BASE_URL) as test_client:
         upload = png_bytes(random_pixels((8, 8, 3)))
         assert (
             test_client.post("/api/upscale", files={"file": ("a.png", upload)}).status_code == 404
@@ -407,58 +341,6 @@ def test_no_upscaler_loaded_is_404():
 
 
 # --- the worker pool ---
-
-
-def test_concurrent_requests_queue_on_the_workers_and_overflow_gets_503():
-    slow = noise_generator(delay=0.3)
-    settings = ServeSettings(workers=1, max_queue=2)
-    app = create_app([slow], [], settings)
-
-    async def crowd():
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            requests = [
-                http.post("/api/generate", json={"model": "noise", "n": 1}) for _ in range(6)
-            ]
-            return await asyncio.gather(*requests)
-
-    responses = asyncio.run(crowd())
-    codes = sorted(r.status_code for r in responses)
-    # One running and two waiting are admitted; the other three are told to come back.
-    assert codes == [200, 200, 200, 503, 503, 503]
-    busy = next(r for r in responses if r.status_code == 503)
-    assert busy.headers["retry-after"] == "5"
-    assert busy.json()["detail"] == "the server is busy; try again in a few seconds"
-    assert slow.generate.max_running == 1
-    assert slow.generate.calls == 3
-
-
-def test_pool_runs_at_most_workers_calls_at_once_and_frees_its_slots():
-    pool = InferencePool(workers=2, max_queue=3)
-    running, peak, lock = [0], [0], threading.Lock()
-
-    def job(value):
-        with lock:
-            running[0] += 1
-            peak[0] = max(peak[0], running[0])
-        time.sleep(0.05)
-        with lock:
-            running[0] -= 1
-        return value * 2
-
-    async def main():
-        results = await asyncio.gather(*(pool.run(job, i) for i in range(5)))
-        with pytest.raises(ServerBusy):
-            await asyncio.gather(*(pool.run(job, i) for i in range(6)))
-        return results
-
-    try:
-        assert asyncio.run(main()) == [0, 2, 4, 6, 8]
-        assert peak[0] == 2
-        time.sleep(0.3)  # the five admitted calls of the refused batch still finish
-        assert pool.admitted == 0
-    finally:
-        pool.shutdown()
 
 
 @pytest.mark.parametrize(
@@ -562,7 +444,7 @@ def test_a_generator_file_is_served_and_draws_what_generate_draws(tmp_path):
     assert upscalers == [] and lines == [f"loaded {path}"]
     assert [(g.name, g.image_size) for g in generators] == [("tiny-generator.keras", 8)]
 
-    with TestClient(create_app(generators, [])) as test_client:
+    with TestClient(create_app(generators, []), base_url=BASE_URL) as test_client:
         response = test_client.post(
             "/api/generate", json={"model": "tiny-generator.keras", "n": 3, "seed": 5}
         )
@@ -600,7 +482,7 @@ def test_the_registry_anime_upscaler_serves_a_plausible_x4_image():
     pixels[4:14, 3:12] = (220, 40, 30)
     pixels[12:21, 10:21] = (30, 90, 200)
     pixels[2:8, 15:22] = (250, 200, 40)
-    with TestClient(create_app([], upscalers)) as test_client:
+    with TestClient(create_app([], upscalers), base_url=BASE_URL) as test_client:
         response = test_client.post(
             "/api/upscale", files={"file": ("blocks.png", png_bytes(pixels))}
         )
@@ -657,7 +539,7 @@ def test_the_shipped_generator_draws_reproducible_sprites_through_the_api():
     generators, _ = load_served_models(["pokemon-dcgan-64"], report=lambda _: None)
     assert [(g.name, g.image_size) for g in generators] == [("pokemon-dcgan-64", 64)]
     assert generators[0].description  # the legend the page shows
-    with TestClient(create_app(generators, [])) as test_client:
+    with TestClient(create_app(generators, []), base_url=BASE_URL) as test_client:
         first = test_client.post("/api/generate", json={"model": "pokemon-dcgan-64", "seed": 3})
         again = test_client.post(
             "/api/generate", json={"model": "pokemon-dcgan-64", "n": 1, "seed": 5}

@@ -7,16 +7,13 @@ the README's test command runs it). Without them the test skips, saying so, exce
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import socket
-import threading
-import time
 
 import numpy as np
 import pytest
 from PIL import Image
+from serve_helpers import running_server
 
 from kerasr.serve import ServedGenerator, ServedUpscaler, ServeSettings, create_app
 
@@ -69,30 +66,6 @@ def sprite_generator(seeds):
         image[inside] = colour
         images.append(image)
     return np.stack(images)
-
-
-@contextlib.contextmanager
-def running_server(app):
-    """Serves `app` with uvicorn on a free 127.0.0.1 port in a thread; yields its URL."""
-    import uvicorn
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 @pytest.fixture(scope="module")

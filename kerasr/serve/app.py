@@ -28,7 +28,7 @@ from fastapi.staticfiles import StaticFiles
 
 from kerasr.errors import KerasrError
 from kerasr.images import decode_image, encode_png
-from kerasr.serve.pool import InferencePool, ServerBusy
+from kerasr.serve.pool import ClientGone, InferencePool, ServerBusy
 from kerasr.serve.schemas import (
     MAX_SEED,
     GeneratedImage,
@@ -125,6 +125,12 @@ def create_app(
             headers={"Retry-After": "5"},
         )
 
+    @app.exception_handler(ClientGone)
+    async def _gone(_request: Request, error: ClientGone):
+        # Nobody reads this answer; 499 is what proxies log for a client that closed first.
+        log.info("client went away: its call was %s", "abandoned" if error.started else "dropped")
+        return Response(status_code=499)
+
     @app.exception_handler(KerasrError)
     async def _user_error(_request: Request, error: KerasrError):
         return JSONResponse({"detail": " ".join(str(error).split())}, status_code=400)
@@ -193,7 +199,7 @@ def create_app(
         summary="Draw new images from seeds",
         responses={404: {"description": "Unknown model"}, 503: {"description": "Busy"}},
     )
-    async def generate(request: GenerateIn):
+    async def generate(request: GenerateIn, connection: Request):
         generator = generator_for(request.model)
         if request.n > settings.max_images:
             raise HTTPException(
@@ -235,7 +241,7 @@ def create_app(
             log.info("generated %d with %s in %.2f s", len(seeds), generator.name, took)
             return images
 
-        images = await pool.run(work)
+        images = await pool.run(work, receive=connection.receive)
         return GenerateOut(
             model=generator.name, upscaler=upscaler.name if upscaler else None, images=images
         )
@@ -299,7 +305,7 @@ def create_app(
             log.info("upscaled %dx%d with %s in %.2f s", width, height, upscaler.name, took)
             return result
 
-        png = await pool.run(work)
+        png = await pool.run(work, receive=request.receive)
         filename = f"{safe_stem(upload.filename)}_x{upscaler.scale}.png"
         return Response(
             png,
