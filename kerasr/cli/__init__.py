@@ -1,16 +1,16 @@
 """The `kerasr` command line. Each command is a thin call into the library modules.
 
 Heavy imports (TensorFlow, Keras) happen inside the commands, so `kerasr --help` is instant.
-Problems the user can fix (`KerasrError`, a `ValueError` from a constructor, a file that
-cannot be read) are printed as one line on stderr with exit code 2; set KERASR_DEBUG=1 to
-see the traceback instead.
+Problems the user can fix (a `KerasrError`, a path that is missing or not allowed) are
+printed as one line on stderr with exit code 2 (KERASR_DEBUG=1 shows their traceback);
+anything else is a bug and keeps its traceback. See `kerasr.cli.errors`.
 """
 
 from __future__ import annotations
 
 import typer
 
-from kerasr.cli import generate, serve, training, upscale
+from kerasr.cli import generate, info, serve, training, upscale
 
 app = typer.Typer(
     name="kerasr",
@@ -32,6 +32,7 @@ app.command("pretrain")(training.pretrain_command)
 app.command("train-gan")(training.train_gan_command)
 app.command("interpolate")(upscale.interpolate_command)
 app.command("serve")(serve.serve_command)
+app.command("info")(info.info_command)
 
 
 def main() -> None:
