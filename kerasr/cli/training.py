@@ -56,12 +56,11 @@ def train_dcgan_command(
     """Train the Pokemon DCGAN on a folder of sprites, with a sample grid every epoch."""
     from kerasr.config import DCGANConfig, load_config
 
-    values = {
-        "data.folder": data,
-        "data.white_background_only": white_background_only or None,
-        "train.epochs": epochs,
-        "train.max_minutes": max_minutes,
-    }
+    # Typed options go in typed, after the --set overrides; an option not given leaves the
+    # config's value.
+    values = {"data.folder": data, "train.epochs": epochs, "train.max_minutes": max_minutes}
+    if white_background_only:
+        values["data.white_background_only"] = True
     cfg = load_config(
         DCGANConfig, config, overrides or (), {k: v for k, v in values.items() if v is not None}
     )

@@ -38,7 +38,6 @@ from kerasr.config.dcgan import (
 )
 from kerasr.config.loader import (
     ConfigError,
-    apply_override,
     check,
     from_dict,
     load_config,
@@ -80,7 +79,6 @@ __all__ = [
     "SRTrainConfig",
     "Stage2Config",
     "StageConfig",
-    "apply_override",
     "check",
     "from_dict",
     "load_config",

@@ -178,6 +178,7 @@ def _qualify(message: str, where: str, fields: Mapping[str, Any]) -> str:
 
 
 def apply_override(data: dict[str, Any], item: str) -> None:
+    """Sets `key.path=value` (the value read as a TOML literal, else a string) in `data`."""
     key, sep, raw = item.partition("=")
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):
