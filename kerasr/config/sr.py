@@ -71,8 +71,13 @@ class SRDiscriminatorConfig:
         )
 
 
-_VGG_LAYERS = {"vgg11": (1, 1, 2, 2, 2), "vgg13": (2, 2, 2, 2, 2), "vgg16": (2, 2, 3, 3, 3)}
-_VGG_LAYERS["vgg19"] = (2, 2, 4, 4, 4)
+# Convolutions per block of each VGG variant (`kerasr.models.vgg` builds them from this).
+VGG_LAYERS = {
+    "vgg11": (1, 1, 2, 2, 2),
+    "vgg13": (2, 2, 2, 2, 2),
+    "vgg16": (2, 2, 3, 3, 3),
+    "vgg19": (2, 2, 4, 4, 4),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,7 +98,7 @@ class PerceptualConfig:
     weights: str = "imagenet"
 
     def __post_init__(self):
-        counts = _VGG_LAYERS[self.vgg_type]
+        counts = VGG_LAYERS[self.vgg_type]
         valid = [f"conv{b + 1}_{i + 1}" for b, n in enumerate(counts) for i in range(n)]
         bad = [k for k in self.layer_weights if k not in valid]
         check(

@@ -14,15 +14,10 @@ import os
 import keras
 from keras import ops
 
+from kerasr.config.sr import VGG_LAYERS
 from kerasr.errors import KerasrError
 
-# Convolutions per block; every block ends with a 2x2 max-pool. Channels per block below.
-VGG_LAYERS = {
-    "vgg11": (1, 1, 2, 2, 2),
-    "vgg13": (2, 2, 2, 2, 2),
-    "vgg16": (2, 2, 3, 3, 3),
-    "vgg19": (2, 2, 4, 4, 4),
-}
+# Convolutions per block: VGG_LAYERS; every block ends with a 2x2 max-pool. Channels per block:
 VGG_CHANNELS = (64, 128, 256, 512, 512)
 # Keras' VGG weights come from the original Caffe models: BGR input in 0..255, mean removed.
 _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
