@@ -85,6 +85,7 @@ def test_models_lists_both_kinds_with_descriptions_and_limits(client):
     assert [u["name"] for u in body["upscalers"]] == ["tiny-x4", "tiny-x4-b"]
     assert {u["scale"] for u in body["upscalers"]} == {4}
     assert body["default_upscaler"] == "tiny-x4"
+    assert body["default_generator"] == "noise"
     assert body["limits"]["max_upload_bytes"] == 200_000
     assert body["limits"]["max_pixels"] == 48 * 48
     assert body["limits"]["max_images"] == 16
@@ -137,6 +138,29 @@ def test_generate_can_upscale_the_images(client, upscale):
         assert decoded.size == (4 * GENERATOR_SIZE, 4 * GENERATOR_SIZE)
 
 
+def test_generate_without_a_model_uses_the_default_generator(client):
+    response = client.post("/api/generate", json={"n": 2, "seed": 9})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["model"] == "noise"
+    pixels = np.asarray(decode_png(base64.b64decode(body["images"][1]["png"])))
+    np.testing.assert_array_equal(pixels, NoiseGenerator()([10])[0])
+
+
+def test_the_default_generator_can_be_chosen_and_must_be_loaded():
+    second = noise_generator("second")
+    app = create_app([noise_generator(), second], [], ServeSettings(default_generator="second"))
+    with TestClient(app, base_url=BASE_URL) as test_client:
+        assert test_client.get("/api/models").json()["default_generator"] == "second"
+        assert test_client.post("/api/generate", json={"n": 1}).json()["model"] == "second"
+    with pytest.raises(KerasrError, match="'x' is not among the loaded ones: noise"):
+        create_app([noise_generator()], [], ServeSettings(default_generator="x"))
+    with TestClient(create_app([], [tiny_upscaler()]), base_url=BASE_URL) as test_client:
+        response = test_client.post("/api/generate", json={})
+    assert response.status_code == 404
+    assert response.json()["detail"] == "no generator is loaded on this server"
+
+
 def test_generate_unknown_model_is_404(client):
     response = client.post("/api/generate", json={"model": "mewtwo"})
     assert response.status_code == 404
@@ -156,7 +180,8 @@ def test_generate_unknown_upscaler_is_404(client):
         ({"model": "noise", "n": 0}, "n: Input should be greater than or equal to 1"),
         ({"model": "noise", "seed": -1}, "seed: Input should be greater than or equal to 0"),
         ({"model": "noise", "n": 5, "seed": 2**31 - 2}, "seed + n - 1 must be at most"),
-        ({"n": 5}, "model: Field required"),
+        ({"model": "noise", "seeds": 3}, "seeds: unknown field; the fields are model, n, seed"),
+        ({"model": "noise", "pad": "x", "n": 0}, "pad: unknown field"),
     ],
 )
 def test_generate_bad_requests_are_422_with_one_line(client, body, expected):
@@ -407,10 +432,46 @@ def test_serve_command_builds_settings_and_listens_on_localhost(monkeypatch, ups
     assert settings.workers == 1
 
 
+def test_serve_command_passes_hosts_and_cors_origins_to_the_guard(monkeypatch, upscalers):
+    import uvicorn
+
+    import kerasr.serve
+
+    calls = {}
+    monkeypatch.setattr(
+        kerasr.serve, "load_served_models", lambda names, report: ([noise_generator()], upscalers)
+    )
+    monkeypatch.setattr(uvicorn, "run", lambda asgi_app, **options: calls.update(app=asgi_app))
+    result = invoke_serve(
+        [
+            "--host",
+            "0.0.0.0",
+            "--allowed-host",
+            "kerasr.lan",
+            "--allowed-host",
+            ".example.org",
+            "--cors-origin",
+            "https://example.org",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    assert "warning: listening on 0.0.0.0" in result.output and "--allowed-host" in result.output
+    settings = calls["app"].state.settings
+    assert settings.host == "0.0.0.0"
+    assert settings.allowed_hosts == ("kerasr.lan", ".example.org")
+    assert settings.cors_origins == ("https://example.org",)
+    with TestClient(calls["app"], base_url=BASE_URL) as client:
+        assert client.get("/healthz", headers={"host": "art.example.org"}).status_code == 200
+        assert client.get("/healthz", headers={"host": "10.1.2.3:8000"}).status_code == 200
+        assert client.get("/healthz", headers={"host": "evil.example"}).status_code == 400
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
         (["--default-upscaler", "nope"], "error: the default upscaler 'nope' is not among"),
+        (["--cors-origin", "example.org"], "error: a CORS origin is a scheme and a host"),
+        (["--default-generator", "nope"], "error: the default generator 'nope' is not among"),
         (["--max-queue", "-1"], "Invalid value for '--max-queue'"),
     ],
 )

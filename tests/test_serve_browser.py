@@ -1,5 +1,8 @@
 """The web page in a real headless Chromium: draw five Pokemon, then upscale an upload.
 
+Both the page and the API docs must run under the app's Content-Security-Policy: the browser's
+console is checked for violations.
+
 Needs Debian's `chromium` and `chromium-driver` (tests/install_browser.sh installs them, and
 the README's test command runs it). Without them the test skips, saying so, except on CI
 (`CI` set), where a missing browser is a failure: there it must run.
@@ -96,6 +99,8 @@ def browser(tmp_path_factory):
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
+    # The console is read back to catch Content-Security-Policy violations.
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(driver_path))
     try:
         yield driver
@@ -114,6 +119,15 @@ def drawn_images(driver):
              .filter(c => c.querySelector('img').complete && c.querySelector('img').naturalWidth)
              .map(c => [c.querySelector('.seed').textContent, c.querySelector('img').src]);"""
     )
+
+
+def policy_violations(driver):
+    """Console messages of this page about the Content-Security-Policy (read once each)."""
+    return [
+        entry["message"]
+        for entry in driver.get_log("browser")
+        if "Content Security Policy" in entry["message"] or "Refused to" in entry["message"]
+    ]
 
 
 def test_draw_five_then_upscale_an_upload(browser, server_url, tmp_path):
@@ -200,3 +214,15 @@ def test_draw_five_then_upscale_an_upload(browser, server_url, tmp_path):
     wait_for(driver, alert.is_displayed)
     assert "6,400 pixels" in alert.text and "at most 4,096" in alert.text
     assert not button.is_enabled()
+    # All of it ran under the app's Content-Security-Policy without a violation.
+    assert policy_violations(driver) == []
+
+
+def test_the_api_docs_render_offline_under_the_policy(browser, server_url):
+    driver = browser
+    driver.get(server_url + "/docs")
+    # Swagger UI, from the files this server ships, lists every endpoint of the schema.
+    wait_for(driver, lambda: len(driver.find_elements(By.CSS_SELECTOR, ".opblock")) >= 4)
+    paths = {e.text for e in driver.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")}
+    assert {"/api/generate", "/api/upscale", "/api/models", "/healthz"} <= paths
+    assert policy_violations(driver) == []

@@ -28,6 +28,27 @@ def serve_command(
         str | None,
         typer.Option(help="Upscaler used when a request names none. Default: the fastest."),
     ] = None,
+    default_generator: Annotated[
+        str | None,
+        typer.Option(help="Generator used when a request names none. Default: the first."),
+    ] = None,
+    allowed_hosts: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-host",
+            help="Another name the app may be reached by (repeatable), e.g. the machine's DNS "
+            "name; .example.org allows its subdomains. Loopback names and IP addresses of "
+            "the --host need none.",
+        ),
+    ] = None,
+    cors_origins: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--cors-origin",
+            help="A site whose pages may call the API from the browser (repeatable), "
+            "e.g. https://example.org. Default: none, only the app's own page.",
+        ),
+    ] = None,
     workers: Annotated[
         int, typer.Option(min=1, help="Model calls run at the same time; others queue.")
     ] = 1,
@@ -55,9 +76,17 @@ def serve_command(
         workers=workers,
         max_queue=max_queue,
         default_upscaler=default_upscaler,
+        default_generator=default_generator,
+        host=host,
+        allowed_hosts=tuple(allowed_hosts or ()),
+        cors_origins=tuple(cors_origins or ()),
     )
     names = [name.strip() for value in models or () for name in value.split(",") if name.strip()]
     generators, upscalers = load_served_models(names, report=lambda s: typer.echo(s, err=True))
     if host not in ("127.0.0.1", "localhost", "::1"):
-        typer.echo(f"warning: listening on {host}: other machines can reach the app", err=True)
+        typer.echo(
+            f"warning: listening on {host}: other machines can reach the app "
+            "(by IP address; add --allowed-host NAME to reach it by a host name)",
+            err=True,
+        )
     serve(generators, upscalers, settings, host=host, port=port)

@@ -23,11 +23,14 @@ from pathlib import Path
 import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from kerasr.errors import KerasrError
 from kerasr.images import decode_image, encode_png
+from kerasr.serve.apidocs import add_api_docs
+from kerasr.serve.guard import RETRY_AFTER_SECONDS, Guard
 from kerasr.serve.pool import ClientGone, InferencePool, ServerBusy
 from kerasr.serve.schemas import (
     MAX_SEED,
@@ -93,6 +96,12 @@ def create_app(
             f"the default upscaler {default_upscaler!r} is not among the loaded ones: "
             f"{', '.join(upscaler_map) or 'none'}"
         )
+    default_generator = settings.default_generator or (generators[0].name if generators else None)
+    if default_generator is not None and default_generator not in generator_map:
+        raise KerasrError(
+            f"the default generator {default_generator!r} is not among the loaded ones: "
+            f"{', '.join(generator_map) or 'none'}"
+        )
     pool = InferencePool(settings.workers, settings.max_queue)
 
     @asynccontextmanager
@@ -104,7 +113,20 @@ def create_app(
         title="kerasr",
         description="Draw new Pokemon with a DCGAN and upscale images with Real-ESRGAN.",
         lifespan=lifespan,
+        # /docs is served from local files by add_api_docs; ReDoc would need a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["content-type"],
+            expose_headers=["content-disposition", "x-kerasr-model", "x-kerasr-scale"],
+        )
+    # Added last, so it runs first: refusals never reach CORS or the routes.
+    app.add_middleware(Guard, settings=settings, streamed_paths=["/api/upscale"])
     app.state.pool = pool
     app.state.settings = settings
 
@@ -114,7 +136,11 @@ def create_app(
         messages = []
         for item in error.errors():
             where = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
-            messages.append(f"{where}: {item.get('msg')}" if where else str(item.get("msg")))
+            message = item.get("msg")
+            if item.get("type") == "extra_forbidden":
+                # A typo such as `seeds` must not be ignored silently: name the real fields.
+                message = f"unknown field; the fields are {', '.join(GenerateIn.model_fields)}"
+            messages.append(f"{where}: {message}" if where else str(message))
         return JSONResponse({"detail": "; ".join(messages)}, status_code=422)
 
     @app.exception_handler(ServerBusy)
@@ -122,7 +148,7 @@ def create_app(
         return JSONResponse(
             {"detail": "the server is busy; try again in a few seconds"},
             status_code=503,
-            headers={"Retry-After": "5"},
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
 
     @app.exception_handler(ClientGone)
@@ -143,7 +169,11 @@ def create_app(
             {"detail": "internal error; the server log has the details"}, status_code=500
         )
 
-    def generator_for(name: str) -> ServedGenerator:
+    def generator_for(name: str | None) -> ServedGenerator:
+        if name is None:
+            if default_generator is None:
+                raise HTTPException(404, "no generator is loaded on this server")
+            name = default_generator
         if name not in generator_map:
             raise HTTPException(
                 404, f"unknown generator {name!r}; available: {', '.join(generator_map) or 'none'}"
@@ -161,6 +191,7 @@ def create_app(
     async def index():
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
+    add_api_docs(app, STATIC_DIR)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/healthz", response_model=HealthOut, summary="Liveness and load")
@@ -185,6 +216,7 @@ def create_app(
                 for u in upscaler_map.values()
             ],
             default_upscaler=default_upscaler,
+            default_generator=default_generator,
             limits=LimitsOut(
                 max_upload_bytes=settings.max_upload_bytes,
                 max_pixels=settings.max_pixels,

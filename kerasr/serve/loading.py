@@ -6,6 +6,7 @@ tiny models, and `kerasr serve` around the real ones loaded here.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from collections.abc import Callable, Sequence
@@ -105,7 +106,6 @@ def serve(
     settings: ServeSettings,
     host: str = "127.0.0.1",
     port: int = 8000,
-    max_connections: int = 128,
 ) -> None:
     """Runs the web app with uvicorn until interrupted.
 
@@ -115,12 +115,14 @@ def serve(
         settings: see `create_app`.
         host: interface to listen on; the default keeps the app private to this machine.
         port: TCP port.
-        max_connections: open connections beyond which uvicorn answers 503 at once, so a
-            flood of uploads cannot all be held in memory while they wait.
+
+    `settings.max_requests` bounds the requests handled at once (503 with Retry-After
+    beyond); uvicorn's own limit is not used, as its 503 would carry no Retry-After.
     """
     import uvicorn
 
-    app = create_app(generators, upscalers, settings)
+    # The Host check must know the address really listened on.
+    app = create_app(generators, upscalers, dataclasses.replace(settings, host=host))
     # One line per model call with its time, beside uvicorn's access log.
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
@@ -131,7 +133,6 @@ def serve(
         app,
         host=host,
         port=port,
-        limit_concurrency=max_connections,
         log_level="info",
         # Ctrl-C should not wait long for a client that keeps a connection open.
         timeout_graceful_shutdown=5,

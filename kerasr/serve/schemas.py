@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 # Seeds stay within int32: JavaScript numbers hold them exactly, and every backend takes them.
 MAX_SEED = 2**31 - 1
@@ -31,11 +31,18 @@ class ModelsOut(BaseModel):
     generators: list[GeneratorOut]
     upscalers: list[UpscalerOut]
     default_upscaler: str | None
+    default_generator: str | None
     limits: LimitsOut
 
 
 class GenerateIn(BaseModel):
-    model: str = Field(description="Name of a generator, from GET /api/models.")
+    # An unknown field is refused (422 naming it) rather than ignored: `seeds` for `seed`
+    # would otherwise silently draw random images.
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(
+        None, description="Name of a generator, from GET /api/models; the default if left out."
+    )
     n: int = Field(5, ge=1, description="How many images (at most the server's max_images).")
     seed: int | None = Field(
         None,
