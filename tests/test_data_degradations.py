@@ -178,11 +178,14 @@ def test_gaussian_noise_has_the_requested_sigma():
 
 @pytest.mark.parametrize("exact", [False, True])
 def test_poisson_noise_variance_follows_the_signal(exact):
-    levels = np.array([0.1, 0.8], np.float32)
-    x = tf.constant(np.broadcast_to(levels[:, None, None, None], (2, 64, 64, 3)).copy())
+    levels = np.array([26, 204], np.float32) / 255.0  # on 8-bit levels
+    x = np.broadcast_to(levels[:, None, None, None], (2, 64, 64, 3)).copy()
+    # The first 4 rows hold all 256 levels: BasicSR's Poisson scale is then 256 (a flat image
+    # would have one level, hence a scale of 1 and far stronger noise).
+    x[:, :4] = (np.arange(256, dtype=np.float32).reshape(4, 64) / 255.0)[None, :, :, None]
     scale = tf.constant([2.0, 2.0])
-    y = add_poisson_noise(x, SEED, scale, tf.constant([False, False]), exact=exact).numpy()
-    noise = (y - x.numpy()).reshape(2, -1)
+    y = add_poisson_noise(tf.constant(x), SEED, scale, tf.constant([False, False]), exact=exact)
+    noise = (y.numpy() - x)[:, 4:].reshape(2, -1)
     expected = 2.0 * np.sqrt(levels / 256.0)  # scale * sqrt(lambda) / 256
     np.testing.assert_allclose(noise.std(axis=1), expected, rtol=0.06)
 

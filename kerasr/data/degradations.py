@@ -33,11 +33,7 @@ from kerasr.data.kernels import (
     separable_blur_folded,
     unfold_batch,
 )
-
-# Poisson noise is drawn on an 8-bit scale: BasicSR counts the distinct values of the
-# rounded image (at most 256) and rounds up to a power of two.
-_POISSON_LEVELS = 256.0
-_RESIZE_METHODS = {"area": "area", "bilinear": "bilinear", "bicubic": "bicubic"}
+from kerasr.data.resize import interpolate, matlab_bicubic
 
 
 def to_uint8_levels(x):
@@ -46,19 +42,20 @@ def to_uint8_levels(x):
 
 
 def bicubic_downscale(hr, scale: int):
-    """Antialiased bicubic downscaling (MATLAB `imresize`), the classic ESRGAN degradation.
+    """MATLAB's antialiased bicubic `imresize(hr, 1 / scale)`, the classic ESRGAN degradation
+    and the LR of SR benchmarks, rounded to 8-bit levels like a saved PNG.
+
+    The same LR as `kerasr evaluate` makes (`kerasr.evaluation.matlab_imresize`) and as
+    BasicSR's `matlab_functions.imresize`, up to float32 rounding.
 
     Args:
         hr: [B, H, W, C] float32 in [0, 1]; H and W multiples of `scale`.
         scale: integer factor.
 
     Returns:
-        [B, H/scale, W/scale, C] float32, rounded to 8-bit levels like a saved PNG.
+        [B, H/scale, W/scale, C] float32 on 8-bit levels.
     """
-    shape = tf.shape(hr)
-    size = tf.stack([shape[1] // scale, shape[2] // scale])
-    lr = tf.image.resize(hr, size, method="bicubic", antialias=True)
-    return to_uint8_levels(lr)
+    return to_uint8_levels(matlab_bicubic(hr, 1.0 / scale))
 
 
 def usm_sharpen(images, weight: float = 0.5, radius: int = 50, threshold: float = 10.0):
@@ -102,7 +99,7 @@ def standard_normal(shape, seed):
     return tf.reshape(z, shape)
 
 
-def add_gaussian_noise(images, seed, sigma, gray):
+def add_gaussian_noise(images, seed, sigma, gray, draws=None):
     """Adds N(0, sigma^2) noise, per sample; `gray` samples get the same noise on all channels.
 
     Args:
@@ -110,51 +107,86 @@ def add_gaussian_noise(images, seed, sigma, gray):
         seed: [2] int.
         sigma: [B] standard deviations on the 0-1 scale.
         gray: [B] bool.
+        draws: optional `(z, z_gray)` standard normal draws, [B, H, W, C] and [B or 1, H, W,
+            1], used instead of drawing from `seed` (to replay another implementation's
+            draws). Real-ESRGAN draws one grey field for the whole batch; kerasr draws one
+            per sample (the first channel's draws), so grey noise is independent across a
+            batch.
 
     Returns:
         The noisy batch clipped to [0, 1].
     """
-    colour = standard_normal(tf.shape(images), fold(seed, 1))
-    # Grey noise reuses the first channel's draws: still i.i.d. N(0, 1) per pixel, and it
-    # saves a third of the random numbers.
-    noise = tf.where(gray[:, None, None, None], colour[..., :1], colour)
-    noise = noise * sigma[:, None, None, None]
+    if draws is None:
+        z = standard_normal(tf.shape(images), fold(seed, 1))
+        z_gray = z[..., :1]  # still i.i.d. N(0, 1) per pixel; saves a third of the draws
+    else:
+        z, z_gray = draws
+    noise = tf.where(gray[:, None, None, None], z_gray, z) * sigma[:, None, None, None]
     return tf.clip_by_value(images + noise, 0.0, 1.0)
 
 
-def add_poisson_noise(images, seed, scale, gray, exact: bool = False):
-    """Adds signal-dependent (shot) noise of an 8-bit sensor, scaled by `scale`, per sample.
-
-    The noise is `(Poisson(256 x) / 256 - x) * scale`; grey samples draw it on the luma and
-    add it to all channels. Unless `exact`, Poisson(l) is sampled as N(l, l), ~10x faster on
-    CPU and indistinguishable except in the darkest pixels.
+def grey_levels(images):
+    """BasicSR's Poisson scale per sample: its number of distinct 8-bit values, rounded up
+    to a power of two (256 for a photograph, fewer for flat or posterised images).
 
     Args:
-        images: [B, H, W, C] float32 in [0, 1].
+        images: [B, H, W, C] float32, already on 8-bit levels in [0, 1].
+
+    Returns:
+        [B] float32.
+    """
+    q = tf.cast(tf.round(images * 255.0), tf.int32)
+    b = tf.shape(q)[0]
+    flat = tf.reshape(q, [b, -1]) + 256 * tf.range(b)[:, None]
+    seen = tf.math.bincount(tf.reshape(flat, [-1]), minlength=256 * b, maxlength=256 * b)
+    distinct = tf.reduce_sum(tf.cast(tf.reshape(seen, [b, 256]) > 0, tf.int32), axis=1)
+    powers = 2 ** tf.range(9)
+    level = tf.reduce_min(tf.where(powers[None] >= distinct[:, None], powers[None], 256), axis=1)
+    return tf.cast(level, tf.float32)
+
+
+def add_poisson_noise(images, seed, scale, gray, exact: bool = False, draws=None):
+    """Adds signal-dependent (shot) noise, scaled by `scale`, per sample, as BasicSR does.
+
+    The image is rounded to 8-bit levels, `n` = its distinct levels rounded up to a power of
+    two, and the noise is `(Poisson(n x8) / n - x8) * scale`, added to the unrounded image;
+    grey samples draw it on the luma and add it to all channels. Unless `exact`, Poisson(l)
+    is sampled as N(l, l), ~10x faster on CPU and indistinguishable except in the darkest
+    pixels.
+
+    Args:
+        images: [B, H, W, C] float32 (may be a little outside [0, 1] after a resize).
         seed: [2] int.
         scale: [B] noise multipliers.
         gray: [B] bool.
         exact: use `tf.random.stateless_poisson`.
+        draws: optional `(counts, counts_gray)` Poisson draws ([B, H, W, C] and [B, H, W, 1])
+            used instead of drawing from `seed` (to replay another implementation's draws).
 
     Returns:
         The noisy batch clipped to [0, 1].
     """
-    x = tf.clip_by_value(images, 0.0, 1.0)
+    x = tf.convert_to_tensor(images, tf.float32)
     luma = tf.image.rgb_to_grayscale(x) if x.shape[-1] == 3 else x[..., :1]
-
-    if exact:
-        lam = x * _POISSON_LEVELS
+    rgb8, luma8 = to_uint8_levels(x), to_uint8_levels(luma)
+    levels = grey_levels(rgb8)[:, None, None, None]
+    levels_y = grey_levels(luma8)[:, None, None, None]
+    if draws is not None:
+        counts, counts_y = draws
+        colour = counts / levels - rgb8
+        mono = counts_y / levels_y - luma8
+    elif exact:
+        lam, lam_y = rgb8 * levels, luma8 * levels_y
         counts = tf.random.stateless_poisson(tf.shape(lam), fold(seed, 1), lam, dtype=tf.float32)
-        lam_y = luma * _POISSON_LEVELS
         counts_y = tf.random.stateless_poisson(
             tf.shape(lam_y), fold(seed, 2), lam_y, dtype=tf.float32
         )
-        colour = counts / _POISSON_LEVELS - x
-        mono = counts_y / _POISSON_LEVELS - luma
+        colour = counts / levels - rgb8
+        mono = counts_y / levels_y - luma8
     else:
         z = standard_normal(tf.shape(x), fold(seed, 1))
-        colour = tf.sqrt(x / _POISSON_LEVELS) * z
-        mono = tf.sqrt(luma / _POISSON_LEVELS) * z[..., :1]
+        colour = tf.sqrt(rgb8 / levels) * z
+        mono = tf.sqrt(luma8 / levels_y) * z[..., :1]
     noise = tf.where(gray[:, None, None, None], mono, colour)
     return tf.clip_by_value(x + noise * scale[:, None, None, None], 0.0, 1.0)
 
@@ -183,15 +215,18 @@ def _uniform(seed, shape, lo, hi):
     return tf.random.stateless_uniform(shape, seed, minval=lo, maxval=hi)
 
 
-def _resize(images, size, mode_index, modes):
-    branches = [
-        (lambda m=m: tf.image.resize(images, size, method=_RESIZE_METHODS[m])) for m in modes
-    ]
+def _resize(images, size, mode_index, modes, factor=None):
+    branches = [(lambda m=m: interpolate(images, size, m, factor)) for m in modes]
     return tf.switch_case(mode_index, branches)
 
 
-def _random_resize(images, seed, stage: StageConfig, base_h, base_w):
-    """Resizes the batch to base * s, s drawn (once per batch) from up / down / keep."""
+def _random_resize(images, seed, stage: StageConfig, base_h, base_w, by_factor: bool):
+    """Resizes the batch to base * s, s drawn (once per batch) from up / down / keep.
+
+    As Real-ESRGAN, the first stage resizes by the factor (`F.interpolate(scale_factor=s)`)
+    and the second to a size (`size=base * s`), and the result is not clipped (bicubic
+    overshoot reaches the noise step).
+    """
     logits = tf.math.log(tf.constant([stage.resize_prob], tf.float32))
     updown = tf.random.stateless_categorical(logits, 1, fold(seed, 1), dtype=tf.int32)[0, 0]
     t = _uniform(fold(seed, 2), [], 0.0, 1.0)
@@ -203,8 +238,9 @@ def _random_resize(images, seed, stage: StageConfig, base_h, base_w):
     mode = tf.random.stateless_uniform([], fold(seed, 3), 0, len(stage.resize_modes), tf.int32)
     h = tf.maximum(tf.cast(tf.cast(base_h, tf.float32) * factor, tf.int32), 2)
     w = tf.maximum(tf.cast(tf.cast(base_w, tf.float32) * factor, tf.int32), 2)
-    out = _resize(images, tf.stack([h, w]), mode, stage.resize_modes)
-    return tf.clip_by_value(out, 0.0, 1.0), {"resize": factor, "resize_mode": mode}
+    size = tf.stack([h, w])
+    out = _resize(images, size, mode, stage.resize_modes, factor if by_factor else None)
+    return out, {"resize": factor, "resize_mode": mode}
 
 
 def _random_noise(images, seed, stage: StageConfig, batch, exact):
@@ -227,7 +263,7 @@ def _random_jpeg(images, seed, stage: StageConfig, batch):
     return jpeg_batch(images, q), {"jpeg": q}
 
 
-def _stage(x, seed, stage: StageConfig, batch, base_h, base_w, exact):
+def _stage(x, seed, stage: StageConfig, batch, base_h, base_w, exact, by_factor):
     """Blur, resize, noise, JPEG: one order of Real-ESRGAN's degradation model."""
     kernels, kinfo = random_kernels(fold(seed, 1), batch, stage.blur, return_info=True)
     if stage.blur_prob >= 1.0:
@@ -236,7 +272,7 @@ def _stage(x, seed, stage: StageConfig, batch, base_h, base_w, exact):
     else:
         blurred = _uniform(fold(seed, 2), [], 0.0, 1.0) < stage.blur_prob
         x = tf.cond(blurred, lambda: filter_batch(x, kernels), lambda: x)
-    x, rinfo = _random_resize(x, fold(seed, 3), stage, base_h, base_w)
+    x, rinfo = _random_resize(x, fold(seed, 3), stage, base_h, base_w, by_factor)
     x, ninfo = _random_noise(x, fold(seed, 4), stage, batch, exact)
     x, jinfo = _random_jpeg(x, fold(seed, 5), stage, batch)
     return x, {"blurred": blurred, "kernel": kinfo, **rinfo, **ninfo, **jinfo}
@@ -264,8 +300,8 @@ def realesrgan_degrade(hr, seed, config: DegradationConfig, scale: int):
     gt = usm if config.sharpen_gt else hr
     exact = config.poisson_exact
 
-    x, p1 = _stage(usm, fold(seed, 1), config.stage1, batch, h, w, exact)
-    x, p2 = _stage(x, fold(seed, 2), config.stage2, batch, lh, lw, exact)
+    x, p1 = _stage(usm, fold(seed, 1), config.stage1, batch, h, w, exact, by_factor=True)
+    x, p2 = _stage(x, fold(seed, 2), config.stage2, batch, lh, lw, exact, by_factor=False)
 
     sinc = final_sinc_kernels(
         fold(seed, 3), batch, config.final_sinc_prob, config.final_kernel_range
@@ -277,7 +313,7 @@ def realesrgan_degrade(hr, seed, config: DegradationConfig, scale: int):
     size = tf.stack([lh, lw])
 
     def resize_then_sinc(t):
-        return filter_batch(tf.clip_by_value(_resize(t, size, mode, modes), 0.0, 1.0), sinc)
+        return filter_batch(_resize(t, size, mode, modes), sinc)
 
     # The sinc filter and the JPEG both cause ringing; their order is random because
     # real images meet them either way round.

@@ -41,6 +41,12 @@ def crop_pair(lr, hr, seed, lr_patch: int, scale: int, random: bool = True):
     hshape = tf.shape(hr)
     lr_h, lr_w = hshape[0] // scale, hshape[1] // scale
     oy, ox = _offsets(seed, lr_h, lr_w, lr_patch, random)
+    return crop_pair_at(lr, hr, oy, ox, lr_patch, scale)
+
+
+def crop_pair_at(lr, hr, oy, ox, lr_patch: int, scale: int):
+    """The crop of `crop_pair` at LR offsets `(oy, ox)`: BasicSR's `paired_random_crop` once
+    its `top, left` are drawn (uniform in `[0, lr size - lr_patch]`)."""
     hp = lr_patch * scale
     hr_crop = tf.ensure_shape(
         hr[oy * scale : oy * scale + hp, ox * scale : ox * scale + hp], [hp, hp, 3]

@@ -1,0 +1,150 @@
+"""Resizing as PyTorch's `F.interpolate` does it, the resize of Real-ESRGAN's degradations.
+
+`tf.image.resize` and `F.interpolate` (`align_corners=False`, no antialiasing) agree on
+where output pixels fall, but not on the rest: PyTorch's bicubic uses the cubic convolution
+kernel with a = -0.75 (TensorFlow: -0.5) and repeats the border pixel; its "area" mode is an
+adaptive average pool over whole pixels (TensorFlow weighs fractional pixel areas); and
+when it is given a scale factor rather than a size, source coordinates follow that factor,
+not the ratio of the rounded sizes. Each resize here is separable: per axis, every output
+pixel is a weighted sum of a few gathered input pixels.
+
+Reference: PyTorch `torch.nn.functional.interpolate` (aten/src/ATen/native/UpSample.h and
+AdaptiveAveragePooling.cpp); Real-ESRGAN's `RealESRGANModel.feed_data`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import tensorflow as tf
+
+MODES = ("area", "bilinear", "bicubic")
+
+# The cubic convolution coefficient of PyTorch's (and OpenCV's) bicubic.
+_CUBIC_A = -0.75
+
+
+def _cubic_weights(t):
+    """The four weights of taps at offsets -1, 0, 1, 2 from the floor, for fractions t."""
+    a = _CUBIC_A
+
+    def near(x):  # |x| <= 1
+        return ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
+
+    def far(x):  # 1 < |x| < 2
+        return ((a * x - 5.0 * a) * x + 8.0 * a) * x - 4.0 * a
+
+    return tf.stack([far(t + 1.0), near(t), near(1.0 - t), far(2.0 - t)], axis=-1)
+
+
+def _source(out_len, ratio):
+    return ratio * (tf.range(out_len, dtype=tf.float32) + 0.5) - 0.5
+
+
+def _taps(in_len, out_len, mode: str, ratio):
+    """Indices [out, K] into the input axis and their weights [out, K]."""
+    last = in_len - 1
+    if mode == "area":
+        o = tf.range(out_len)
+        start = (o * in_len) // out_len
+        end = ((o + 1) * in_len + out_len - 1) // out_len
+        k = tf.range((in_len + out_len - 1) // out_len + 1)
+        idx = start[:, None] + k[None]
+        inside = idx < end[:, None]
+        weights = tf.where(inside, 1.0 / tf.cast(end - start, tf.float32)[:, None], 0.0)
+        return tf.minimum(idx, last), weights
+    src = _source(out_len, ratio)
+    if mode == "bilinear":
+        src = tf.maximum(src, 0.0)
+    i0 = tf.minimum(tf.cast(tf.floor(src), tf.int32), last)
+    t = tf.clip_by_value(src - tf.cast(i0, tf.float32), 0.0, 1.0)
+    if mode == "bilinear":
+        i1 = tf.minimum(i0 + 1, last)
+        return tf.stack([i0, i1], -1), tf.stack([1.0 - t, t], -1)
+    idx = tf.clip_by_value(i0[:, None] + tf.range(-1, 3)[None], 0, last)
+    return idx, _cubic_weights(t)
+
+
+def _resize_axis(x, axis: int, out_len, mode: str, factor):
+    in_len = tf.shape(x)[axis]
+    if factor is None:
+        ratio = tf.cast(in_len, tf.float32) / tf.cast(out_len, tf.float32)
+    else:
+        ratio = 1.0 / tf.cast(factor, tf.float32)
+    idx, weights = _taps(in_len, out_len, mode, ratio)
+    gathered = tf.gather(x, idx, axis=axis)  # axis becomes (out, K)
+    if axis == 1:
+        return tf.einsum("bokwc,ok->bowc", gathered, weights)
+    return tf.einsum("bhokc,ok->bhoc", gathered, weights)
+
+
+def interpolate(images, size, mode: str, factor=None):
+    """Resizes a batch as `F.interpolate(x, size=size, mode=mode)` does, or, given `factor`,
+    as `F.interpolate(x, scale_factor=factor, mode=mode)` with `size = floor(h * factor)`.
+
+    Args:
+        images: [B, H, W, C] float32.
+        size: (height, width) of the output (ints or scalar tensors).
+        mode: "area", "bilinear" or "bicubic" (`align_corners=False`, no antialiasing).
+        factor: the scale factor that `size` came from, when the resize is by a factor; the
+            source coordinates then use `1 / factor` instead of the ratio of the sizes.
+
+    Returns:
+        [B, height, width, C] float32, not clipped (bicubic overshoots, as in PyTorch).
+    """
+    if mode not in MODES:
+        raise ValueError(f"`mode` must be one of {MODES}. Received: mode={mode!r}")
+    x = tf.convert_to_tensor(images, tf.float32)
+    x = _resize_axis(x, 1, size[0], mode, factor)
+    return _resize_axis(x, 2, size[1], mode, factor)
+
+
+def _matlab_taps(in_len, out_len, scale: float):
+    """Indices [out, K] and weights of MATLAB's bicubic `imresize` along one axis: Keys'
+    kernel (a = -0.5), stretched by 1 / scale when shrinking (antialiasing), normalised, with
+    the image mirrored at its borders."""
+    width = 4.0 / scale if scale < 1 else 4.0
+    taps = math.ceil(width) + 2
+    x = tf.range(1, out_len + 1, dtype=tf.float64)
+    u = x / scale + 0.5 * (1.0 - 1.0 / scale)  # output centres in 1-based input coordinates
+    left = tf.floor(u - width / 2.0)
+    idx = left[:, None] + tf.range(taps, dtype=tf.float64)[None]
+    d = u[:, None] - idx
+    if scale < 1:
+        d = d * scale
+    ad = tf.abs(d)
+    near = (1.5 * ad**3 - 2.5 * ad**2 + 1.0) * tf.cast(ad <= 1.0, tf.float64)
+    band = tf.cast((ad > 1.0) & (ad <= 2.0), tf.float64)
+    far = (-0.5 * ad**3 + 2.5 * ad**2 - 4.0 * ad + 2.0) * band
+    weights = near + far
+    weights = weights / tf.reduce_sum(weights, axis=1, keepdims=True)
+    period = 2 * in_len
+    j = tf.math.floormod(tf.cast(idx, tf.int32) - 1, period)
+    return tf.where(j >= in_len, period - 1 - j, j), tf.cast(weights, tf.float32)
+
+
+def matlab_bicubic(images, scale: float):
+    """MATLAB's `imresize(images, scale)` (bicubic, antialiased when shrinking) on a batch:
+    the classic LR images of Set5, DIV2K's bicubic track and the ESRGAN paper.
+
+    Equal to `kerasr.evaluation.matlab_imresize` (and BasicSR's `imresize`) up to float32
+    rounding.
+
+    Args:
+        images: [B, H, W, C] float32.
+        scale: the factor; the output is `ceil(H * scale) x ceil(W * scale)`.
+
+    Returns:
+        [B, ceil(H * scale), ceil(W * scale), C] float32, not clipped.
+    """
+    x = tf.convert_to_tensor(images, tf.float32)
+    for axis in (1, 2):
+        in_len = tf.shape(x)[axis]
+        out_len = tf.cast(tf.math.ceil(tf.cast(in_len, tf.float64) * scale), tf.int32)
+        idx, weights = _matlab_taps(in_len, out_len, float(scale))
+        gathered = tf.gather(x, idx, axis=axis)
+        if axis == 1:
+            x = tf.einsum("bokwc,ok->bowc", gathered, weights)
+        else:
+            x = tf.einsum("bhokc,ok->bhoc", gathered, weights)
+    return x
