@@ -228,7 +228,7 @@ class RRDB(keras.layers.Layer):
         }
 
 
-# --- DCGAN layers (issue 5) ---
+# --- DCGAN layers ---
 DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")
 
 
