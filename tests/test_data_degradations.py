@@ -262,7 +262,7 @@ def test_realesrgan_parameters_follow_the_config():
         np.testing.assert_array_equal(gt.numpy(), hr.numpy())  # sharpen_gt = false
 
 
-def test_degrade_batch_runs_inside_a_compiled_step_with_unknown_batch():
+def test_degrade_batch_runs_inside_a_tf_function_with_unknown_batch():
     cfg = DegradationConfig()
 
     @tf.function(input_signature=[tf.TensorSpec([None, 32, 32, 3]), tf.TensorSpec([2], tf.int64)])

@@ -247,7 +247,8 @@ def test_lr_augmentations_jpeg_and_dropout():
 
 
 def test_tfds_sources_hr_only_and_paired():
-    tfds = pytest.importorskip("tensorflow_datasets")
+    import tensorflow_datasets as tfds  # a dependency of kerasr: missing is a failure
+
     with tfds.testing.mock_data(num_examples=4, policy=tfds.testing.MockPolicy.USE_CODE):
         cfg = _config("tfds:mnist", scale=2, patch_size=8, small_images="upsample")
         lr, hr = next(iter(make_sr_dataset(cfg)))

@@ -58,15 +58,6 @@ def test_batch_norm_option_skips_the_first_convolution():
     assert norms == ["down2_bn", "down3_bn"]
 
 
-def test_generator_saves_and_loads_as_keras(tmp_path):
-    g = build_generator(16, 4, 2, 8)
-    path = tmp_path / "g.keras"
-    g.save(path)
-    loaded = keras.saving.load_model(path)
-    z = np.random.normal(size=(2, 4)).astype("float32")
-    np.testing.assert_allclose(loaded(z), g(z), atol=1e-6)
-
-
 def _images(n=4, size=16, seed=0):
     return np.random.default_rng(seed).uniform(-1, 1, (n, size, size, 3)).astype("float32")
 
@@ -116,16 +107,15 @@ def test_diffaugment_color_changes_each_image_differently():
     assert np.unique(np.round(deltas, 4)).size == 8
 
 
-def test_diffaugment_is_differentiable_and_serializable():
+def test_diffaugment_is_differentiable():
+    # Its saving round trip is in test_saving.py.
     layer = DiffAugment(seed=2)
     x = tf.Variable(_images())
     with tf.GradientTape() as tape:
         loss = tf.reduce_sum(layer(x, training=True) ** 2)
     grad = tape.gradient(loss, x)
     assert grad is not None and float(tf.reduce_sum(tf.abs(grad))) > 0
-    clone = DiffAugment.from_config(layer.get_config())
-    assert clone.policy == ("color", "translation", "cutout")
-    assert clone.get_config() == layer.get_config()
+    assert DiffAugment(["color"]).policy == ("color",)
 
 
 def test_diffaugment_rejects_unknown_policy():

@@ -1,4 +1,4 @@
-"""The DCGAN harness: a compiled train step, determinism, quality signals, run folder, resume."""
+"""The DCGAN harness: train step (graph, XLA), determinism, quality signals, run folder, resume."""
 
 import keras
 import numpy as np
@@ -63,8 +63,9 @@ def _weights(model):
         ],
         ['train.loss="hinge"', "model.spectral_norm=true"],
     ],
+    ids=["xla-compiled", "options-graph", "hinge-graph"],
 )
-def test_one_compiled_train_step_updates_both_networks(overrides):
+def test_one_train_step_updates_both_networks(overrides):
     gan = build_dcgan(_config(*overrides))
     g_before, d_before = _weights(gan.generator), _weights(gan.discriminator)
     logs = gan.train_on_batch(_batch(), return_dict=True)

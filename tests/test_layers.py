@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from kerasr.layers import RRDB, PixelShuffle, PixelUnshuffle, ResidualDenseBlock
+from kerasr.layers import PixelShuffle, PixelUnshuffle, ResidualDenseBlock
 
 
 def torch_pixel_unshuffle(x, r):
@@ -34,11 +34,3 @@ def test_residual_dense_block_shapes_and_scaling():
     np.testing.assert_allclose(np.asarray(block(x)), x)
     kernels = [conv.kernel.shape for conv in block.convs]
     assert kernels == [(3, 3, 8, 4), (3, 3, 12, 4), (3, 3, 16, 4), (3, 3, 20, 4), (3, 3, 24, 8)]
-
-
-@pytest.mark.parametrize(
-    "layer", [PixelUnshuffle(2), PixelShuffle(2), ResidualDenseBlock(8, 4), RRDB(8, 4, 2, 3)]
-)
-def test_get_config_round_trip(layer):
-    clone = layer.__class__.from_config(layer.get_config())
-    assert clone.get_config() == layer.get_config()

@@ -1,4 +1,3 @@
-import keras
 import numpy as np
 import pytest
 
@@ -45,35 +44,3 @@ def test_parameter_count_matches_real_esrgan_x4plus():
 def test_bad_arguments_are_clear(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         RRDBNet(**bad)
-
-
-def test_get_config_round_trip_gives_same_network():
-    model = RRDBNet(scale=2, upsampler="subpixel", residual_scaling=0.1, **TINY)
-    x = np.random.default_rng(0).random((1, 8, 8, 3)).astype("float32")
-    y = model(x)
-    clone = RRDBNet.from_config(model.get_config())
-    clone.build((None, None, None, 3))
-    clone.set_weights(model.get_weights())
-    assert clone.get_config() == model.get_config()
-    np.testing.assert_allclose(np.asarray(clone(x)), np.asarray(y), atol=1e-6)
-
-
-def test_keras_file_round_trip(tmp_path):
-    model = RRDBNet(**TINY)
-    x = np.random.default_rng(1).random((1, 8, 8, 3)).astype("float32")
-    y = model(x)
-    model.save(tmp_path / "m.keras")
-    loaded = keras.saving.load_model(tmp_path / "m.keras")
-    assert isinstance(loaded, RRDBNet) and loaded.get_config() == model.get_config()
-    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(y), atol=1e-6)
-
-
-def test_weights_file_round_trip(tmp_path):
-    model = RRDBNet(**TINY)
-    model.build((None, None, None, 3))
-    model.save_weights(tmp_path / "m.weights.h5")
-    other = RRDBNet(**TINY)
-    other.build((None, None, None, 3))
-    other.load_weights(tmp_path / "m.weights.h5")
-    for a, b in zip(model.get_weights(), other.get_weights(), strict=True):
-        np.testing.assert_array_equal(a, b)
