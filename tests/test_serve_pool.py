@@ -7,6 +7,8 @@ queue at once, so a crowd of abandoned uploads cannot keep every later client at
 from __future__ import annotations
 
 import asyncio
+import base64
+import functools
 import socket
 import threading
 from urllib.parse import urlparse
@@ -17,6 +19,7 @@ import pytest
 from serve_helpers import (
     GENERATOR_SIZE,
     HangingUpClient,
+    decode_png,
     noise_generator,
     png_bytes,
     random_pixels,
@@ -220,3 +223,85 @@ def test_an_upload_abandoned_over_a_real_socket_leaves_the_queue_at_once():
         assert answers == [200]
         assert http.post("/api/upscale", files=files).status_code == 200
     assert upscaled == [(8, 8, 3)]  # the later upload only; the abandoned one never ran
+
+
+def test_two_workers_give_the_pixels_of_one_worker_for_concurrent_generate_and_upscale():
+    from kerasr import generation
+    from kerasr.inference import Upscaler
+    from kerasr.models import RRDBNet
+    from kerasr.models.dcgan import build_generator
+
+    # Real models, so that the shared compiled-function caches are what runs concurrently:
+    # generation's per-generator function and the Upscaler's tf.function.
+    generator = build_generator(image_size=8, latent_dim=4, filters=4, max_filters=8)
+    network = RRDBNet(num_basic_blocks=1, rrdb_channels=8, growth_channels=4)
+    network.build((None, None, None, 3))
+    upscaler = Upscaler(network)
+
+    barriers = []
+
+    def together(function):
+        """The first two calls of `function` start at the same moment, on two threads."""
+        barrier = threading.Barrier(2, timeout=30)
+        first_two = iter(range(2))
+        barriers.append(barrier)
+
+        def call(value):
+            if next(first_two, None) is not None:
+                barrier.wait()
+            return function(value)
+
+        return call
+
+    served = (
+        [ServedGenerator("g", "", 8, together(functools.partial(generation.generate, generator)))],
+        [ServedUpscaler("x4", "", 4, together(upscaler.upscale))],
+    )
+    uploads = [png_bytes(random_pixels((6 + i, 9 - i, 3), seed=i)) for i in range(4)]
+
+    def requests(http):
+        def generate(seed, upscale=False):
+            return http.post("/api/generate", json={"n": 2, "seed": seed, "upscale": upscale})
+
+        def upscale(i):
+            return http.post("/api/upscale", files={"file": (f"{i}.png", uploads[i])})
+
+        # First in, first out: two generate calls start together, then two upscale calls,
+        # then a mix, drawn images being upscaled on the way.
+        return [
+            generate(0),
+            generate(10),
+            upscale(0),
+            upscale(1),
+            generate(20, upscale=True),
+            upscale(2),
+            generate(30, upscale=True),
+            upscale(3),
+        ]
+
+    def answers(workers):
+        app = create_app(*served, ServeSettings(workers=workers))
+
+        async def crowd():
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+                return await asyncio.gather(*requests(http))
+
+        responses = asyncio.run(crowd())
+        assert [r.status_code for r in responses] == [200] * len(responses)
+        images = []
+        for response in responses:
+            if response.headers["content-type"] == "image/png":
+                images.append(response.content)
+            else:
+                images.extend(base64.b64decode(i["png"]) for i in response.json()["images"])
+        return [np.asarray(decode_png(data)) for data in images]
+
+    # Two workers first, while every compiled function is still cold ...
+    concurrent = answers(workers=2)
+    assert not any(barrier.broken for barrier in barriers)
+    # ... then one worker, one call at a time: the reference.
+    alone = answers(workers=1)
+    assert len(concurrent) == len(alone) == 4 * 2 + 4
+    for index, (pixels, expected) in enumerate(zip(concurrent, alone, strict=True)):
+        np.testing.assert_array_equal(pixels, expected, err_msg=f"image {index}")
