@@ -7,7 +7,10 @@ an `InferencePool` (pool.py): a fixed number of worker threads and a bounded que
 
 Errors are JSON `{"detail": "<one line>"}` with the status that says what went wrong:
 400 for input that is not an image, 404 for an unknown model, 413 for an upload or an image
-over the configured limits, 422 for a malformed request, 503 when the queue is full.
+over the configured limits, 422 for a malformed request, 503 when the queue is full. The
+`Guard` middleware (guard.py) answers first: 400 for a foreign Host, 403 for a cross-site
+post, 413 for a JSON body over its limit, 503 when too many requests are in flight; it also
+adds the security headers to every answer.
 """
 
 from __future__ import annotations
