@@ -150,9 +150,12 @@ class SROptimConfig:
     beta_2: float = 0.99
     milestones: tuple[int, ...] = (200_000, 400_000, 600_000, 800_000)
     gamma: float = 0.5
+    # PyTorch's Adam epsilon, added after the bias correction of sqrt(v) (kerasr's TorchAdam).
+    epsilon: float = 1e-8
 
     def __post_init__(self):
         check(self.learning_rate > 0, f"learning_rate must be > 0. Received: {self.learning_rate}")
+        check(self.epsilon > 0, f"epsilon must be > 0. Received: {self.epsilon}")
         for key in ("beta_1", "beta_2"):
             value = getattr(self, key)
             check(0 <= value < 1, f"{key} must be in [0, 1). Received: {value}")

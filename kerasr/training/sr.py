@@ -11,6 +11,7 @@ from keras import ops
 from kerasr.losses import pixel_loss
 from kerasr.metrics import PSNR, SSIM
 from kerasr.training.distribute import MultiWorkerFit
+from kerasr.training.optimizers import TorchAdam
 
 
 @keras.saving.register_keras_serializable(package="kerasr")
@@ -60,10 +61,11 @@ class StepDecay(keras.optimizers.schedules.LearningRateSchedule):
 
 
 def make_optimizer(optim, scale, loss_scaling: bool = False):
-    """Adam with a `StepDecay` schedule from an `SROptimConfig`; wrapped in a
+    """Adam (PyTorch's update rule, as the reference trainers use) with a `StepDecay`
+    schedule from an `SROptimConfig`; wrapped in a
     `LossScaleOptimizer` for float16 (its gradients would underflow otherwise)."""
     schedule = StepDecay(optim.learning_rate, optim.milestones, optim.gamma, scale)
-    optimizer = keras.optimizers.Adam(schedule, beta_1=optim.beta_1, beta_2=optim.beta_2)
+    optimizer = TorchAdam(schedule, optim.beta_1, optim.beta_2, optim.epsilon)
     if loss_scaling:
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer

@@ -1,0 +1,46 @@
+"""Weights between PyTorch (BasicSR) and Keras (kerasr) layouts; numpy only.
+
+PyTorch stores a convolution kernel as [out, in, kh, kw] (OIHW), Keras as [kh, kw, in, out]
+(HWIO); both convolve by cross-correlation, so the transpose is the whole conversion. This
+module has no torch or keras import: the reference side writes `state_dict` arrays as they
+are, and the tests convert them here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def oihw_to_hwio(kernel: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.transpose(kernel, (2, 3, 1, 0)))
+
+
+def hwio_to_oihw(kernel: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.transpose(kernel, (3, 2, 0, 1)))
+
+
+def rrdbnet_conv_names(num_block: int, dense_blocks: int = 3, convs: int = 5) -> list[str]:
+    """BasicSR RRDBNet's convolutions in forward order, the order of
+    `kerasr.weights.ncnn.conv_layers(model)` for a kerasr RRDBNet."""
+    names = ["conv_first"]
+    for b in range(num_block):
+        for r in range(1, dense_blocks + 1):
+            names += [f"body.{b}.rdb{r}.conv{c}" for c in range(1, convs + 1)]
+    return [*names, "conv_body", "conv_up1", "conv_up2", "conv_hr", "conv_last"]
+
+
+def rrdbnet_to_keras(state: dict[str, np.ndarray], num_block: int) -> list[list[np.ndarray]]:
+    """[kernel (HWIO), bias] per convolution, in forward order, from a BasicSR state_dict."""
+    return [
+        [oihw_to_hwio(state[f"{name}.weight"]), state[f"{name}.bias"]]
+        for name in rrdbnet_conv_names(num_block)
+    ]
+
+
+def keras_to_rrdbnet(weights: list[list[np.ndarray]], num_block: int) -> dict[str, np.ndarray]:
+    """The inverse of `rrdbnet_to_keras`: a BasicSR state_dict from [kernel, bias] pairs."""
+    state = {}
+    for name, (kernel, bias) in zip(rrdbnet_conv_names(num_block), weights, strict=True):
+        state[f"{name}.weight"] = hwio_to_oihw(kernel)
+        state[f"{name}.bias"] = bias
+    return state
