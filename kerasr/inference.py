@@ -172,7 +172,12 @@ class Upscaler:
         self.batch_size = batch_size or (4 if on_gpu else 1)
         self.precision = resolve_precision(precision)
         self.alpha = alpha
+        self.jit_compile = jit_compile
         self.model = with_precision(model, self.precision)
+        # Outscales a model release runs as the network then a fixed resize (the x2 / x3
+        # releases of realesr-animevideov3), instead of resizing the output with Lanczos.
+        self.outscale_variants = dict(getattr(model, "outscale_variants", None) or {})
+        self._variants: dict[float, Upscaler] = {}
         channels = getattr(model, "in_channels", 3)
         # One trace for every input size: the batch, height and width dimensions are dynamic.
         self._forward = tf.function(
@@ -229,6 +234,8 @@ class Upscaler:
         if outscale is not None and not (outscale > 0 and math.isfinite(outscale)):
             raise KerasrError(f"outscale must be a positive number. Received: {outscale}")
         self._check_output_size(h, w, outscale)
+        if outscale in self.outscale_variants:
+            return self._variant(outscale).upscale(pixels, progress=progress)
         peak = float(np.iinfo(pixels.dtype).max)
         image = pixels.astype(np.float32) / peak
 
@@ -256,6 +263,23 @@ class Upscaler:
             size = (max(1, round(h * outscale)), max(1, round(w * outscale)))
             out = _resize(out, *size, "lanczos3")
         return (np.clip(out, 0.0, 1.0) * peak).round().astype(pixels.dtype)
+
+    def _variant(self, outscale: float) -> Upscaler:
+        if outscale not in self._variants:
+            from kerasr.models.rescaled import Rescaled
+
+            network = Rescaled(self.model, self.outscale_variants[outscale])
+            self._variants[outscale] = Upscaler(
+                network,
+                tile=self.tile,
+                tile_pad=self.tile_pad,
+                overlap=self.overlap,
+                batch_size=self.batch_size,
+                precision="float32",  # self.model already computes in self.precision
+                alpha=self.alpha,
+                jit_compile=self.jit_compile,
+            )
+        return self._variants[outscale]
 
     def _check_output_size(self, h: int, w: int, outscale: float | None) -> None:
         # Refused up front, in one line, rather than by the kernel's out-of-memory killer

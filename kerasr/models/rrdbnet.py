@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from kerasr.layers import RRDB, PixelShuffle, PixelUnshuffle, _leaky_relu, conv3x3
+from kerasr.layers import RRDB, PixelShuffle, PixelUnshuffle, _leaky_relu, conv3x3, upsample_nearest
 
 UPSAMPLERS = ("nearest", "subpixel")
 
@@ -134,7 +134,7 @@ class RRDBNet(keras.Model):
             if self.shuffle is not None:
                 feat = _leaky_relu(self.shuffle(conv(feat)))
             else:
-                feat = conv(_upsample_nearest(feat))
+                feat = conv(upsample_nearest(feat, 2))
         out = self.conv_last(self.conv_hr(feat))
         return ops.cast(out, "float32")
 
@@ -157,14 +157,6 @@ class RRDBNet(keras.Model):
             "residual_scaling": self.residual_scaling,
             "upsampler": self.upsampler,
         }
-
-
-def _upsample_nearest(x):
-    # Nearest-neighbour x2 as a broadcast: one copy, no resize kernel.
-    shape = ops.shape(x)
-    n, h, w, c = shape[0], shape[1], shape[2], x.shape[-1]
-    x = ops.broadcast_to(ops.reshape(x, (n, h, 1, w, 1, c)), (n, h, 2, w, 2, c))
-    return ops.reshape(x, (n, h * 2, w * 2, c))
 
 
 def arch_from_shapes(

