@@ -15,6 +15,8 @@ from kerasr.layers import RRDB, DiffAugment, PixelShuffle, PixelUnshuffle, Resid
 from kerasr.models import dcgan
 from kerasr.models.discriminators import UNetDiscriminator, VGGDiscriminator
 from kerasr.models.rrdbnet import RRDBNet
+from kerasr.models.rescaled import Rescaled
+from kerasr.models.srvgg import SRVGGNetCompact
 from kerasr.models.vgg import VGGFeatures
 
 TINY = {"num_basic_blocks": 1, "rrdb_channels": 8, "growth_channels": 4, "num_dense_blocks": 1}
@@ -39,6 +41,24 @@ CASES = [
         (1, 8, 8, 3),
     ),
     ("RRDBNet-x1-grey", RRDBNet, lambda: RRDBNet(scale=1, in_channels=1, **TINY), (1, 8, 8, 1)),
+    (
+        "SRVGGNetCompact",
+        SRVGGNetCompact,
+        lambda: SRVGGNetCompact(num_feat=8, num_conv=2),
+        (1, 8, 8, 3),
+    ),
+    (
+        "SRVGGNetCompact-x3-leakyrelu-grey",
+        SRVGGNetCompact,
+        lambda: SRVGGNetCompact(1, 1, num_feat=8, num_conv=1, upscale=3, act_type="leakyrelu"),
+        (1, 8, 8, 1),
+    ),
+    (
+        "Rescaled-x2-of-x4",
+        Rescaled,
+        lambda: Rescaled(SRVGGNetCompact(num_feat=8, num_conv=1), 0.5),
+        (1, 8, 8, 3),
+    ),
     ("VGGDiscriminator", VGGDiscriminator, lambda: VGGDiscriminator((4, 4), (3,)), (2, 16, 16, 3)),
     ("UNetDiscriminator", UNetDiscriminator, lambda: UNetDiscriminator(4), (1, 16, 16, 3)),
     (
