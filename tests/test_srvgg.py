@@ -188,3 +188,50 @@ def test_upscaler_uses_the_release_of_an_outscale():
     assert released.shape == plain.shape == (20, 28, 3)
     assert np.abs(released.astype(np.float32) - expected).max() <= 1
     assert not np.array_equal(released, plain)  # Lanczos of the x4 output is another image
+
+
+def test_compact_model_through_upscale_interpolate_export_and_evaluate(tmp_path, photo):
+    import tensorflow as tf
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from kerasr.cli import app
+    from kerasr.images import read_image
+
+    runner = CliRunner()
+    keras.utils.set_random_seed(8)
+    paths = []
+    for name in ("psnr", "gan"):
+        model = SRVGGNetCompact(**TINY)
+        model.build((None, None, None, 3))
+        model.save_weights(tmp_path / f"{name}.weights.h5")
+        paths.append(str(tmp_path / f"{name}.weights.h5"))
+    image = photo[:20, :28]
+    Image.fromarray(image).save(tmp_path / "in.png")
+
+    blend = tmp_path / "blend.keras"
+    result = runner.invoke(app, ["interpolate", *paths, "--alpha", "0.5", "-o", str(blend)])
+    assert result.exit_code == 0, result.output
+    args = ["upscale", str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png")]
+    result = runner.invoke(app, [*args, "-m", str(blend), "--precision", "float32"])
+    assert result.exit_code == 0, result.output
+    upscaled = read_image(tmp_path / "out.png")
+    assert upscaled.shape == (80, 112, 3)
+    # --alpha on the command line gives the same network as the interpolate command.
+    two = ["-m", paths[0], "-m", paths[1], "--alpha", "0.5", "--precision", "float32"]
+    result = runner.invoke(app, [*args[:2], "-o", str(tmp_path / "alpha.png"), *two])
+    assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(read_image(tmp_path / "alpha.png"), upscaled)
+
+    result = runner.invoke(app, ["export", str(blend), str(tmp_path / "sm")])
+    assert result.exit_code == 0, result.output
+    loaded = tf.saved_model.load(str(tmp_path / "sm"))  # kept alive while it serves
+    served = loaded.serve(tf.constant(image)).numpy()
+    np.testing.assert_array_equal(served, upscaled)
+
+    data = tmp_path / "Tiny"
+    data.mkdir()
+    Image.fromarray(photo[:32, :32]).save(data / "a.png")
+    result = runner.invoke(app, ["evaluate", str(data), "-m", str(blend), "--scale", "4"])
+    assert result.exit_code == 0, result.output
+    assert "bicubic PSNR" in result.output
