@@ -6,7 +6,7 @@ kernel with a = -0.75 (TensorFlow: -0.5) and repeats the border pixel; its "area
 adaptive average pool over whole pixels (TensorFlow weighs fractional pixel areas); and
 when it is given a scale factor rather than a size, source coordinates follow that factor,
 not the ratio of the rounded sizes. Each resize here is separable: per axis, every output
-pixel is a weighted sum of a few gathered input pixels.
+row is a weighted sum of a few gathered input rows.
 
 Reference: PyTorch `torch.nn.functional.interpolate` (aten/src/ATen/native/UpSample.h and
 AdaptiveAveragePooling.cpp); Real-ESRGAN's `RealESRGANModel.feed_data`.
@@ -41,41 +41,70 @@ def _source(out_len, ratio):
     return ratio * (tf.range(out_len, dtype=tf.float32) + 0.5) - 0.5
 
 
-def _taps(in_len, out_len, mode: str, ratio):
-    """Indices [out, K] into the input axis and their weights [out, K]."""
+def _cubic_taps(in_len, out_len, ratio):
+    """Indices [out, 4] into the input axis (clamped: the border pixel repeats) and the
+    bicubic weights [out, 4]."""
     last = in_len - 1
-    if mode == "area":
-        o = tf.range(out_len)
-        start = (o * in_len) // out_len
-        end = ((o + 1) * in_len + out_len - 1) // out_len
-        k = tf.range((in_len + out_len - 1) // out_len + 1)
-        idx = start[:, None] + k[None]
-        inside = idx < end[:, None]
-        weights = tf.where(inside, 1.0 / tf.cast(end - start, tf.float32)[:, None], 0.0)
-        return tf.minimum(idx, last), weights
     src = _source(out_len, ratio)
-    if mode == "bilinear":
-        src = tf.maximum(src, 0.0)
     i0 = tf.minimum(tf.cast(tf.floor(src), tf.int32), last)
     t = tf.clip_by_value(src - tf.cast(i0, tf.float32), 0.0, 1.0)
-    if mode == "bilinear":
-        i1 = tf.minimum(i0 + 1, last)
-        return tf.stack([i0, i1], -1), tf.stack([1.0 - t, t], -1)
     idx = tf.clip_by_value(i0[:, None] + tf.range(-1, 3)[None], 0, last)
     return idx, _cubic_weights(t)
 
 
-def _resize_axis(x, axis: int, out_len, mode: str, factor):
-    in_len = tf.shape(x)[axis]
+def _area_rows(x, out_len):
+    """Adaptive average pooling along axis 0: output row o is the mean of input rows
+    [floor(o in / out), ceil((o + 1) in / out)), summed one gathered row set at a time."""
+    in_len = tf.shape(x)[0]
+    o = tf.range(out_len)
+    start = (o * in_len) // out_len
+    count = ((o + 1) * in_len + out_len - 1) // out_len - start
+    most = (in_len + out_len - 1) // out_len + 1  # the widest possible bin
+
+    def body(k, total):
+        rows = tf.gather(x, tf.minimum(start + k, in_len - 1))
+        return k + 1, total + rows * tf.cast(k < count, x.dtype)[:, None, None, None]
+
+    zeros = tf.zeros(tf.concat([[out_len], tf.shape(x)[1:]], 0), x.dtype)
+    _, total = tf.while_loop(lambda k, _: k < most, body, (tf.constant(0), zeros))
+    return total / tf.cast(count, x.dtype)[:, None, None, None]
+
+
+def _resize_rows(x, out_len, mode: str, factor):
+    """Resizes axis 0 of [H, W, B, C]: a weighted sum of K gathered rows per output row."""
+    if mode == "area":
+        return _area_rows(x, out_len)
+    in_len = tf.shape(x)[0]
     if factor is None:
         ratio = tf.cast(in_len, tf.float32) / tf.cast(out_len, tf.float32)
     else:
         ratio = 1.0 / tf.cast(factor, tf.float32)
-    idx, weights = _taps(in_len, out_len, mode, ratio)
-    gathered = tf.gather(x, idx, axis=axis)  # axis becomes (out, K)
-    if axis == 1:
-        return tf.einsum("bokwc,ok->bowc", gathered, weights)
-    return tf.einsum("bhokc,ok->bhoc", gathered, weights)
+    idx, weights = _cubic_taps(in_len, out_len, ratio)
+    out = None
+    for k in range(idx.shape[1]):
+        term = tf.gather(x, idx[:, k]) * weights[:, k][:, None, None, None]
+        out = term if out is None else out + term
+    return out
+
+
+def _bilinear(x, size, factor):
+    # TensorFlow's ScaleAndTranslate with the triangle kernel and no antialiasing is PyTorch's
+    # bilinear: the same source coordinates for a given scale, and its renormalised border
+    # taps equal PyTorch's clamped coordinates.
+    shape = tf.shape(x)
+    size = tf.stack([tf.cast(size[0], tf.int32), tf.cast(size[1], tf.int32)])
+    if factor is None:
+        scale = tf.cast(size, tf.float32) / tf.cast(shape[1:3], tf.float32)
+    else:
+        scale = tf.fill([2], tf.cast(factor, tf.float32))
+    return tf.raw_ops.ScaleAndTranslate(
+        images=x,
+        size=size,
+        scale=scale,
+        translation=tf.zeros([2]),
+        kernel_type="triangle",
+        antialias=False,
+    )
 
 
 def interpolate(images, size, mode: str, factor=None):
@@ -95,8 +124,13 @@ def interpolate(images, size, mode: str, factor=None):
     if mode not in MODES:
         raise ValueError(f"`mode` must be one of {MODES}. Received: mode={mode!r}")
     x = tf.convert_to_tensor(images, tf.float32)
-    x = _resize_axis(x, 1, size[0], mode, factor)
-    return _resize_axis(x, 2, size[1], mode, factor)
+    if mode == "bilinear":
+        return _bilinear(x, size, factor)
+    # Gathers along the first axis copy whole contiguous rows: [B, H, W, C] -> [H, W, B, C],
+    # rows, then [W, H', B, C], columns, then back.
+    x = _resize_rows(tf.transpose(x, [1, 2, 0, 3]), size[0], mode, factor)
+    x = _resize_rows(tf.transpose(x, [1, 0, 2, 3]), size[1], mode, factor)
+    return tf.transpose(x, [2, 1, 0, 3])
 
 
 def _matlab_taps(in_len, out_len, scale: float):
