@@ -56,3 +56,12 @@ def test_examples_use_paths_a_user_can_adapt(page):
     text = page.read_text()
     for pattern in (r"/tmp/", r"/work/", r"/home/", r"\bseed 0\d\d\b", r"\bissue \d", r"session"):
         assert not re.search(pattern, text, flags=re.I), f"{page.name}: {pattern}"
+
+
+@pytest.mark.parametrize("name", ["README.md", "docs", "configs", "bench"])
+def test_no_path_of_one_machine(name):
+    root = ROOT / name
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    for path in files:
+        text = path.read_text(errors="replace")
+        assert not re.search(r"(?<![\w.])/(tmp|work|home)/", text), path.relative_to(ROOT)
