@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from kerasr.cli import generate, info, serve, training, upscale
+from kerasr.cli import generate, info, quality, serve, training, upscale
 
 app = typer.Typer(
     name="kerasr",
@@ -28,6 +28,7 @@ app.command()(upscale.evaluate)
 app.command("degrade")(upscale.degrade)
 app.command("train-dcgan")(training.train_dcgan_command)
 app.command("generate")(generate.generate_command)
+app.command("evaluate-gan")(quality.evaluate_gan_command)
 app.command("pretrain")(training.pretrain_command)
 app.command("train-gan")(training.train_gan_command)
 app.command("interpolate")(upscale.interpolate_command)

