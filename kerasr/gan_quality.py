@@ -129,9 +129,7 @@ def kernel_distance(
     for _ in range(subsets):
         r = rng.choice(len(real), size, replace=False)
         f = rng.choice(len(fake), size, replace=False)
-        values.append(
-            _mmd_from_kernels(k_rr[np.ix_(r, r)], k_ff[np.ix_(f, f)], k_rf[np.ix_(r, f)])
-        )
+        values.append(_mmd_from_kernels(k_rr[np.ix_(r, r)], k_ff[np.ix_(f, f)], k_rf[np.ix_(r, f)]))
     return float(np.mean(values)), float(np.std(values))
 
 
@@ -228,8 +226,7 @@ def image_features(model, images: np.ndarray, batch_size: int = FEATURE_BATCH) -
         return model.pooled_features(preprocess(x))
 
     out = [
-        np.asarray(describe(images[i : i + batch_size]))
-        for i in range(0, len(images), batch_size)
+        np.asarray(describe(images[i : i + batch_size])) for i in range(0, len(images), batch_size)
     ]
     return np.concatenate(out) if out else np.zeros((0, 1280), np.float32)
 

@@ -14,6 +14,7 @@ import kerasr.models
 from kerasr.layers import RRDB, DiffAugment, PixelShuffle, PixelUnshuffle, ResidualDenseBlock
 from kerasr.models import dcgan
 from kerasr.models.discriminators import UNetDiscriminator, VGGDiscriminator
+from kerasr.models.efficientnet_lite import EfficientNetLite0, MBConvBlock
 from kerasr.models.rrdbnet import RRDBNet
 from kerasr.models.rescaled import Rescaled
 from kerasr.models.srvgg import SRVGGNetCompact
@@ -72,6 +73,20 @@ CASES = [
         VGGFeatures,
         lambda: VGGFeatures("vgg11", ("conv1_1", "conv2_1")),
         (1, 16, 16, 3),
+    ),
+    ("MBConvBlock", MBConvBlock, lambda: MBConvBlock(8, 8, 3, 1, 6), (1, 8, 8, 8)),
+    ("MBConvBlock-stride-2", MBConvBlock, lambda: MBConvBlock(8, 16, 5, 2, 1), (1, 9, 9, 8)),
+    (
+        "EfficientNetLite0",
+        EfficientNetLite0,
+        lambda: EfficientNetLite0(num_classes=5),
+        (1, 32, 32, 3),
+    ),
+    (
+        "EfficientNetLite0-features",
+        EfficientNetLite0,
+        lambda: EfficientNetLite0(include_top=False),
+        (1, 32, 32, 3),
     ),
     ("dcgan-generator", dcgan.build_generator, lambda: dcgan.build_generator(16, 4, 2, 8), (2, 4)),
     (

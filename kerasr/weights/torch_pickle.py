@@ -184,7 +184,9 @@ def _read_legacy(f):
         storage = storages[str(key)]
         (count,) = struct.unpack("<q", f.read(8))
         if count != storage.numel:
-            raise ValueError(f"storage {key} holds {count} elements, the pickle says {storage.numel}")
+            raise ValueError(
+                f"storage {key} holds {count} elements, the pickle says {storage.numel}"
+            )
         storage.data = _array(f.read(count * storage.dtype.itemsize), storage)
     return result
 
