@@ -161,9 +161,9 @@ def two_sample_accuracy(real: np.ndarray, fake: np.ndarray, seed: int = SEED) ->
 
     The protocol: as many images of each kind (the smaller count), each kind shuffled with
     `seed` and cut in two halves; the classifier (features standardised on its training half,
-    an L2 penalty, a fixed number of full-batch gradient steps from zero) trains on one half
-    of both kinds and is scored on the other, then the halves swap; the two accuracies are
-    averaged.
+    L2 penalty 1e-3, 200 full-batch gradient steps of size 1/L from zero, L the loss's
+    smoothness bound) trains on one half of both kinds and is scored on the other, then the
+    halves swap; the two accuracies are averaged.
 
     Returns:
         Accuracy in [0, 1]; 0.5 means the features do not tell the two apart.

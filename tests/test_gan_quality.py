@@ -1,0 +1,157 @@
+"""KID, the Frechet distance and the two-sample test on known distributions; `evaluate-gan`."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from kerasr import gan_quality as q
+from kerasr.cli import app
+from kerasr.errors import KerasrError
+
+runner = CliRunner()
+
+
+def _gaussian_with_moments(rng, n, mean, cov):
+    """`n` samples whose sample mean and covariance are exactly `mean` and `cov`."""
+    z = rng.standard_normal((n, len(mean)))
+    z -= z.mean(0)
+    white = np.linalg.cholesky(np.cov(z, rowvar=False))
+    z = np.linalg.solve(white, z.T).T  # sample covariance exactly I
+    return z @ np.linalg.cholesky(cov).T + mean
+
+
+def test_polynomial_mmd_is_the_unbiased_estimator():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(5, 3)), rng.normal(1, 1, size=(4, 3))
+
+    def k(x, y):
+        return (x @ y / 3 + 1) ** 3
+
+    within_a = sum(k(a[i], a[j]) for i in range(5) for j in range(5) if i != j) / 20
+    within_b = sum(k(b[i], b[j]) for i in range(4) for j in range(4) if i != j) / 12
+    across = sum(k(x, y) for x in a for y in b) / 20
+    assert q.polynomial_mmd(a, b) == pytest.approx(within_a + within_b - 2 * across, rel=1e-12)
+
+
+def test_kid_is_zero_on_average_for_one_distribution_and_large_for_shifted_ones():
+    rng = np.random.default_rng(1)
+    same = [
+        q.polynomial_mmd(rng.normal(size=(40, 8)), rng.normal(size=(40, 8))) for _ in range(200)
+    ]
+    # Unbiased: the mean over draws sits at 0 within its standard error (a biased estimator
+    # would be positive by about its own spread).
+    assert abs(np.mean(same)) < 3 * np.std(same) / np.sqrt(len(same))
+    real, fake = rng.normal(size=(200, 8)), rng.normal(0.5, 1, size=(200, 8))
+    kid, kid_std = q.kernel_distance(real, fake, subsets=20)
+    floor, floor_std = q.kernel_distance(real, rng.normal(size=(200, 8)), subsets=20)
+    assert kid > 10 * max(abs(floor), floor_std) and 0 < kid_std < kid
+    assert q.kernel_distance(real, fake, subsets=20) == (kid, kid_std)  # fixed seed
+    with pytest.raises(KerasrError, match="subsets of 2 to"):
+        q.kernel_distance(real[:1], fake)
+
+
+def test_frechet_distance_matches_the_gaussian_formula():
+    rng = np.random.default_rng(2)
+    mean_b = np.array([1.0, -2.0, 0.5])
+    scale_b = np.array([2.0, 0.5, 1.0])
+    a = _gaussian_with_moments(rng, 500, np.zeros(3), np.eye(3))
+    b = _gaussian_with_moments(rng, 300, mean_b, np.diag(scale_b**2))
+    expected = (mean_b**2).sum() + ((1 - scale_b) ** 2).sum()  # |mu|^2 + sum (1 - s)^2
+    assert q.frechet_distance(a, b) == pytest.approx(expected, rel=1e-9)
+    assert q.frechet_distance(a, a) == pytest.approx(0, abs=1e-9)
+
+
+def test_frechet_distance_with_correlated_covariances_and_more_dimensions_than_rows():
+    rng = np.random.default_rng(3)
+    m = rng.normal(size=(4, 4))
+    cov_a, cov_b = m @ m.T + np.eye(4), np.diag([1.0, 2.0, 3.0, 4.0])
+    a = _gaussian_with_moments(rng, 50, np.zeros(4), cov_a)
+    b = _gaussian_with_moments(rng, 60, np.ones(4), cov_b)
+    values, vectors = np.linalg.eigh(cov_a)
+    root_a = vectors @ np.diag(np.sqrt(values)) @ vectors.T
+    cross = np.linalg.eigvalsh(root_a @ cov_b @ root_a)
+    expected = 4.0 + np.trace(cov_a) + np.trace(cov_b) - 2 * np.sqrt(cross).sum()
+    assert q.frechet_distance(a, b) == pytest.approx(expected, rel=1e-9)
+    # Fewer images than feature dimensions, as with a few samples of 1280 features.
+    wide_a, wide_b = rng.normal(size=(6, 20)), rng.normal(size=(7, 20))
+    direct = _frechet_by_eigh(wide_a, wide_b)
+    assert q.frechet_distance(wide_a, wide_b) == pytest.approx(direct, rel=1e-6)
+
+
+def _frechet_by_eigh(a, b):
+    s_a, s_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    values, vectors = np.linalg.eigh(s_a)
+    root = vectors @ np.diag(np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    cross = np.clip(np.linalg.eigvalsh(root @ s_b @ root), 0, None)
+    mean = ((a.mean(0) - b.mean(0)) ** 2).sum()
+    return mean + np.trace(s_a) + np.trace(s_b) - 2 * np.sqrt(cross).sum()
+
+
+def test_two_sample_accuracy_near_half_for_one_distribution_and_one_when_separated():
+    rng = np.random.default_rng(4)
+    real = rng.normal(size=(300, 20))
+    same = q.two_sample_accuracy(real, rng.normal(size=(300, 20)))
+    apart = q.two_sample_accuracy(real, rng.normal(size=(300, 20)) + np.r_[1.5, np.zeros(19)])
+    assert 0.4 < same < 0.6
+    assert apart > 0.7
+    assert q.two_sample_accuracy(real, real[::-1] * 0 + 3) == 1.0
+    with pytest.raises(KerasrError, match="at least 4"):
+        q.two_sample_accuracy(real[:3], real[:3])
+
+
+def _sprites(folder, count, seed, rgba=True):
+    folder.mkdir()
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        pixels = np.zeros((24, 24, 4 if rgba else 3), np.uint8)
+        top, left = rng.integers(2, 10, 2)
+        pixels[top : top + 10, left : left + 10, :3] = rng.integers(0, 255, 3)
+        if rgba:
+            pixels[top : top + 10, left : left + 10, 3] = 255  # the rest is transparent
+        Image.fromarray(pixels).save(folder / f"{i:03d}.png")
+    return folder
+
+
+def test_evaluate_gan_cli_on_tiny_folders(tmp_path):
+    real = _sprites(tmp_path / "real", 10, 0)
+    fake = _sprites(tmp_path / "fake", 12, 1, rgba=False)  # black, opaque backgrounds
+    out = tmp_path / "scores.json"
+    result = runner.invoke(app, ["evaluate-gan", str(fake), str(real), "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "KID x 1e3" in result.output and "two-sample accuracy" in result.output
+    scores = json.loads(out.read_text())
+    assert {"kid", "kid_std", "fd", "two_sample_accuracy", "n"} <= set(scores)
+    assert scores["n"] == 10  # the smaller side
+    same = q.evaluate_gan(real, real)
+    assert same.fd == pytest.approx(0, abs=1e-3) and same.two_sample_accuracy <= 0.5
+    # Sprites on white against squares on black: far apart on every measure.
+    assert scores["kid"] > same.kid + 2 * same.kid_std and scores["fd"] > 10
+    assert scores["two_sample_accuracy"] > 0.5
+
+
+def test_evaluate_gan_draws_from_a_registered_generator(tmp_path):
+    real = _sprites(tmp_path / "real", 5, 2)
+    scores = q.evaluate_gan("pokemon-dcgan-64", real, count=5)
+    assert scores.n == 5 and scores.fd > 0 and np.isfinite(scores.kid)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["no-such-generator", "{real}"], "unknown generator 'no-such-generator'"),
+        (["{real}", "{tmp}/missing"], "image folder not found"),
+        (["{real}", "{real}", "-n", "2"], "-n"),
+        (["{tmp}/empty", "{real}"], "no images in"),
+    ],
+)
+def test_evaluate_gan_bad_input_is_one_line(tmp_path, args, message):
+    real = _sprites(tmp_path / "real", 4, 3)
+    (tmp_path / "empty").mkdir()
+    args = [a.format(real=real, tmp=tmp_path) for a in args]
+    result = runner.invoke(app, ["evaluate-gan", *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
