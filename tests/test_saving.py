@@ -15,8 +15,8 @@ from kerasr.layers import RRDB, DiffAugment, PixelShuffle, PixelUnshuffle, Resid
 from kerasr.models import dcgan
 from kerasr.models.discriminators import UNetDiscriminator, VGGDiscriminator
 from kerasr.models.efficientnet_lite import EfficientNetLite0, MBConvBlock
-from kerasr.models.rrdbnet import RRDBNet
 from kerasr.models.rescaled import Rescaled
+from kerasr.models.rrdbnet import RRDBNet
 from kerasr.models.srvgg import SRVGGNetCompact
 from kerasr.models.vgg import VGGFeatures
 
