@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from parity.convert import hwio_to_oihw, keras_to_rrdbnet, rrdbnet_conv_names, rrdbnet_to_keras
 
 from kerasr.config.sr import SROptimConfig
 from kerasr.models import RRDBNet
 from kerasr.training.sr import SRModel, current_learning_rate, make_optimizer
 from kerasr.weights.ncnn import conv_layers
-from tests.parity.convert import hwio_to_oihw, keras_to_rrdbnet, rrdbnet_to_keras
 
 FIXTURE = Path(__file__).parent / "fixtures" / "parity_pretrain.npz"
 NUM_BLOCK = 1
@@ -50,7 +50,7 @@ def trained():
         logs = model.train_step((lq, gt))
         weights = keras_to_rrdbnet([layer.get_weights() for layer in convs], NUM_BLOCK)
         moments = {}
-        for layer, name in zip(convs, _conv_names(), strict=True):
+        for layer, name in zip(convs, rrdbnet_conv_names(NUM_BLOCK), strict=True):
             for var, suffix in ((layer.kernel, "weight"), (layer.bias, "bias")):
                 i = index[id(var)]
                 m = optimizer._momentums[i].numpy()
@@ -62,12 +62,6 @@ def trained():
             {"lr": lr, "loss": float(logs["last_g_loss"]), "weights": weights, "moments": moments}
         )
     return ref, steps
-
-
-def _conv_names():
-    from tests.parity.convert import rrdbnet_conv_names
-
-    return rrdbnet_conv_names(NUM_BLOCK)
 
 
 @pytest.mark.parametrize("step", range(1, STEPS + 1))

@@ -70,6 +70,11 @@ echo "== writing fixtures with $("$PPY" -c 'import torch, basicsr; print("torch"
 (cd "$ROOT" && "$PPY" tests/parity/make_fixtures.py)
 
 if [ "$RUN_TESTS" = 1 ]; then
+    if ! "$KPY" -c 'import keras, tensorflow, pytest' >/dev/null 2>&1; then
+        echo "run.sh: $KPY cannot import keras, tensorflow and pytest; set KERASR_PYTHON to the" \
+            "interpreter of a kerasr install (pip install -e '.[dev]')" >&2
+        exit 2
+    fi
     echo "== running the parity tests with $KPY"
     cd "$ROOT" && PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" "$KPY" -m pytest -q tests/test_parity_*.py
 fi
