@@ -27,8 +27,8 @@ class VGGDiscriminator(keras.Model):
     any patch size works, one size per network.
 
     Args:
-        vgg_blk_ch: channels of the convolutions (the enhanced-srgan project's choice: 64, 64, 128, 128, 256, 256,
-            512, 512; BasicSR's VGG128 goes to 512 x 4 more).
+        vgg_blk_ch: channels of the convolutions (the enhanced-srgan project's choice: 64,
+            64, 128, 128, 256, 256, 512, 512; BasicSR's VGG128 goes to 512 x 4 more).
         fc_features: hidden dense layers (100).
 
     Example:

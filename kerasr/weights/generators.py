@@ -1,9 +1,9 @@
 """Registry of the DCGAN generators shipped inside the package (`kerasr/weights/*.weights.h5`).
 
-The PokemonGan web app offers each GAN in two variants, trained on all sprites and on the white-background
-subset, each with the generator of a chosen epoch; the registry keeps that: a name, a one-line
-legend saying which data, how long and which epoch, and the architecture needed to rebuild the
-network around the weights. No Keras import here, so listing is instant.
+The PokemonGan web app offers each GAN in two variants, trained on all sprites and on the
+white-background subset, each with the generator of a chosen epoch; the registry keeps that: a
+name, a one-line legend saying which data, how long and which epoch, and the architecture
+needed to rebuild the network around the weights. No Keras import here, so listing is instant.
 """
 
 from __future__ import annotations
