@@ -136,7 +136,7 @@ def _consumption_rate(args) -> float:
     import tensorflow as tf
 
     from kerasr.config import SRRecipe, load_config
-    from kerasr.training.runner import build_harness
+    from kerasr.training.train_sr import build_harness
 
     values = {
         "data.patch_size": args.patch,

@@ -37,7 +37,7 @@ def main():
     import tensorflow as tf
 
     from kerasr.config import SRRecipe, load_config
-    from kerasr.training.runner import build_harness
+    from kerasr.training.train_sr import build_harness
 
     recipe = load_config(SRRecipe, args.config, DEMO if args.set is None else args.set)
     data = recipe.data

@@ -186,3 +186,31 @@ def read_csv(path: str | os.PathLike) -> list[dict[str, float]]:
             for row in reader
             if None not in row.values()
         ]
+
+
+def trim_csv(path: str | os.PathLike, column: str, last: float) -> None:
+    """Drops the rows of a CSV log whose `column` is above `last` (or not a number), rewriting
+    the file atomically; other cells keep their text. Nothing happens if the file is missing
+    or no row goes."""
+    path = Path(path)
+    if not path.exists():
+        return
+    with path.open(encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        fields = reader.fieldnames or []
+        rows = list(reader)
+
+    def keep(row):
+        try:
+            return None not in row.values() and float(row[column]) <= last
+        except (KeyError, TypeError, ValueError):
+            return False
+
+    kept = [row for row in rows if keep(row)]
+    if len(kept) == len(rows):
+        return
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(kept)
+    write_bytes(path, buffer.getvalue().encode("utf-8"))

@@ -1,4 +1,4 @@
-"""Losses of ESRGAN and Real-ESRGAN: pixel, perceptual and adversarial.
+"""Losses of ESRGAN, Real-ESRGAN and the DCGAN: pixel, perceptual and adversarial.
 
 Every function returns one value per sample (shape `[n]`), not a batch mean: the train step
 reduces them so that, under `tf.distribute`, each replica's loss is its share of the global
@@ -7,9 +7,12 @@ batch mean (see `kerasr.training.sr.replica_mean`).
 
 from __future__ import annotations
 
+import functools
+
 import keras
 from keras import ops
 
+from kerasr.errors import KerasrError
 from kerasr.models.vgg import VGGFeatures, load_vgg_weights
 
 PIXEL_LOSSES = ("l1", "l2", "charbonnier")
@@ -34,7 +37,7 @@ def pixel_loss(y_true, y_pred, kind: str = "l1"):
         float32 `[n]`.
     """
     if kind not in PIXEL_LOSSES:
-        raise ValueError(f"`kind` must be one of {PIXEL_LOSSES}. Received: kind={kind!r}")
+        raise KerasrError(f"`kind` must be one of {PIXEL_LOSSES}. Received: kind={kind!r}")
     d = ops.cast(y_pred, "float32") - ops.cast(y_true, "float32")
     if kind == "l1":
         e = ops.abs(d)
@@ -82,7 +85,9 @@ class PerceptualLoss(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         if criterion not in ("l1", "l2"):
-            raise ValueError(f"`criterion` must be 'l1' or 'l2'. Received: criterion={criterion!r}")
+            raise KerasrError(
+                f"`criterion` must be 'l1' or 'l2'. Received: criterion={criterion!r}"
+            )
         self.vgg_type = vgg_type
         self.layer_weights = dict(layer_weights or {"conv5_4": 1.0})
         self.criterion = criterion
@@ -138,12 +143,30 @@ def _per_sample_logits(x):
     return _per_sample(ops.cast(x, "float32"))
 
 
+def relative_logits(real_logits, fake_logits):
+    """`C(x_r) - E[C(x_f)]` and `C(x_f) - E[C(x_r)]`: the logits of ESRGAN's relativistic
+    average discriminator `D_Ra`. The batch means are over the (per-replica) batch, as in
+    BasicSR."""
+    real, fake = ops.cast(real_logits, "float32"), ops.cast(fake_logits, "float32")
+    return real - ops.mean(fake, axis=0, keepdims=True), fake - ops.mean(
+        real, axis=0, keepdims=True
+    )
+
+
+def _relativistic(real_logits, fake_logits, real_target: float):
+    real_rel, fake_rel = relative_logits(real_logits, fake_logits)
+    return 0.5 * (
+        _per_sample_logits(_bce_logits(real_rel, real_target))
+        + _per_sample_logits(_bce_logits(fake_rel, 1.0 - real_target))
+    )
+
+
 def relativistic_d_loss(real_logits, fake_logits):
     """ESRGAN's relativistic average discriminator loss, per sample.
 
     `D_Ra(x_r, x_f) = sigmoid(C(x_r) - E[C(x_f)])`; the discriminator learns that a real
     image is *more* realistic than the average fake (and the reverse), instead of judging
-    each image alone. The batch means are over the (per-replica) batch, as in BasicSR.
+    each image alone.
 
     Returns:
         float32 `[n]`: `-log D_Ra(x_r, x_f) - log(1 - D_Ra(x_f, x_r))`, halved as in BasicSR.
@@ -152,13 +175,7 @@ def relativistic_d_loss(real_logits, fake_logits):
         [Relativistic GAN](https://arxiv.org/abs/1807.00734);
         [ESRGAN](https://arxiv.org/abs/1809.00219) eq. 1-2.
     """
-    real, fake = ops.cast(real_logits, "float32"), ops.cast(fake_logits, "float32")
-    real_rel = real - ops.mean(fake, axis=0, keepdims=True)
-    fake_rel = fake - ops.mean(real, axis=0, keepdims=True)
-    return 0.5 * (
-        _per_sample_logits(_bce_logits(real_rel, 1.0))
-        + _per_sample_logits(_bce_logits(fake_rel, 0.0))
-    )
+    return _relativistic(real_logits, fake_logits, 1.0)
 
 
 def relativistic_g_loss(real_logits, fake_logits):
@@ -168,33 +185,78 @@ def relativistic_g_loss(real_logits, fake_logits):
     Returns:
         float32 `[n]`: `-log(1 - D_Ra(x_r, x_f)) - log D_Ra(x_f, x_r)`, halved.
     """
-    real, fake = ops.cast(real_logits, "float32"), ops.cast(fake_logits, "float32")
-    real_rel = real - ops.mean(fake, axis=0, keepdims=True)
-    fake_rel = fake - ops.mean(real, axis=0, keepdims=True)
-    return 0.5 * (
-        _per_sample_logits(_bce_logits(real_rel, 0.0))
-        + _per_sample_logits(_bce_logits(fake_rel, 1.0))
-    )
+    return _relativistic(real_logits, fake_logits, 0.0)
 
 
-def vanilla_d_loss(real_logits, fake_logits):
-    """Standard GAN discriminator loss (Real-ESRGAN): BCE(real, 1) + BCE(fake, 0), per sample
-    (a U-Net's per-pixel logits are averaged)."""
-    return _per_sample_logits(_bce_logits(real_logits, 1.0)) + _per_sample_logits(
+def vanilla_d_loss(real_logits, fake_logits, real_target: float = 1.0):
+    """Standard GAN discriminator loss (Real-ESRGAN, DCGAN): BCE(real, target) + BCE(fake, 0),
+    per sample (a U-Net's per-pixel logits are averaged). `real_target` below 1 is one-sided
+    label smoothing."""
+    return _per_sample_logits(_bce_logits(real_logits, real_target)) + _per_sample_logits(
         _bce_logits(fake_logits, 0.0)
     )
 
 
 def vanilla_g_loss(real_logits, fake_logits):
-    """Non-saturating generator loss BCE(fake, 1), per sample; `real_logits` is unused."""
+    """Non-saturating generator loss BCE(fake, 1), per sample; `real_logits` is unused.
+
+    The generator maximises log D(fake) instead of minimising log(1 - D(fake)), which has no
+    gradient when the discriminator confidently rejects fakes.
+    """
     del real_logits
     return _per_sample_logits(_bce_logits(fake_logits, 1.0))
 
 
-GAN_LOSSES = {
-    "relativistic": (relativistic_d_loss, relativistic_g_loss),
-    "vanilla": (vanilla_d_loss, vanilla_g_loss),
-}
+def hinge_d_loss(real_logits, fake_logits):
+    """Hinge discriminator loss, per sample: `relu(1 - real) + relu(1 + fake)`.
+
+    Reference:
+        [Geometric GAN](https://arxiv.org/abs/1705.02894); as in SAGAN and BigGAN.
+    """
+    return _per_sample_logits(ops.relu(1.0 - ops.cast(real_logits, "float32"))) + (
+        _per_sample_logits(ops.relu(1.0 + ops.cast(fake_logits, "float32")))
+    )
+
+
+def hinge_g_loss(real_logits, fake_logits):
+    """Hinge generator loss, per sample: `-fake`; `real_logits` is unused."""
+    del real_logits
+    return -_per_sample_logits(fake_logits)
+
+
+# "nonsaturating" is the DCGAN configs' name of the vanilla (standard) GAN loss.
+GAN_LOSS_NAMES = ("relativistic", "vanilla", "nonsaturating", "hinge")
+
+
+def gan_losses(name: str, label_smoothing: float = 0.0):
+    """The discriminator and generator losses of a GAN loss kind.
+
+    Args:
+        name: `"relativistic"` (ESRGAN), `"vanilla"` / `"nonsaturating"` (Real-ESRGAN,
+            DCGAN) or `"hinge"`.
+        label_smoothing: one-sided smoothing of the real target (vanilla losses only).
+
+    Returns:
+        `(d_loss, g_loss)`: functions `(real_logits, fake_logits) -> float32 [n]`.
+
+    Raises:
+        KerasrError: for an unknown name, or smoothing with another loss.
+    """
+    if name not in GAN_LOSS_NAMES:
+        raise KerasrError(f"GAN loss must be one of {GAN_LOSS_NAMES}. Received: {name!r}")
+    if not 0.0 <= label_smoothing < 1.0:
+        raise KerasrError(f"label_smoothing must be in [0, 1). Received: {label_smoothing}")
+    if name == "relativistic":
+        pair = relativistic_d_loss, relativistic_g_loss
+    elif name == "hinge":
+        pair = hinge_d_loss, hinge_g_loss
+    else:
+        pair = vanilla_d_loss, vanilla_g_loss
+    if label_smoothing:
+        if pair[0] is not vanilla_d_loss:
+            raise KerasrError(f"label smoothing needs the vanilla GAN loss, not {name!r}")
+        return functools.partial(vanilla_d_loss, real_target=1.0 - label_smoothing), pair[1]
+    return pair
 
 
 def realness(real_logits, fake_logits, gan_type: str):
@@ -206,8 +268,5 @@ def realness(real_logits, fake_logits, gan_type: str):
     """
     real, fake = ops.cast(real_logits, "float32"), ops.cast(fake_logits, "float32")
     if gan_type == "relativistic":
-        real, fake = (
-            real - ops.mean(fake, axis=0, keepdims=True),
-            fake - ops.mean(real, axis=0, keepdims=True),
-        )
+        real, fake = relative_logits(real, fake)
     return ops.mean(ops.sigmoid(real)), ops.mean(ops.sigmoid(fake))

@@ -46,7 +46,7 @@ from keras import ops  # noqa: E402
 import kerasr.training.esrgan as esrgan_module  # noqa: E402
 import kerasr.training.sr as sr_module  # noqa: E402
 from kerasr.config import SRRecipe, load_config  # noqa: E402
-from kerasr.training.runner import build_harness  # noqa: E402
+from kerasr.training.train_sr import build_harness  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 GLOBAL_BATCH = 4

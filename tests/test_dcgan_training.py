@@ -8,14 +8,10 @@ from PIL import Image
 
 from kerasr.config import DCGANConfig, load_config
 from kerasr.generation import load_generator
+from kerasr.quality import QualityReference, kernel_inception_distance, quality_signals
 from kerasr.training.callbacks import TimeLimit
-from kerasr.training.dcgan import (
-    QualityReference,
-    build_dcgan,
-    kernel_inception_distance,
-    quality_signals,
-    train_dcgan,
-)
+from kerasr.training.dcgan import build_dcgan
+from kerasr.training.train_dcgan import train_dcgan
 
 TINY = [
     "model.image_size=16",
@@ -115,13 +111,15 @@ def test_quality_signals_flag_collapse_and_copies():
     reference = QualityReference(real, count=16, seed=0)
     fresh = rng.integers(0, 256, (16, 8, 8, 3), dtype=np.uint8)
     healthy = quality_signals(fresh, reference)
-    assert 0.8 < healthy["diversity"] < 1.2
-    assert healthy["nearest_ratio"] > 0.8 and healthy["copies"] == 0
+    assert 0.8 < healthy.diversity < 1.2
+    assert healthy.nearest_ratio > 0.8 and healthy.copies == 0
+    assert "no sign of mode collapse" in healthy.describe()
     collapsed = quality_signals(np.repeat(fresh[:1], 16, axis=0), reference)
-    assert collapsed["diversity"] == pytest.approx(0.0, abs=1e-3)
+    assert collapsed.diversity == pytest.approx(0.0, abs=1e-3)
+    assert "POSSIBLE MODE COLLAPSE" in collapsed.describe()
     # Mirror images of training sprites count as copies too (the data is flipped).
     copies = quality_signals(real[:16, :, ::-1], reference)
-    assert copies["copies"] == 1.0 and copies["nearest_ratio"] < 0.01
+    assert copies.copies == 1.0 and copies.nearest_ratio < 0.01
 
 
 def test_kernel_inception_distance_is_zero_for_one_distribution():

@@ -12,7 +12,7 @@ import numpy as np, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from kerasr.config import SRRecipe, load_config
-from kerasr.training.runner import build_harness
+from kerasr.training.train_sr import build_harness
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 recipe = load_config(SRRecipe, "{config}", ["train.ema_decay=0.5"])
 rng = np.random.default_rng(0)

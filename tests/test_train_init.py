@@ -4,7 +4,7 @@ import pytest
 
 from kerasr.errors import KerasrError
 from kerasr.models import RRDBNet
-from kerasr.training.runner import load_init
+from kerasr.training.train_sr import load_init
 from kerasr.weights import REGISTRY, weights_digest
 
 

@@ -72,7 +72,7 @@ def train_dcgan_command(
     import keras
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from kerasr.training.dcgan import train_dcgan
+    from kerasr.training.train_dcgan import train_dcgan
 
     class RichProgress(keras.callbacks.Callback):
         def __init__(self, progress):
@@ -154,7 +154,7 @@ def _sr_command(
     import keras
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from kerasr.training.runner import train_sr
+    from kerasr.training.train_sr import train_sr
 
     shown = ("pixel_loss", "g_loss", "d_loss", "d_real", "d_fake")
 

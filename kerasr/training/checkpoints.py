@@ -1,21 +1,27 @@
-"""Checkpoints of an SR training run: everything needed to continue where it stopped.
+"""Checkpoints of a training run (SR or DCGAN): everything needed to continue where it stopped.
 
 A `tf.train.CheckpointManager` over the harness (generator, discriminator, EMA, step
-counter, learning-rate scale) and both optimizers. TensorFlow writes each checkpoint to
-temporary files and renames them, and updates its `checkpoint` index last, so a run killed
-at any moment leaves the previous checkpoint usable.
+counter, learning-rate scale) and both optimizers; `fit_until_stopped` runs `fit` so that
+Ctrl-C or SIGTERM stop it at a step boundary with a checkpoint at the step reached; the
+run folder records which recipe it holds, so one recipe never resumes another's run.
+
+TensorFlow writes each checkpoint to temporary files and renames them, and updates its
+`checkpoint` index last, so a run killed at any moment leaves the previous checkpoint usable.
 """
 
 from __future__ import annotations
 
-import contextlib
-import signal
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
-import keras
 import tensorflow as tf
 
 from kerasr.errors import KerasrError
+from kerasr.io import trim_csv
+from kerasr.training.callbacks import PeriodicCheckpoint, StopOnSignal
+
+# The file of a run folder naming the recipe that fills it: "pretrain", "gan" or "dcgan".
+RUN_KIND_FILE = "stage.txt"
 
 
 class NetworkWeights(tf.Module):
@@ -33,9 +39,12 @@ class NetworkWeights(tf.Module):
         self.weights_list = list(network.weights)
 
 
-def make_manager(harness, directory: str | Path, max_to_keep: int = 3):
-    """A `CheckpointManager` over the harness, every network's variables and the optimizers."""
-    objects = {"model": harness, "g_optimizer": harness.g_optimizer}
+def make_manager(
+    harness, directory: str | Path, max_to_keep: int = 3, extra: Mapping[str, object] = ()
+):
+    """A `CheckpointManager` over the harness (which has a `step` counter), every network's
+    variables, the optimizers and the `extra` trackable objects (e.g. an epoch counter)."""
+    objects = {"model": harness, "g_optimizer": harness.g_optimizer, **dict(extra)}
     if hasattr(harness, "d_optimizer"):
         objects["d_optimizer"] = harness.d_optimizer
     objects["generator_weights"] = NetworkWeights(harness.generator)
@@ -87,61 +96,70 @@ def restore_generator(generator, directory: str | Path) -> bool:
     return True
 
 
-class PeriodicCheckpoint(keras.callbacks.Callback):
-    """Saves a checkpoint every `every` steps, and once more when training ends."""
-
-    def __init__(self, manager, every: int):
-        super().__init__()
-        self.manager = manager
-        self.every = every
-        self.last_saved = None
-
-    def save(self) -> None:
-        step = int(self.model.step.numpy())
-        if step != self.last_saved:
-            self.manager.save(checkpoint_number=step)
-            self.last_saved = step
-
-    def on_train_begin(self, logs=None):
-        self.last_saved = int(self.model.step.numpy())
-
-    def on_train_batch_end(self, batch, logs=None):
-        if int(self.model.step.numpy()) % self.every == 0:
-            self.save()
+def run_kind(run_dir: str | Path) -> str | None:
+    """The recipe whose run `run_dir` holds ("pretrain", "gan", "dcgan"), or None."""
+    run_dir = Path(run_dir)
+    marker = run_dir / RUN_KIND_FILE
+    if marker.is_file():
+        return marker.read_text().strip()
+    # DCGAN run folders written before the marker existed.
+    if (run_dir / "generators" / "generator.json").is_file():
+        return "dcgan"
+    return None
 
 
-class StopOnSignal(keras.callbacks.Callback):
-    """Ctrl-C (SIGINT) and SIGTERM stop training at the end of the current step.
+def check_resume(run_dir: str | Path, kind: str, report: Callable[[str], None]) -> bool:
+    """Checks that `--resume` can continue `run_dir` with the recipe `kind`.
 
-    Used as a context manager around `fit` and passed to it as a callback. Python's default,
-    raising KeyboardInterrupt from the handler, can land anywhere, including between a
-    lock's acquire and its `try` (a progress bar's, tf.data's), leaving a run hung instead
-    of stopped; a flag checked between steps cannot. A second signal still raises
-    KeyboardInterrupt at once, for a step that never ends.
+    Returns:
+        True when there is a checkpoint to resume; False (after reporting one line) when
+        there is none, and the run starts from step 0 in that folder.
+
+    Raises:
+        KerasrError: when the folder holds a run of another recipe.
     """
+    run_dir = Path(run_dir)
+    found = run_kind(run_dir)
+    if found is not None and found != kind:
+        raise KerasrError(
+            f"{run_dir} holds a {found} run; it cannot be resumed as {kind}: "
+            "choose another run folder"
+        )
+    if tf.train.latest_checkpoint(str(run_dir / "checkpoints")):
+        return True
+    report(f"no checkpoint to resume in {run_dir}: starting a new run from step 0")
+    return False
 
-    def __init__(self):
-        super().__init__()
-        self.received = None
-        self._previous = {}
 
-    def __enter__(self):
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            # Outside the main thread signal handlers cannot be set: leave the defaults.
-            with contextlib.suppress(ValueError):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
+def mark_run(run_dir: str | Path, kind: str) -> None:
+    """Records the recipe of the run in `run_dir` (see `run_kind`)."""
+    from kerasr.io import write_text
 
-    def _handle(self, signum, frame):
-        if self.received is not None:
-            raise KeyboardInterrupt
-        self.received = signum
+    write_text(Path(run_dir) / RUN_KIND_FILE, kind)
 
-    def __exit__(self, *exc):
-        for sig, previous in self._previous.items():
-            signal.signal(sig, previous)
-        return False
 
-    def on_train_batch_end(self, batch, logs=None):
-        if self.received is not None:
-            self.model.stop_training = True
+def drop_logs_past(run_dir: str | Path, names: tuple[str, ...], column: str, last: float) -> None:
+    """Drops the rows of the run's CSV logs whose `column` is past the resumed checkpoint,
+    so that a resumed run does not log the same step or epoch twice."""
+    for name in names:
+        trim_csv(Path(run_dir) / name, column, last)
+
+
+def fit_until_stopped(harness, checkpointer: PeriodicCheckpoint, fit: Callable) -> bool:
+    """Runs `fit(stop)` (which passes `stop`, a `StopOnSignal`, to `harness.fit` as a
+    callback), then saves a checkpoint at the step reached, also after Ctrl-C or SIGTERM.
+
+    Returns:
+        True when a signal interrupted training.
+    """
+    interrupted = False
+    with StopOnSignal() as stop:
+        try:
+            fit(stop)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            # Also on Ctrl-C / SIGTERM: nothing done since the last checkpoint is lost.
+            checkpointer.set_model(harness)
+            checkpointer.save()
+    return interrupted or stop.received is not None

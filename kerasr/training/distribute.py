@@ -1,7 +1,7 @@
 """Running the same training on one device, several GPUs, several machines or a TPU.
 
 `make_strategy(name)` turns the `--strategy` option into a `tf.distribute.Strategy`. The
-harnesses are built in its scope (`kerasr.training.runner.train_sr` does that), and Keras
+harnesses are built in its scope (`kerasr.training.train_sr.train_sr` does that), and Keras
 does the rest: `fit` hands the dataset to `strategy.experimental_distribute_dataset`, so each
 replica gets `global batch / replicas` samples of every batch, and runs the train step on
 each replica. The step divides each replica's mean loss by the number of replicas

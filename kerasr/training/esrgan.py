@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import keras
 import tensorflow as tf
 from keras import ops
 
-from kerasr.losses import GAN_LOSSES, pixel_loss, realness
+from kerasr.losses import pixel_loss, realness
+from kerasr.training.gan import GANHarness
 from kerasr.training.sr import LastValue, SRHarness, replica_mean
 
 
-class ESRGAN(SRHarness):
+class ESRGAN(GANHarness, SRHarness):
     """A GAN training harness for super-resolution (ESRGAN, Real-ESRGAN).
 
     One `train_step`, as BasicSR's `ESRGANModel`: first the generator update with the
@@ -24,7 +24,8 @@ class ESRGAN(SRHarness):
         generator: an `RRDBNet`.
         discriminator: `VGGDiscriminator` (one logit) or `UNetDiscriminator` (per pixel).
         perceptual: a `kerasr.losses.PerceptualLoss` (frozen VGG), or None to drop the term.
-        gan_type: `"relativistic"` (ESRGAN) or `"vanilla"` (Real-ESRGAN).
+        gan_type: `"relativistic"` (ESRGAN) or `"vanilla"` (Real-ESRGAN); see
+            `kerasr.losses.gan_losses`.
         pixel: pixel loss kind.
         pixel_weight, perceptual_weight, gan_weight: the loss weights (ESRGAN: 1e-2, 1, 5e-3;
             Real-ESRGAN: 1, 1, 0.1).
@@ -56,23 +57,15 @@ class ESRGAN(SRHarness):
         seed=0,
         **kwargs,
     ):
-        if gan_type not in GAN_LOSSES:
-            raise ValueError(
-                f"`gan_type` must be one of {tuple(GAN_LOSSES)}. Received: gan_type={gan_type!r}"
-            )
         super().__init__(generator, ema_decay, degradation, seed, **kwargs)
-        self.discriminator = discriminator
+        names = ("g_loss", "pixel_loss", "perceptual_loss", "adversarial_loss", "d_loss")
+        self.setup_gan(discriminator, gan_type, (*names, "d_real", "d_fake"))
         self.perceptual = perceptual
         self.gan_type = gan_type
         self.pixel = pixel
         self.pixel_weight = pixel_weight
         self.perceptual_weight = perceptual_weight if perceptual is not None else 0.0
         self.gan_weight = gan_weight
-        self.d_loss_fn, self.g_loss_fn = GAN_LOSSES[gan_type]
-        names = ("g_loss", "pixel_loss", "perceptual_loss", "adversarial_loss", "d_loss")
-        self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
-        self.trackers["d_real"] = keras.metrics.Mean(name="d_real")
-        self.trackers["d_fake"] = keras.metrics.Mean(name="d_fake")
         self.last_loss = LastValue(name="last_g_loss")
 
     @property
@@ -84,14 +77,6 @@ class ESRGAN(SRHarness):
             self.val_ssim,
             self.val_pixel,
         ]
-
-    def compile(self, g_optimizer, d_optimizer, **kwargs):
-        """Sets the two optimizers; `**kwargs` (e.g. `jit_compile`) go to `Model.compile`."""
-        super().compile(**kwargs)
-        self.g_optimizer = g_optimizer
-        self.d_optimizer = d_optimizer
-        g_optimizer.build(self.generator.trainable_variables)
-        d_optimizer.build(self.discriminator.trainable_variables)
 
     def train_step(self, data):
         lr, hr = self.pair(data)
@@ -113,7 +98,7 @@ class ESRGAN(SRHarness):
             total = total + self.gan_weight * adv
             g_loss = replica_mean(total)
             scaled = self.g_optimizer.scale_loss(g_loss)
-        self.g_optimizer.apply(tape.gradient(scaled, g_vars), g_vars)
+        self.update(self.g_optimizer, tape, scaled, g_vars)
 
         fake = ops.stop_gradient(sr)
         with tf.GradientTape() as tape:
@@ -121,7 +106,7 @@ class ESRGAN(SRHarness):
             fake_logits = self.discriminator(fake, training=True)
             d_loss = replica_mean(self.d_loss_fn(real_logits, fake_logits))
             scaled = self.d_optimizer.scale_loss(d_loss)
-        self.d_optimizer.apply(tape.gradient(scaled, d_vars), d_vars)
+        self.update(self.d_optimizer, tape, scaled, d_vars)
         self.after_step()
 
         d_real, d_fake = realness(real_logits, fake_logits, self.gan_type)
@@ -135,7 +120,5 @@ class ESRGAN(SRHarness):
             "d_real": d_real,
             "d_fake": d_fake,
         }
-        for name, value in values.items():
-            self.trackers[name].update_state(value)
         self.last_loss.update_state(mean_total)
-        return {m.name: m.result() for m in (*self.trackers.values(), self.last_loss)}
+        return {**self.track(values), self.last_loss.name: self.last_loss.result()}

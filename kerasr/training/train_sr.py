@@ -30,23 +30,21 @@ import tensorflow as tf
 
 from kerasr.config import SRRecipe, to_toml
 from kerasr.errors import KerasrError
-from kerasr.images import to_uint8, write_image
-from kerasr.io import append_csv, atomic_path, read_csv, save_gif, write_bytes, write_text
+from kerasr.io import append_csv, atomic_path, write_text
+from kerasr.training.callbacks import PeriodicCheckpoint, SRMonitor, StepLimit
 from kerasr.training.checkpoints import (
-    PeriodicCheckpoint,
-    StopOnSignal,
+    check_resume,
+    drop_logs_past,
+    fit_until_stopped,
     make_manager,
+    mark_run,
     restore_generator,
     restore_latest,
 )
-from kerasr.training.distribute import (
-    any_worker,
-    for_replicas,
-    release_worker_dir,
-    worker_dir,
-)
+from kerasr.training.distribute import for_replicas, release_worker_dir, worker_dir
 from kerasr.training.memory import MemorySupport
-from kerasr.training.sr import SRModel, current_learning_rate, make_optimizer
+from kerasr.training.reporting import write_sr_figures
+from kerasr.training.sr import SRModel, make_optimizer
 
 Stage = Literal["pretrain", "gan"]
 
@@ -108,117 +106,6 @@ def _set_precision(precision: str):
     keras.mixed_precision.set_global_policy(precision)
 
 
-class StepLimit(keras.callbacks.Callback):
-    """Stops `fit` after the step counter reaches `total` or after `minutes` of wall time."""
-
-    def __init__(self, total: int, minutes: float = 0.0):
-        super().__init__()
-        self.total = total
-        self.minutes = minutes
-        self.start = time.monotonic()
-        self.timed_out = False
-
-    def on_train_begin(self, logs=None):
-        self.start = time.monotonic()
-
-    def on_train_batch_end(self, batch, logs=None):
-        if int(self.model.step.numpy()) >= self.total:
-            self.model.stop_training = True
-        elif self.minutes > 0 and any_worker(
-            # Across machines all workers must stop at the same step, when any one's time is up.
-            self.model.distribute_strategy,
-            time.monotonic() - self.start >= self.minutes * 60,
-        ):
-            self.timed_out = True
-            self.model.stop_training = True
-
-
-def sample_grid(network, lr, hr) -> np.ndarray:
-    """Rows of LR (nearest-upscaled) | SR | HR, as one uint8 image."""
-    sr = network(lr, training=False)
-    scale = hr.shape[1] // lr.shape[1]
-    lr_big = np.repeat(np.repeat(np.asarray(lr), scale, axis=1), scale, axis=2)
-    rows = [
-        np.concatenate([to_uint8(a), _white(a, 4), to_uint8(b), _white(a, 4), to_uint8(c)], 1)
-        for a, b, c in zip(lr_big, np.asarray(sr), np.asarray(hr), strict=True)
-    ]
-    gap = np.full((4, rows[0].shape[1], 3), 255, np.uint8)
-    return np.concatenate([r for row in rows for r in (row, gap)][:-1], 0)
-
-
-def _white(a, width):
-    return np.full((a.shape[0], width, 3), 255, np.uint8)
-
-
-class SRMonitor(keras.callbacks.Callback):
-    """TensorBoard scalars, learning rates, sample grids and CSV logs, by step.
-
-    Args:
-        run_dir: the run folder.
-        samples: a fixed `(lr, hr)` batch for the LR | SR | HR grids.
-        log_every, image_every: cadences in steps.
-        config_text: the recipe as TOML, shown in TensorBoard's text tab.
-    """
-
-    def __init__(self, run_dir, samples, log_every, image_every, config_text=""):
-        super().__init__()
-        self.run_dir = Path(run_dir)
-        self.samples = samples
-        self.log_every = log_every
-        self.image_every = image_every
-        self.config_text = config_text
-        self.writer = tf.summary.create_file_writer(str(self.run_dir / "tensorboard"))
-        self.last_logs: dict = {}
-        self.val_logs: dict = {}
-
-    def _step(self) -> int:
-        return int(self.model.step.numpy())
-
-    def on_train_begin(self, logs=None):
-        with self.writer.as_default(step=self._step()):
-            tf.summary.text("config", "```\n" + self.config_text + "\n```")
-        if self._step() == 0:
-            self.write_samples(0)
-
-    def learning_rates(self) -> dict:
-        rates = {"lr_g": current_learning_rate(self.model.g_optimizer)}
-        if hasattr(self.model, "d_optimizer"):
-            rates["lr_d"] = current_learning_rate(self.model.d_optimizer)
-        return rates
-
-    def on_train_batch_end(self, batch, logs=None):
-        step = self._step()
-        self.last_logs = dict(logs or {})
-        if step % self.log_every == 0:
-            row = {k: float(v) for k, v in self.last_logs.items() if not k.startswith("val_")}
-            row.update(self.learning_rates())
-            with self.writer.as_default(step=step):
-                for key, value in row.items():
-                    tf.summary.scalar(f"train/{key}", value)
-            append_csv(self.run_dir / "history.csv", {"step": step, **row})
-        if step % self.image_every == 0:
-            self.write_samples(step)
-
-    def on_epoch_end(self, epoch, logs=None):
-        step = self._step()
-        val = {k: float(v) for k, v in (logs or {}).items() if k.startswith("val_")}
-        if val:
-            self.val_logs = val
-            with self.writer.as_default(step=step):
-                for key, value in val.items():
-                    tf.summary.scalar(f"validation/{key[4:]}", value)
-            append_csv(self.run_dir / "validation.csv", {"step": step, **val})
-        self.writer.flush()
-
-    def write_samples(self, step: int):
-        if self.samples is None:
-            return
-        grid = sample_grid(self.model.sr_network, *self.samples)
-        write_image(self.run_dir / "samples" / f"step_{step:07d}.png", grid, make_parents=True)
-        with self.writer.as_default(step=step):
-            tf.summary.image("samples/lr_sr_hr", grid[None], max_outputs=1)
-
-
 def _fixed_samples(dataset, count=3):
     if dataset is None:
         return None
@@ -268,87 +155,6 @@ def evaluate_folder(network, folder, scale: int) -> dict:
     for key in ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim"):
         result[key] = float(np.mean(result[key])) if result[key] else math.nan
     return result
-
-
-def write_figures(run_dir: str | Path, title: str) -> None:
-    """`training.png` (loss curves, validation PSNR) and `progress.gif`: each frame shows
-    the LR | SR | HR grid at a step next to the loss curves up to that step."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import io
-
-    import matplotlib.pyplot as plt
-    from PIL import Image
-
-    run_dir = Path(run_dir)
-    rows = read_csv(run_dir / "history.csv")
-    val = read_csv(run_dir / "validation.csv")
-    keys = [
-        k
-        for k in ("pixel_loss", "g_loss", "perceptual_loss", "adversarial_loss", "d_loss")
-        if rows and k in rows[0]
-    ]
-    balance = [k for k in ("d_real", "d_fake") if rows and k in rows[0]]
-    bicubic = None
-    if (run_dir / "bicubic.json").is_file():
-        bicubic = json.loads((run_dir / "bicubic.json").read_text())["psnr"]
-
-    def draw(ax_loss, ax_val, upto):
-        steps = [r["step"] for r in rows if r["step"] <= upto]
-        for k in keys:
-            ax_loss.plot(steps, [r[k] for r in rows if r["step"] <= upto], label=k)
-        for k in balance:
-            ax_val.plot(steps, [r[k] for r in rows if r["step"] <= upto], label=k, ls="--")
-        vsteps = [r["step"] for r in val if r["step"] <= upto]
-        if val and "val_psnr" in val[0]:
-            ax2 = ax_val.twinx() if balance else ax_val
-            ax2.plot(
-                vsteps, [r["val_psnr"] for r in val if r["step"] <= upto], "k.-", label="val PSNR"
-            )
-            ax2.set_ylabel("PSNR (dB)")
-            if bicubic is not None:
-                ax2.axhline(bicubic, color="k", ls=":", lw=1, label="bicubic")
-                ax2.legend(fontsize=7, loc="lower right")
-        ax_loss.set_yscale("log")
-        ax_loss.set_xlabel("step")
-        ax_val.set_xlabel("step")
-        ax_loss.legend(fontsize=7)
-        if balance:
-            ax_val.axhline(0.5, color="grey", lw=0.5)
-            ax_val.legend(fontsize=7, loc="upper left")
-        ax_loss.set_title("losses")
-        ax_val.set_title("D(real), D(fake) and validation" if balance else "validation")
-
-    last = max([r["step"] for r in rows[-1:] + val[-1:]], default=0)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), dpi=100)
-    draw(*axes, last)
-    fig.suptitle(title)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    write_bytes(run_dir / "training.png", buffer.getvalue())
-
-    frames_src = sorted((run_dir / "samples").glob("step_*.png"))
-    if len(frames_src) > 40:
-        keep = np.unique(np.linspace(0, len(frames_src) - 1, 40).round().astype(int))
-        frames_src = [frames_src[i] for i in keep]
-    frames = []
-    for path in frames_src:
-        step = int(path.stem.split("_")[1])
-        fig = plt.figure(figsize=(12, 4), dpi=80)
-        ax_img = fig.add_subplot(1, 3, 1)
-        ax_img.imshow(np.asarray(Image.open(path)))
-        ax_img.set_title(f"LR | SR | HR, step {step}")
-        ax_img.axis("off")
-        draw(fig.add_subplot(1, 3, 2), fig.add_subplot(1, 3, 3), step)
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png")
-        plt.close(fig)
-        frames.append(np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")))
-    save_gif(run_dir / "progress.gif", frames, seconds_per_frame=0.3, hold_last=5)
 
 
 def build_harness(recipe: SRRecipe, stage: Stage):
@@ -419,7 +225,9 @@ def train_sr(
         recipe: the configuration (`data.source` must be set).
         run_dir: the run folder.
         stage: `"pretrain"` (pixel loss only) or `"gan"`.
-        resume: continue from the newest checkpoint in `run_dir` (same step, same schedule).
+        resume: continue from the newest checkpoint in `run_dir` (same step, same schedule);
+            log rows past that checkpoint are dropped. Without a checkpoint there, one line
+            says so and the run starts from step 0.
         callbacks: extra Keras callbacks (e.g. a progress bar).
         report: prints one line for the user.
         strategy: a `tf.distribute.Strategy` (default: the current one); see
@@ -430,8 +238,9 @@ def train_sr(
         `timed_out`, `validation` (last val logs), `evaluation`, `memory_events`, `run_dir`.
 
     Raises:
-        KerasrError: for unusable data, an existing run without `resume`, a checkpoint or
-            `train.init` that does not fit the configuration.
+        KerasrError: for unusable data, an existing run without `resume`, a folder holding a
+            run of another recipe, a checkpoint or `train.init` that does not fit the
+            configuration.
     """
     from kerasr.data import make_sr_dataset
 
@@ -449,11 +258,8 @@ def train_sr(
     if not recipe.data.source.startswith("tfds:") and not source.is_dir():
         raise KerasrError(f"training folder not found: {source}")
 
-    stage_file = run_dir / "stage.txt"
-    if resume and stage_file.is_file() and stage_file.read_text().strip() != stage:
-        raise KerasrError(
-            f"{run_dir} is a {stage_file.read_text().strip()} run; it cannot be resumed as {stage}"
-        )
+    if resume:
+        resume = check_resume(run_dir, stage, report)
     train_ds = make_sr_dataset(recipe.data, "train")
     val_ds = None
     if recipe.data.val_source:
@@ -489,11 +295,14 @@ def train_sr(
                     harness.ema_generator.set_weights(harness.generator.get_weights())
         else:
             report(f"resumed from {manager.latest_checkpoint} at step {start_step}")
+            if run_dir == chief_dir:
+                logs = ("history.csv", "validation.csv", "memory.csv")
+                drop_logs_past(run_dir, logs, "step", start_step)
 
         run_dir.mkdir(parents=True, exist_ok=True)
         config_text = to_toml(recipe)
         write_text(run_dir / "config.toml", config_text)
-        write_text(run_dir / "stage.txt", stage)
+        mark_run(run_dir, stage)
         # Grids need (LR, HR) pairs: with on-device degradation only validation has them.
         hr_only = recipe.data.degradation.on_device and not recipe.data.lr_source
         samples = _fixed_samples(val_ds if val_ds is not None or hr_only else train_ds)
@@ -530,24 +339,19 @@ def train_sr(
         interrupted = False
         t0 = time.monotonic()
         if remaining:
-            with StopOnSignal() as stop:
-                try:
-                    harness.fit(
-                        train_ds,
-                        epochs=math.ceil(remaining / steps_per_epoch),
-                        steps_per_epoch=steps_per_epoch,
-                        validation_data=val_ds,
-                        callbacks=[*all_callbacks, stop],
-                        shuffle=False,  # the dataset shuffles itself, with a seed
-                        verbose=0,
-                    )
-                except KeyboardInterrupt:
-                    interrupted = True
-                finally:
-                    # Also on Ctrl-C / SIGTERM: nothing done since the last checkpoint is lost.
-                    checkpointer.set_model(harness)
-                    checkpointer.save()
-            interrupted = interrupted or stop.received is not None
+
+            def fit(stop):
+                harness.fit(
+                    train_ds,
+                    epochs=math.ceil(remaining / steps_per_epoch),
+                    steps_per_epoch=steps_per_epoch,
+                    validation_data=val_ds,
+                    callbacks=[*all_callbacks, stop],
+                    shuffle=False,  # the dataset shuffles itself, with a seed
+                    verbose=0,
+                )
+
+            interrupted = fit_until_stopped(harness, checkpointer, fit)
         seconds = time.monotonic() - t0
         step = int(harness.step.numpy())
         network = harness.sr_network
@@ -567,7 +371,7 @@ def train_sr(
             evaluation = evaluate_folder(network, source_val, recipe.data.scale)
             write_text(run_dir / "evaluation.json", json.dumps(evaluation, indent=1))
         if remaining and run_dir == chief_dir:
-            write_figures(run_dir, f"{stage}: {run_dir.name}")
+            write_sr_figures(run_dir, f"{stage}: {run_dir.name}")
     finally:
         _set_precision("float32")
         release_worker_dir(run_dir, chief_dir)

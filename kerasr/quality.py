@@ -1,0 +1,185 @@
+"""How good is a GAN's output: mode-collapse and memorisation signals, and KID.
+
+Used by DCGAN training every epoch (`kerasr.training.callbacks.DCGANMonitor`); nothing here
+trains or draws: the caller passes uint8 images (e.g. from `kerasr.generation.generate`).
+
+Reference:
+    [KID](https://arxiv.org/abs/1801.01401).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import numpy as np
+
+
+def _flat(images: np.ndarray) -> np.ndarray:
+    return images.reshape(len(images), -1).astype(np.float32) / 255.0
+
+
+def _pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Root-mean-square pixel distances (0..1) between rows of `a` and `b` (flattened)."""
+    sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+    return np.sqrt(np.maximum(sq, 0.0) / a.shape[1])
+
+
+class QualityReference:
+    """The real-image side of the quality signals, computed once per run.
+
+    Args:
+        images: uint8 `[n, h, w, 3]` training images (before augmentation).
+        count: how many samples / real images the diversity signal compares (64).
+        seed: picks the fixed real subset.
+    """
+
+    def __init__(self, images: np.ndarray, count: int = 64, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        self.count = min(count, len(images))
+        subset = rng.choice(len(images), self.count, replace=False)
+        self.real_subset = images[subset]
+        # Nearest neighbours are searched among the training images and their mirror images,
+        # since the generator learns from flipped copies too.
+        self.train = _flat(np.concatenate([images, images[:, :, ::-1]]))
+        real = _flat(self.real_subset)
+        self.real_pairwise = _mean_offdiagonal(_pairwise(real, real))
+        d = _pairwise(real, self.train)
+        n = len(images)
+        # Exclude each image and its own mirror image from its neighbour search.
+        rows = np.arange(self.count)
+        d[rows, subset] = np.inf
+        d[rows, subset + n] = np.inf
+        self.real_nearest = float(np.median(d.min(1)))
+
+
+def _mean_offdiagonal(d: np.ndarray) -> float:
+    n = len(d)
+    return float((d.sum() - np.trace(d)) / max(n * (n - 1), 1))
+
+
+@dataclasses.dataclass(frozen=True)
+class QualitySignals:
+    """Mode-collapse and memorisation signals of generated samples (see `quality_signals`)."""
+
+    diversity: float
+    sample_pairwise: float
+    real_pairwise: float
+    nearest_ratio: float
+    sample_nearest: float
+    real_nearest: float
+    copies: float
+
+    def describe(self) -> str:
+        """The signals as two sentences for people."""
+        collapse = "no sign of mode collapse" if self.diversity >= 0.6 else "POSSIBLE MODE COLLAPSE"
+        memory = "no sign of memorisation" if self.copies <= 0.05 else "POSSIBLE MEMORISATION"
+        return (
+            f"diversity {self.diversity:.2f} (sample pairwise distance "
+            f"{self.sample_pairwise:.3f} vs real {self.real_pairwise:.3f}): {collapse}.\n"
+            f"nearest-training ratio {self.nearest_ratio:.2f} "
+            f"(median sample-to-train {self.sample_nearest:.3f} "
+            f"vs real-to-real {self.real_nearest:.3f}), near copies {self.copies:.0%}: "
+            f"{memory}.\n"
+        )
+
+
+def quality_signals(samples: np.ndarray, reference: QualityReference) -> QualitySignals:
+    """Mode-collapse and memorisation signals of generated samples.
+
+    - `diversity`: mean pairwise distance among the samples divided by the same among as many
+      real images; near 1 is healthy, well below 1 (e.g. < 0.5) means mode collapse.
+    - `nearest_ratio`: median distance of each sample to its nearest training image (or its
+      mirror image) divided by the median real-to-other-real nearest distance; near or above 1
+      means new images, well below 1 means the generator copies training images.
+    - `copies`: fraction of samples closer to a training image than half the typical
+      real-to-real nearest distance.
+
+    Distances are root-mean-square pixel differences in [0, 1].
+
+    Args:
+        samples: uint8 `[n, h, w, 3]` generated images.
+        reference: the real side, from `QualityReference`.
+
+    Returns:
+        The three signals and the raw distances they compare.
+    """
+    fake = _flat(samples)
+    sample_pairwise = _mean_offdiagonal(_pairwise(fake, fake))
+    nearest = _pairwise(fake, reference.train).min(1)
+    return QualitySignals(
+        diversity=sample_pairwise / reference.real_pairwise,
+        sample_pairwise=sample_pairwise,
+        real_pairwise=reference.real_pairwise,
+        nearest_ratio=float(np.median(nearest)) / reference.real_nearest,
+        sample_nearest=float(np.median(nearest)),
+        real_nearest=reference.real_nearest,
+        copies=float((nearest < 0.5 * reference.real_nearest).mean()),
+    )
+
+
+# KID with an ImageNet Inception network, when its weights are on disk.
+
+INCEPTION_WEIGHTS = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
+
+
+def inception_weights_path() -> Path:
+    """Where Keras keeps the ImageNet InceptionV3 weights (`$KERAS_HOME/models`)."""
+    home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
+    return Path(home) / "models" / INCEPTION_WEIGHTS
+
+
+def inception_features_model():
+    """InceptionV3 pooled features (2048-d) with local ImageNet weights, or None if absent.
+
+    Never downloads: training must not depend on the network.
+    """
+    import keras
+
+    path = inception_weights_path()
+    if not path.is_file():
+        return None
+    return keras.applications.InceptionV3(
+        include_top=False, weights=str(path), pooling="avg", input_shape=(299, 299, 3)
+    )
+
+
+def inception_features(model, images: np.ndarray, batch_size: int = 16) -> np.ndarray:
+    """2048-d features of uint8 images, resized to 299x299 bilinearly."""
+    import keras
+    import tensorflow as tf
+
+    feats = []
+    for i in range(0, len(images), batch_size):
+        x = tf.image.resize(tf.cast(images[i : i + batch_size], tf.float32), (299, 299))
+        x = keras.applications.inception_v3.preprocess_input(x)
+        feats.append(np.asarray(model(x, training=False)))
+    return np.concatenate(feats)
+
+
+def kernel_inception_distance(real: np.ndarray, fake: np.ndarray) -> float:
+    """Unbiased squared MMD with the cubic polynomial kernel `(x.y / d + 1) ** 3`.
+
+    Args:
+        real: features `[m, d]` of real images.
+        fake: features `[n, d]` of generated images.
+
+    Returns:
+        KID (lower is better; about 0 when the two sets come from one distribution).
+
+    Reference:
+        [Demystifying MMD GANs](https://arxiv.org/abs/1801.01401), section 4.
+    """
+    real = np.asarray(real, np.float64)
+    fake = np.asarray(fake, np.float64)
+    d = real.shape[1]
+    m, n = len(real), len(fake)
+    k_rr = (real @ real.T / d + 1.0) ** 3
+    k_ff = (fake @ fake.T / d + 1.0) ** 3
+    k_rf = (real @ fake.T / d + 1.0) ** 3
+    return float(
+        (k_rr.sum() - np.trace(k_rr)) / (m * (m - 1))
+        + (k_ff.sum() - np.trace(k_ff)) / (n * (n - 1))
+        - 2.0 * k_rf.mean()
+    )

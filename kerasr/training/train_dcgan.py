@@ -1,0 +1,186 @@
+"""`kerasr train-dcgan` as a library call: `train_dcgan(config, run_dir)`.
+
+The run folder it fills:
+
+    config.toml                 the resolved configuration
+    stage.txt                   "dcgan": the recipe of this run
+    generator.json              architecture of the generators below
+    generators/epoch_0001.weights.h5 ...  the generator of every epoch (pick one by epoch)
+    checkpoints/                tf.train.CheckpointManager: G, D, both optimizers, step, epoch
+    grids/epoch_0001.png ...    fixed-seed sample grids (seeds 0..63, as `kerasr generate`)
+    history.csv                 per epoch: losses, D(real) / D(fake), quality signals, KID
+    quality.txt                 the quality signals of the last epoch, in words
+    tensorboard/                scalars and sample grids
+    progress.gif, losses.png    written at the end
+
+Checkpoints, resuming and Ctrl-C / SIGTERM work as in SR training
+(`kerasr.training.checkpoints`): a checkpoint after every epoch, and one at the step
+reached when a signal stops training; a run resumed inside an epoch finishes that epoch.
+
+Reference:
+    [DCGAN](https://arxiv.org/abs/1511.06434),
+    [DiffAugment](https://arxiv.org/abs/2006.10738),
+    [KID](https://arxiv.org/abs/1801.01401).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import keras
+
+from kerasr.config import DCGANConfig, to_toml
+from kerasr.data.sprites import load_sprites, sprite_dataset
+from kerasr.errors import KerasrError
+from kerasr.generation import write_architecture
+from kerasr.io import write_text
+from kerasr.quality import (
+    QualityReference,
+    inception_features,
+    inception_features_model,
+    inception_weights_path,
+)
+from kerasr.training.callbacks import DCGANMonitor, PeriodicCheckpoint, TimeLimit
+from kerasr.training.checkpoints import (
+    check_resume,
+    drop_logs_past,
+    fit_until_stopped,
+    make_manager,
+    mark_run,
+    restore_latest,
+)
+from kerasr.training.dcgan import build_dcgan
+from kerasr.training.reporting import write_dcgan_figures
+
+KIND = "dcgan"
+
+
+def train_dcgan(
+    config: DCGANConfig,
+    run_dir: str | Path,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    resume: bool = True,
+    report: Callable[[str], None] = print,
+) -> dict:
+    """Trains a DCGAN on a sprite folder, filling `run_dir` (layout in the module docstring).
+
+    Args:
+        config: the recipe; `config.data.folder` must be set.
+        run_dir: the run folder; an existing checkpoint there is resumed when `resume`
+            (log rows past it are dropped); without one, one line says a new run starts.
+        callbacks: extra Keras callbacks (e.g. `kerasr.training.callbacks.ProgressBar`).
+        resume: continue from the latest checkpoint in `run_dir/checkpoints`.
+        report: prints one line for the user.
+
+    Returns:
+        A summary: `epochs` (completed), `initial_epoch`, `step`, `images` (training
+        images), `seconds` (wall time of this call), `last` (the last epoch's logged row),
+        `kid_note` (why KID was skipped, or ""), `interrupted` (by Ctrl-C / SIGTERM),
+        `checkpoint` (the latest checkpoint's path), `run_dir`.
+
+    Raises:
+        KerasrError: on unusable data (missing or empty folder, no image left by the filter,
+            fewer images than a batch), a run folder of another recipe, or a checkpoint that
+            does not fit the configuration.
+    """
+    start = time.monotonic()
+    run_dir = Path(run_dir)
+    if not config.data.folder:
+        raise KerasrError("no data folder: pass DATA or set data.folder in the config")
+    if resume:
+        resume = check_resume(run_dir, KIND, report)
+    data, model_cfg, train = config.data, config.model, config.train
+    images = load_sprites(
+        data.folder,
+        image_size=model_cfg.image_size,
+        background=data.background,
+        white_background_only=data.white_background_only,
+        white_border=data.white_border,
+    )
+    dataset = sprite_dataset(
+        images, train.batch_size, flip=data.flip, seed=train.seed, cache=data.cache
+    )
+    steps_per_epoch = len(images) // train.batch_size
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text(run_dir / "config.toml", to_toml(config))
+    mark_run(run_dir, KIND)
+    write_architecture(
+        run_dir / "generators",
+        image_size=model_cfg.image_size,
+        latent_dim=model_cfg.latent_dim,
+        filters=model_cfg.g_filters,
+        max_filters=model_cfg.max_filters,
+    )
+
+    gan = build_dcgan(config)
+    gan.steps_per_epoch = steps_per_epoch
+    manager = make_manager(
+        gan, run_dir / "checkpoints", train.keep_checkpoints, extra={"epoch": gan.epoch}
+    )
+    if resume and restore_latest(manager) is not None:
+        report(f"resumed from {manager.latest_checkpoint} at epoch {int(gan.epoch.numpy())}")
+        drop_logs_past(run_dir, ("history.csv",), "epoch", int(gan.epoch.numpy()))
+    initial_epoch = int(gan.epoch.numpy())
+
+    inception = inception_features_model() if train.kid_every else None
+    kid_note = ""
+    real_kid = None
+    if train.kid_every and inception is None:
+        kid_note = (
+            f"KID skipped: ImageNet InceptionV3 weights not found at {inception_weights_path()}"
+        )
+    elif inception is not None:
+        real_kid = inception_features(
+            inception, QualityReference(images, 256, train.seed).real_subset
+        )
+
+    checkpointer = PeriodicCheckpoint(manager, every=0)
+    monitor = DCGANMonitor(
+        run_dir,
+        QualityReference(images, 64, train.seed),
+        checkpointer,
+        grid_size=train.grid_size,
+        kid_every=train.kid_every,
+        inception=inception,
+        real_kid_features=real_kid,
+        kid_note=kid_note,
+    )
+    limit = TimeLimit(train.max_minutes)
+    all_callbacks = [monitor, checkpointer, limit, *callbacks]
+
+    def fit(stop):
+        common = dict(
+            steps_per_epoch=steps_per_epoch,
+            callbacks=[*all_callbacks, stop],
+            shuffle=False,  # the dataset shuffles itself, with a seed
+            verbose=0,
+        )
+        done, partial = divmod(int(gan.step.numpy()), steps_per_epoch)
+        if partial and done < train.epochs:
+            # Resumed inside an epoch (a signal stopped it there): finish that epoch first.
+            gan.fit(dataset, epochs=1, **{**common, "steps_per_epoch": steps_per_epoch - partial})
+            done += 1
+            if stop.received is not None or limit.stopped_epoch is not None:
+                return
+        if done < train.epochs:
+            gan.fit(dataset, epochs=train.epochs, initial_epoch=done, **common)
+
+    interrupted = False
+    if initial_epoch < train.epochs:
+        interrupted = fit_until_stopped(gan, checkpointer, fit)
+    write_dcgan_figures(run_dir)
+    return {
+        "epochs": int(gan.epoch.numpy()),
+        "initial_epoch": initial_epoch,
+        "step": int(gan.step.numpy()),
+        "images": len(images),
+        "seconds": time.monotonic() - start,
+        "last": monitor.last_row,
+        "kid_note": kid_note,
+        "interrupted": interrupted,
+        "checkpoint": manager.latest_checkpoint,
+        "run_dir": run_dir,
+    }
