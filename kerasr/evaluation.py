@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +115,17 @@ class DatasetScores:
             "mean": {f: self.mean(f) for f in fields},
             "images": [dataclasses.asdict(s) for s in self.images],
         }
+
+
+def scores_report(model: str, scale: int, results: Sequence[DatasetScores]) -> dict:
+    """The JSON document of `kerasr evaluate --json` and of a run folder's `evaluation.json`."""
+    return {
+        "model": model,
+        "scale": scale,
+        "y_channel": True,
+        "border": scale,
+        "datasets": [r.as_dict() for r in results],
+    }
 
 
 def find_pairs(folder: Path) -> list[tuple[Path, Path | None]]:

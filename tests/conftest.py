@@ -62,3 +62,14 @@ def png_header_only():
         return path
 
     return write
+
+
+@pytest.fixture
+def started():
+    """Training subprocesses of a test; any still running at the end is killed."""
+    processes = []
+    yield processes
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -159,24 +159,37 @@ def test_train_dcgan_fills_the_run_folder_and_resumes(tmp_path):
     data = _sprites(tmp_path / "sprites")
     run = tmp_path / "run"
     cfg = _config(f'data.folder="{data}"', "train.epochs=1")
-    summary = train_dcgan(cfg, run)
-    assert summary["epochs"] == 1 and summary["images"] == 8 and summary["initial_epoch"] == 0
+    lines = []
+    result = train_dcgan(cfg, run, report=lines.append)
+    assert (result.epochs, result.images, result.initial_epoch, result.step) == (1, 8, 0, 2)
+    assert lines == [f"no checkpoint to resume in {run}: starting a new run from step 0"]
     for name in ("config.toml", "history.csv", "quality.txt", "progress.gif", "losses.png"):
         assert (run / name).is_file(), name
     assert (run / "grids" / "epoch_0001.png").is_file()
     assert Image.open(run / "grids" / "epoch_0001.png").size == (2 * 18 + 2, 2 * 18 + 2)
     assert any((run / "tensorboard").iterdir())
-    assert {"diversity", "nearest_ratio", "copies", "d_real", "d_fake"} <= set(summary["last"])
+    assert set(result.losses) == {"d_loss", "g_loss", "d_real", "d_fake"}
+    assert result.quality.diversity >= 0 and 0 <= result.quality.copies <= 1
+    assert result.kid is None and not result.interrupted
 
     # The generator of an epoch loads by path (architecture from generators/generator.json).
     epoch1 = run / "generators" / "epoch_0001.weights.h5"
     g1 = load_generator(epoch1)
     assert g1.output_shape == (None, 16, 16, 3)
 
-    resumed = train_dcgan(_config(f'data.folder="{data}"', "train.epochs=2"), run)
-    assert resumed["initial_epoch"] == 1 and resumed["epochs"] == 2
+    # A run killed between an epoch's log row and its checkpoint logged one epoch ahead.
+    history = run / "history.csv"
+    rows = history.read_text().splitlines()
+    history.write_text("\n".join([*rows, "2" + rows[1][rows[1].index(",") :]]) + "\n")
+
+    lines.clear()
+    cfg = _config(f'data.folder="{data}"', "train.epochs=2")
+    resumed = train_dcgan(cfg, run, report=lines.append)
+    assert resumed.initial_epoch == 1 and resumed.epochs == 2 and resumed.step == 4
+    assert lines == [f"resumed from {run / 'checkpoints' / 'ckpt-2'} at epoch 1"]
     assert (run / "grids" / "epoch_0002.png").is_file()
-    assert len((run / "history.csv").read_text().splitlines()) == 3  # header + 2 epochs
+    epochs = [line.split(",")[0] for line in history.read_text().splitlines()[1:]]
+    assert epochs == ["1", "2"]  # the row past the checkpoint was dropped, not repeated
     # Resuming continued from epoch 1's networks and optimizers.
     ckpt = tf.train.load_checkpoint(str(run / "checkpoints"))
     assert ckpt.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE") == 2

@@ -31,7 +31,7 @@ def test_pixel_losses_per_sample(kind, expected):
 
 
 def test_pixel_loss_rejects_unknown_kind():
-    with pytest.raises(ValueError, match="kind"):
+    with pytest.raises(KerasrError, match="kind"):
         losses.pixel_loss(A, B, "l3")
 
 
@@ -57,6 +57,24 @@ def test_vanilla_losses_on_per_pixel_logits():
     g_expected = (-np.log(_sigmoid(fake))).mean(axis=(1, 2, 3))
     np.testing.assert_allclose(losses.vanilla_d_loss(real, fake), d_expected, rtol=1e-5)
     np.testing.assert_allclose(losses.vanilla_g_loss(real, fake), g_expected, rtol=1e-5)
+
+
+def test_gan_losses_by_name_with_hinge_and_label_smoothing():
+    real = np.array([[2.0], [0.5]], "float32")
+    fake = np.array([[-0.5], [1.0]], "float32")
+    d_hinge, g_hinge = losses.gan_losses("hinge")
+    # relu(1 - real) + relu(1 + fake), per sample: 0 + 0.5 and 0.5 + 2.
+    np.testing.assert_allclose(d_hinge(real, fake), [0.5, 2.5], rtol=1e-6)
+    np.testing.assert_allclose(g_hinge(real, fake), [0.5, -1.0], rtol=1e-6)
+    assert losses.gan_losses("nonsaturating") == losses.gan_losses("vanilla")
+    d_smooth, _ = losses.gan_losses("nonsaturating", label_smoothing=0.1)
+    # BCE against 0.9 for the real logits: softplus(x) - 0.9 x.
+    expected = np.log1p(np.exp(real)) - 0.9 * real + np.log1p(np.exp(fake))
+    np.testing.assert_allclose(d_smooth(real, fake), expected[:, 0], rtol=1e-5)
+    with pytest.raises(KerasrError, match="GAN loss must be one of"):
+        losses.gan_losses("wgan")
+    with pytest.raises(KerasrError, match="needs the vanilla GAN loss"):
+        losses.gan_losses("hinge", label_smoothing=0.1)
 
 
 def test_vgg_taps_are_before_the_relu():

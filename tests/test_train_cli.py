@@ -1,5 +1,6 @@
 """`kerasr pretrain`, `train-gan`, `interpolate` and `upscale --alpha` on tiny runs."""
 
+import json
 import os
 import re
 import signal
@@ -101,6 +102,16 @@ def test_pretrain_then_gan_then_resume(images, tmp_path):
     assert len(list((psnr_dir / "tensorboard").iterdir())) >= 1
     assert list((psnr_dir / "samples").glob("step_*.png"))
     assert latest_step(psnr_dir) == 4
+    assert re.search(r"[0-9.]+ steps/s, [0-9.]+ patches/s", out)  # the progress bar
+
+    # evaluation.json is `kerasr evaluate --json` of the exported generator: one protocol.
+    scores = tmp_path / "scores.json"
+    generator = psnr_dir / "generator.weights.h5"
+    result, out = run("evaluate", images / "val", "-m", generator, "--json", scores)
+    assert result.exit_code == 0, out
+    evaluation = json.loads((psnr_dir / "evaluation.json").read_text())
+    assert evaluation == json.loads(scores.read_text())
+    assert evaluation["datasets"][0]["images"] and evaluation["border"] == 4
 
     args = ("train-gan", images / "train", *common, "--run-dir", gan_dir)
     result, out = run(*args, "--init", psnr_dir, "--steps", 4)
@@ -157,17 +168,6 @@ def test_resume_with_another_architecture_is_refused(images, tmp_path):
     )  # fmt: skip
     assert result.exit_code == 2
     assert "does not fit this configuration" in out and "Traceback" not in out
-
-
-@pytest.fixture
-def started():
-    """Training subprocesses of a test; any still running at the end is killed."""
-    processes = []
-    yield processes
-    for process in processes:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
 def _start(images, run_dir, every, started):

@@ -50,7 +50,11 @@ def train_dcgan_command(
         ),
     ] = 0,
     resume: Annotated[
-        bool, typer.Option(help="Continue from the run folder's latest checkpoint, if any.")
+        bool,
+        typer.Option(
+            help="Continue from the run folder's latest checkpoint; without one, say so and "
+            "start a new run. A folder of another recipe is refused."
+        ),
     ] = True,
 ) -> None:
     """Train the Pokemon DCGAN on a folder of sprites, with a sample grid every epoch."""
@@ -69,51 +73,37 @@ def train_dcgan_command(
 
     limit_threads(threads)
 
-    import keras
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
+    from kerasr.training.callbacks import ProgressBar
     from kerasr.training.train_dcgan import train_dcgan
 
-    class RichProgress(keras.callbacks.Callback):
-        def __init__(self, progress):
-            super().__init__()
-            self.progress = progress
-            self.task = None
-
-        def on_epoch_begin(self, epoch, logs=None):
-            if self.task is None:
-                self.task = self.progress.add_task(
-                    "epochs", total=cfg.train.epochs, completed=epoch, status=""
-                )
-
-        def on_epoch_end(self, epoch, logs=None):
-            shown = ("d_loss", "g_loss", "d_real", "d_fake")
-            status = " ".join(f"{k} {logs[k]:.3f}" for k in shown if k in (logs or {}))
-            self.progress.update(self.task, completed=epoch + 1, status=status)
-
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[status]}"),
+    bar = ProgressBar(
+        cfg.train.epochs,
+        "epochs",
+        unit="epoch",
+        shown=("d_loss", "g_loss", "d_real", "d_fake"),
+        batch_size=cfg.train.batch_size,
     )
-    with Progress(*columns, transient=False) as progress:
-        summary = train_dcgan(cfg, out, callbacks=[RichProgress(progress)], resume=resume)
+    with bar:
+        result = train_dcgan(cfg, out, callbacks=[bar], resume=resume, report=bar.print)
 
-    minutes = summary["seconds"] / 60
-    typer.echo(
-        f"trained epochs {summary['initial_epoch']}..{summary['epochs']} on "
-        f"{summary['images']} images in {minutes:.1f} min; run folder {summary['run_dir']}"
-    )
-    last = summary["last"]
-    if last:
+    if result.interrupted:
         typer.echo(
-            f"quality: diversity {last['diversity']:.2f}, nearest-training ratio "
-            f"{last['nearest_ratio']:.2f}, near copies {last['copies']:.0%}"
+            f"interrupted at epoch {result.epochs} (step {result.step}); checkpoint saved at "
+            f"{result.checkpoint}: run the same command to resume"
         )
-    if summary["kid_note"]:
-        typer.echo(summary["kid_note"])
+        raise typer.Exit(130)
+    typer.echo(
+        f"trained epochs {result.initial_epoch}..{result.epochs} on {result.images} images in "
+        f"{result.seconds / 60:.1f} min; run folder {result.run_dir}"
+    )
+    if result.quality is not None:
+        q = result.quality
+        typer.echo(
+            f"quality: diversity {q.diversity:.2f}, nearest-training ratio "
+            f"{q.nearest_ratio:.2f}, near copies {q.copies:.0%}"
+        )
+    if result.kid_note:
+        typer.echo(result.kid_note)
 
 
 def _sr_command(
@@ -151,68 +141,34 @@ def _sr_command(
     # runtime, which is only possible before it starts.
     strategy = make_strategy(strategy_name)
 
-    import keras
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
+    from kerasr.training.callbacks import ProgressBar
     from kerasr.training.train_sr import train_sr
 
-    shown = ("pixel_loss", "g_loss", "d_loss", "d_real", "d_fake")
-
-    class RichProgress(keras.callbacks.Callback):
-        def __init__(self, progress):
-            super().__init__()
-            self.progress = progress
-            self.task = None
-
-        def on_train_begin(self, logs=None):
-            self.task = self.progress.add_task(
-                stage, total=recipe.train.steps, completed=int(self.model.step.numpy()), status=""
-            )
-
-        def on_train_batch_end(self, batch, logs=None):
-            status = " ".join(f"{k} {float(logs[k]):.4g}" for k in shown if k in (logs or {}))
-            self.progress.update(self.task, completed=int(self.model.step.numpy()), status=status)
-
-        def on_epoch_end(self, epoch, logs=None):
-            val = {k: float(v) for k, v in (logs or {}).items() if k in ("val_psnr", "val_ssim")}
-            if val:
-                self.progress.console.print(
-                    f"step {int(self.model.step.numpy())}: validation PSNR "
-                    f"{val.get('val_psnr', float('nan')):.2f} dB, SSIM "
-                    f"{val.get('val_ssim', float('nan')):.4f}"
-                )
-
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[status]}"),
-    )
-    with Progress(*columns, transient=False) as progress:
-        summary = train_sr(
+    bar = ProgressBar(recipe.train.steps, stage, batch_size=recipe.data.batch_size)
+    with bar:
+        result = train_sr(
             recipe,
             run_dir,
             stage="gan" if stage == "train-gan" else "pretrain",
             resume=resume,
-            callbacks=[RichProgress(progress)],
-            report=progress.console.print,
+            callbacks=[bar],
+            report=bar.print,
             strategy=strategy,
         )
-    done = summary["step"] - summary["start_step"]
+    done = result.step - result.start_step
     typer.echo(
-        f"steps {summary['start_step']}..{summary['step']} ({done} in {summary['seconds']:.0f} s, "
-        f"{summary['steps_per_second']:.2f} steps/s); run folder {summary['run_dir']}"
+        f"steps {result.start_step}..{result.step} ({done} in {result.seconds:.0f} s, "
+        f"{result.steps_per_second:.2f} steps/s); run folder {result.run_dir}"
     )
-    evaluation = summary["evaluation"]
-    if evaluation:
+    scores = result.evaluation
+    if scores is not None:
         typer.echo(
-            f"validation images (full size): PSNR {evaluation['psnr']:.2f} dB / SSIM "
-            f"{evaluation['ssim']:.4f}; bicubic {evaluation['bicubic_psnr']:.2f} dB / "
-            f"{evaluation['bicubic_ssim']:.4f}"
+            f"validation images (full size): PSNR {scores.mean('psnr'):.2f} dB / SSIM "
+            f"{scores.mean('ssim'):.4f}; bicubic {scores.mean('bicubic_psnr'):.2f} dB / "
+            f"{scores.mean('bicubic_ssim'):.4f}"
         )
-    if summary["interrupted"]:
-        typer.echo(f"interrupted; checkpoint saved at step {summary['step']}: rerun with --resume")
+    if result.interrupted:
+        typer.echo(f"interrupted; checkpoint saved at step {result.step}: rerun with --resume")
         raise typer.Exit(130)
 
 
@@ -234,7 +190,8 @@ RunDirOption = Annotated[
 ResumeOption = Annotated[
     bool,
     typer.Option(
-        help="Continue from the run folder's latest checkpoint (same step, same schedule)."
+        help="Continue from the run folder's latest checkpoint (same step, same schedule); "
+        "without one, say so and start from step 0. A folder of another recipe is refused."
     ),
 ]
 StepsOption = Annotated[int | None, typer.Option(min=1, help="Total steps (sets train.steps).")]

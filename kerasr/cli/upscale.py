@@ -231,10 +231,10 @@ def evaluate(
         results.append(scores)
         Console(width=120).print(scores.table(f"{scores.name} x{scale} ({model})"))
     if json_out is not None:
+        from kerasr.evaluation import scores_report
         from kerasr.io import write_text
 
-        payload = {"model": model, "scale": scale, "y_channel": True, "border": scale}
-        payload["datasets"] = [r.as_dict() for r in results]
+        payload = scores_report(model, scale, results)
         write_text(json_out, json.dumps(payload, indent=2), make_parents=False)
         typer.echo(f"wrote {json_out}", err=True)
 

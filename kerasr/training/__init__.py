@@ -15,10 +15,12 @@ def limit_threads(threads: int) -> None:
     threads do not fight each other for the core.
 
     Raises:
-        ValueError: if `threads` is negative.
+        KerasrError: if `threads` is negative.
     """
+    from kerasr.errors import KerasrError
+
     if threads < 0:
-        raise ValueError(f"`threads` must be >= 0. Received: threads={threads}")
+        raise KerasrError(f"`threads` must be >= 0. Received: threads={threads}")
     if threads == 0:
         return
     import tensorflow as tf

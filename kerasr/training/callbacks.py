@@ -16,6 +16,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from kerasr.errors import KerasrError
 from kerasr.images import write_image
 from kerasr.io import append_csv, atomic_path, image_grid, write_text
 
@@ -54,7 +55,7 @@ class ProgressBar(keras.callbacks.Callback):
     ):
         super().__init__()
         if unit not in ("step", "epoch"):
-            raise ValueError(f"`unit` must be 'step' or 'epoch'. Received: unit={unit!r}")
+            raise KerasrError(f"`unit` must be 'step' or 'epoch'. Received: unit={unit!r}")
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.total = total
@@ -368,6 +369,8 @@ class DCGANMonitor(keras.callbacks.Callback):
         self.kid_note = kid_note
         self.writer = tf.summary.create_file_writer(str(self.run_dir / "tensorboard"))
         self.last_row = None
+        self.last_signals = None
+        self.last_kid = None
 
     def on_epoch_end(self, epoch, logs=None):
         # From the step counter, not `epoch`: a run resumed inside an epoch finishes that
@@ -375,7 +378,12 @@ class DCGANMonitor(keras.callbacks.Callback):
         from kerasr.generation import generate
         from kerasr.quality import quality_signals
 
-        number = int(self.model.step.numpy()) // self.model.steps_per_epoch
+        done, partial = divmod(int(self.model.step.numpy()), self.model.steps_per_epoch)
+        if partial:
+            # Keras ends the epoch early when a signal stops training inside it: that epoch
+            # is not done; its steps are saved by the final checkpoint alone.
+            return
+        number = done
         generator = self.model.generator
         grid = image_grid(
             generate(generator, self.grid_seeds), columns=int(len(self.grid_seeds) ** 0.5)
@@ -407,6 +415,8 @@ class DCGANMonitor(keras.callbacks.Callback):
         self.model.epoch.assign(number)
         self.checkpointer.save()
         self.last_row = row
+        self.last_signals = signals
+        self.last_kid = row["kid"] if row["kid"] != "" else None
 
     def _kid(self, generator, count=64):
         from kerasr.generation import generate

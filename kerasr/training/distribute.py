@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kerasr.errors import KerasrError
+from kerasr.keras_compat import TrainerHooks, first_local_batch
 
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
 
@@ -334,33 +335,7 @@ def any_worker(strategy, flag: bool) -> bool:
     return int(strategy.reduce(tf.distribute.ReduceOp.SUM, votes, axis=None)) > 0
 
 
-def first_local_batch(iterator, strategy):
-    """This process's first replica's share of the next batch of a Keras epoch iterator.
-
-    Building needs shapes and dtypes only, which one replica's share has. Like Keras, this
-    takes one batch from the iterator.
-
-    Args:
-        iterator: the `EpochIterator` `fit` / `evaluate` passes to `_maybe_symbolic_build`.
-        strategy: the model's `tf.distribute.Strategy`.
-
-    Returns:
-        The batch structure with each distributed value replaced by its first local value.
-    """
-    import tensorflow as tf
-    from keras import tree
-
-    def local(value):
-        if isinstance(value, tf.distribute.DistributedValues):
-            return strategy.experimental_local_results(value)[0]
-        return value
-
-    for _, _, it in iterator:
-        return tree.map_structure(local, next(it))
-    return None
-
-
-class MultiWorkerFit:
+class MultiWorkerFit(TrainerHooks):
     """Mixin (before `keras.Model`) that lets Keras 3.15's `fit` / `evaluate` run a model
     built in a `MultiWorkerMirroredStrategy` scope across several workers.
 
@@ -373,23 +348,25 @@ class MultiWorkerFit:
        axis=0)`, which fails for scalars (every loss and metric); scalars get a leading
        axis of 1 before that reduction, so the mean over the cluster comes out a scalar.
 
-    Elsewhere (one device, `MirroredStrategy`, TPU) both are Keras' own code paths.
+    Elsewhere (one device, `MirroredStrategy`, TPU) both are Keras' own code paths. The
+    private methods these hooks replace are reached through `kerasr.keras_compat`.
     """
 
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        if iterator is not None and _in_multi_worker_cluster(self._distribute_strategy):
-            iterator, data_batch = None, first_local_batch(iterator, self.distribute_strategy)
-        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+    def symbolic_build_args(self, iterator, data_batch):
+        if iterator is not None and _in_multi_worker_cluster(self.distribute_strategy):
+            return None, first_local_batch(iterator, self.distribute_strategy)
+        return iterator, data_batch
 
-    def _make_function(self, step_function):
-        if _in_multi_worker_cluster(self._distribute_strategy):
-            step = step_function
+    def wrap_step(self, step_function):
+        if not _in_multi_worker_cluster(self.distribute_strategy):
+            return step_function
 
-            def step_function(data):
-                from keras import ops, tree
+        def step(data):
+            from keras import ops, tree
 
-                return tree.map_structure(
-                    lambda v: ops.expand_dims(v, 0) if len(ops.shape(v)) == 0 else v, step(data)
-                )
+            return tree.map_structure(
+                lambda v: ops.expand_dims(v, 0) if len(ops.shape(v)) == 0 else v,
+                step_function(data),
+            )
 
-        return super()._make_function(step_function)
+        return step

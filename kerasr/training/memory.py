@@ -1,11 +1,13 @@
-"""Memory support (seed 000): remember the generator's last good state, return to it when
+"""Memory support: remember the generator's last good state, return to it when
 training blows up.
 
 A GAN step can wreck the generator: the loss jumps far above its recent level, or turns NaN
 and every weight after it is NaN too. Instead of stopping, the callback rolls the
 generator (weights, EMA and optimizer moments) back to the last state it remembered as
-healthy, lowers the learning rates and carries on; the discriminator is left alone, as in
-the seed (it is "more of a check").
+healthy, lowers the learning rates and carries on. The discriminator of a GAN run is left
+alone after a loss spike (it is "more of a check"), but returned to its remembered state too
+when it holds non-finite values: a NaN generator feeds NaN images to the next discriminator
+step, and a NaN discriminator would blow the restored generator up again at once.
 """
 
 from __future__ import annotations
@@ -66,24 +68,34 @@ class MemorySupport(keras.callbacks.Callback):
         self.candidate = None
         self.lr_used = 1.0
 
+    @staticmethod
+    def _moments(optimizer):
+        # Moments only: the iteration counters drive the learning-rate schedule and the
+        # loss scale; rolling them back would replay the schedule.
+        moments = [v for v in optimizer.variables if "iteration" not in v.path]
+        return [v for v in moments if "scale" not in v.name and "step_counter" not in v.name]
+
     def _variables(self):
         model = self.model
         networks = [model.generator.weights]
         if getattr(model, "ema_generator", None) is not None:
             networks.append(model.ema_generator.weights)
-        optimizer = model.g_optimizer
-        # Moments only: the iteration counters drive the learning-rate schedule and the
-        # loss scale; rolling them back would replay the schedule.
-        moments = [v for v in optimizer.variables if "iteration" not in v.path]
-        moments = [v for v in moments if "scale" not in v.name and "step_counter" not in v.name]
-        return [v for group in networks for v in group] + moments
+        return [v for group in networks for v in group] + self._moments(model.g_optimizer)
+
+    def _d_variables(self):
+        model = self.model
+        if getattr(model, "discriminator", None) is None:
+            return []
+        return list(model.discriminator.weights) + self._moments(model.d_optimizer)
 
     def _snapshot(self):
         values = [np.array(v.numpy(), copy=True) for v in self._variables()]
-        if not all(np.isfinite(v).all() for v in values):
+        d_values = [np.array(v.numpy(), copy=True) for v in self._d_variables()]
+        if not all(np.isfinite(v).all() for v in values + d_values):
             return None
         return {
             "values": values,
+            "d_values": d_values,
             # The rate that led to this state, not the current one: a rate raised just now
             # has not been seen to work yet.
             "lr_scale": self.lr_used,
@@ -137,6 +149,10 @@ class MemorySupport(keras.callbacks.Callback):
             raise FloatingPointError(f"{reason} at step {step} and no good state to return to")
         for variable, value in zip(self._variables(), self.memory["values"], strict=True):
             variable.assign(value)
+        d_variables = self._d_variables()
+        if not all(np.isfinite(v.numpy()).all() for v in d_variables):
+            for variable, value in zip(d_variables, self.memory["d_values"], strict=True):
+                variable.assign(value)
         new_scale = self.memory["lr_scale"] * self.lr_factor
         self.model.lr_scale.assign(new_scale)
         self.memory["lr_scale"] = new_scale

@@ -8,6 +8,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from kerasr.errors import KerasrError
+from kerasr.keras_compat import merge_call
 from kerasr.losses import pixel_loss
 from kerasr.metrics import PSNR, SSIM
 from kerasr.training.distribute import MultiWorkerFit
@@ -90,6 +92,13 @@ def replica_mean(per_sample):
     return ops.mean(per_sample) / replicas
 
 
+# The generator EMA is a network of its own, updated after every step, rather than Keras'
+# optimizer EMA (`use_ema=True`) with the `SwapEMAWeights` callback: that one swaps the EMA
+# into the generator's own variables in place around validation, so a checkpoint, a
+# memory-support rollback or a Ctrl-C landing while they are swapped would store or restore
+# exchanged weights; sample grids, evaluation and export would need the same swap; run folders
+# already hold the EMA as `ema_weights` in their checkpoints; and the optimizer EMA goes
+# through the same private merge call (`kerasr.keras_compat.merge_call`) anyway.
 def clone_network(model):
     """A built copy of a subclassed network with the same weights (for the EMA)."""
     copy = model.__class__.from_config(model.get_config())
@@ -112,10 +121,7 @@ def update_ema(ema_weights, weights, decay: float):
         for e, w in pairs:
             e.assign(decay * e.value + (1.0 - decay) * ops.cast(w.value, e.dtype))
 
-    strategy = tf.distribute.get_strategy()
-    # Keras' TF optimizer uses this helper to leave replica context under a strategy; without
-    # one it simply calls `apply`.
-    tf.__internal__.distribute.interim.maybe_merge_call(apply, strategy)
+    merge_call(apply, tf.distribute.get_strategy())
 
 
 @keras.saving.register_keras_serializable(package="kerasr")
@@ -180,7 +186,7 @@ class SRHarness(MultiWorkerFit, keras.Model):
         if y is not None:
             return x, y
         if self.degradation is None:
-            raise ValueError("the training data yields HR images only but no degradation is set")
+            raise KerasrError("the training data yields HR images only but no degradation is set")
         from kerasr.data import degrade_batch
 
         # Under a strategy each replica degrades its own share of the global batch: with the

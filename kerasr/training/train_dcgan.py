@@ -25,6 +25,7 @@ Reference:
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -38,6 +39,7 @@ from kerasr.generation import write_architecture
 from kerasr.io import write_text
 from kerasr.quality import (
     QualityReference,
+    QualitySignals,
     inception_features,
     inception_features_model,
     inception_weights_path,
@@ -57,13 +59,45 @@ from kerasr.training.reporting import write_dcgan_figures
 KIND = "dcgan"
 
 
+@dataclasses.dataclass(frozen=True)
+class DCGANRunResult:
+    """What one `train_dcgan` call did.
+
+    Attributes:
+        run_dir: the run folder.
+        epochs: epochs completed (in all calls); `initial_epoch`: where this call started.
+        step: training steps taken (in all calls).
+        images: training images.
+        seconds: wall time of this call.
+        losses: the last epoch's logged means (`d_loss`, `g_loss`, `d_real`, `d_fake`).
+        quality: the last epoch's quality signals (None when no epoch ran in this call).
+        kid: the last epoch's KID, when it was computed.
+        kid_note: why KID was skipped, or "".
+        interrupted: Ctrl-C or SIGTERM stopped training (a checkpoint holds `step`).
+        checkpoint: the latest checkpoint's path.
+    """
+
+    run_dir: Path
+    epochs: int
+    initial_epoch: int
+    step: int
+    images: int
+    seconds: float
+    losses: dict[str, float]
+    quality: QualitySignals | None
+    kid: float | None
+    kid_note: str
+    interrupted: bool
+    checkpoint: str | None
+
+
 def train_dcgan(
     config: DCGANConfig,
     run_dir: str | Path,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     resume: bool = True,
     report: Callable[[str], None] = print,
-) -> dict:
+) -> DCGANRunResult:
     """Trains a DCGAN on a sprite folder, filling `run_dir` (layout in the module docstring).
 
     Args:
@@ -75,10 +109,7 @@ def train_dcgan(
         report: prints one line for the user.
 
     Returns:
-        A summary: `epochs` (completed), `initial_epoch`, `step`, `images` (training
-        images), `seconds` (wall time of this call), `last` (the last epoch's logged row),
-        `kid_note` (why KID was skipped, or ""), `interrupted` (by Ctrl-C / SIGTERM),
-        `checkpoint` (the latest checkpoint's path), `run_dir`.
+        A `DCGANRunResult`.
 
     Raises:
         KerasrError: on unusable data (missing or empty folder, no image left by the filter,
@@ -172,15 +203,18 @@ def train_dcgan(
     if initial_epoch < train.epochs:
         interrupted = fit_until_stopped(gan, checkpointer, fit)
     write_dcgan_figures(run_dir)
-    return {
-        "epochs": int(gan.epoch.numpy()),
-        "initial_epoch": initial_epoch,
-        "step": int(gan.step.numpy()),
-        "images": len(images),
-        "seconds": time.monotonic() - start,
-        "last": monitor.last_row,
-        "kid_note": kid_note,
-        "interrupted": interrupted,
-        "checkpoint": manager.latest_checkpoint,
-        "run_dir": run_dir,
-    }
+    losses = ("d_loss", "g_loss", "d_real", "d_fake")
+    return DCGANRunResult(
+        run_dir=run_dir,
+        epochs=int(gan.epoch.numpy()),
+        initial_epoch=initial_epoch,
+        step=int(gan.step.numpy()),
+        images=len(images),
+        seconds=time.monotonic() - start,
+        losses={k: float(v) for k, v in (monitor.last_row or {}).items() if k in losses},
+        quality=monitor.last_signals,
+        kid=monitor.last_kid,
+        kid_note=kid_note,
+        interrupted=interrupted,
+        checkpoint=manager.latest_checkpoint,
+    )

@@ -12,11 +12,13 @@ The run folder:
     samples/step_0001000.png ...    LR | SR | HR grids
     memory.csv                      memory-support rollbacks, if any
     training.png, progress.gif      loss curves and the samples over training ("video")
-    evaluation.json                 full-image PSNR / SSIM on the validation folder vs bicubic
+    evaluation.json                 full-image PSNR / SSIM on the validation folder vs bicubic,
+                                    as `kerasr evaluate --json` (one protocol)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -30,6 +32,7 @@ import tensorflow as tf
 
 from kerasr.config import SRRecipe, to_toml
 from kerasr.errors import KerasrError
+from kerasr.evaluation import DatasetScores
 from kerasr.io import append_csv, atomic_path, write_text
 from kerasr.training.callbacks import PeriodicCheckpoint, SRMonitor, StepLimit
 from kerasr.training.checkpoints import (
@@ -47,6 +50,36 @@ from kerasr.training.reporting import write_sr_figures
 from kerasr.training.sr import SRModel, make_optimizer
 
 Stage = Literal["pretrain", "gan"]
+
+
+@dataclasses.dataclass(frozen=True)
+class SRRunResult:
+    """What one `train_sr` call did.
+
+    Attributes:
+        run_dir: the run folder.
+        step, start_step: the step reached and the step this call started from.
+        seconds, steps_per_second: wall time of the training loop and its speed.
+        interrupted: Ctrl-C or SIGTERM stopped training (a checkpoint holds `step`).
+        timed_out: `train.max_minutes` stopped training.
+        validation: the last validation logs (`val_psnr`, `val_ssim`, `val_l1`).
+        evaluation: full-image scores of the exported generator (`evaluation.json`), when the
+            validation folder allows them.
+        memory_events: memory-support rollbacks.
+        checkpoint: the latest checkpoint's path.
+    """
+
+    run_dir: Path
+    step: int
+    start_step: int
+    seconds: float
+    steps_per_second: float
+    interrupted: bool
+    timed_out: bool
+    validation: dict[str, float]
+    evaluation: DatasetScores | None
+    memory_events: list[dict]
+    checkpoint: str | None
 
 
 def build_generator(config):
@@ -125,36 +158,23 @@ def _bicubic_psnr(dataset, scale: int) -> float:
     return float(np.mean(scores)) if scores else math.nan
 
 
-def evaluate_folder(network, folder, scale: int) -> dict:
-    """Full-image PSNR / SSIM (Y, border `scale`) of `network` and of bicubic upscaling.
+def evaluate_run(run_dir: Path, folder: str | Path, scale: int) -> DatasetScores:
+    """Scores the run's exported generator on `folder` and writes `evaluation.json`.
 
-    Each image is cropped to a multiple of `scale` and downscaled with antialiased bicubic
-    (the classic ESRGAN degradation), as benchmark tables are computed.
+    The one protocol of `kerasr evaluate` (`kerasr.evaluation`): MATLAB bicubic LR rounded to
+    uint8, PSNR / SSIM on Y with `scale` border pixels cropped, beside bicubic. The generator
+    is read back from `generator.weights.h5` in float32, as `kerasr evaluate -m` reads it, so
+    `evaluation.json` holds the numbers of `kerasr evaluate --json` for that file.
     """
-    from kerasr.data import bicubic_downscale
-    from kerasr.data.sources import scan_folder
-    from kerasr.images import read_image
-    from kerasr.metrics import psnr, ssim
+    from kerasr.evaluation import evaluate, scores_report
+    from kerasr.inference import Upscaler
+    from kerasr.weights import load_model
 
-    result = {"images": 0, "psnr": [], "ssim": [], "bicubic_psnr": [], "bicubic_ssim": []}
-    for record in scan_folder(folder).records:
-        image = read_image(record.path)
-        if image.ndim == 2:
-            image = np.stack([image] * 3, -1)
-        hr = image[..., :3].astype(np.float32) / (65535.0 if image.dtype == np.uint16 else 255.0)
-        h, w = (hr.shape[0] // scale) * scale, (hr.shape[1] // scale) * scale
-        hr = hr[None, :h, :w]
-        lr = bicubic_downscale(tf.constant(hr), scale)
-        sr = tf.clip_by_value(network(lr, training=False), 0, 1)
-        bic = tf.clip_by_value(tf.image.resize(lr, (h, w), method="bicubic"), 0, 1)
-        result["psnr"].append(float(psnr(hr, sr, scale)[0]))
-        result["ssim"].append(float(ssim(hr, sr, scale)[0]))
-        result["bicubic_psnr"].append(float(psnr(hr, bic, scale)[0]))
-        result["bicubic_ssim"].append(float(ssim(hr, bic, scale)[0]))
-        result["images"] += 1
-    for key in ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim"):
-        result[key] = float(np.mean(result[key])) if result[key] else math.nan
-    return result
+    weights = run_dir / "generator.weights.h5"
+    scores = evaluate(Upscaler(load_model(weights), precision="float32"), folder, scale)
+    report = scores_report(str(weights), scale, [scores])
+    write_text(run_dir / "evaluation.json", json.dumps(report, indent=2))
+    return scores
 
 
 def build_harness(recipe: SRRecipe, stage: Stage):
@@ -218,7 +238,7 @@ def train_sr(
     callbacks: Sequence[keras.callbacks.Callback] = (),
     report: Callable[[str], None] = print,
     strategy=None,
-) -> dict:
+) -> SRRunResult:
     """Runs one stage of the ESRGAN recipe, filling `run_dir` (layout in the module doc).
 
     Args:
@@ -234,8 +254,7 @@ def train_sr(
             `kerasr.training.distribute`. Only its chief writes `run_dir`.
 
     Returns:
-        A summary dict: `step`, `start_step`, `steps_per_second`, `interrupted`,
-        `timed_out`, `validation` (last val logs), `evaluation`, `memory_events`, `run_dir`.
+        An `SRRunResult`.
 
     Raises:
         KerasrError: for unusable data, an existing run without `resume`, a folder holding a
@@ -368,24 +387,25 @@ def train_sr(
             and not recipe.data.val_lr_source
             and run_dir == chief_dir
         ):
-            evaluation = evaluate_folder(network, source_val, recipe.data.scale)
-            write_text(run_dir / "evaluation.json", json.dumps(evaluation, indent=1))
+            _set_precision("float32")
+            evaluation = evaluate_run(run_dir, source_val, recipe.data.scale)
         if remaining and run_dir == chief_dir:
             write_sr_figures(run_dir, f"{stage}: {run_dir.name}")
     finally:
         _set_precision("float32")
         release_worker_dir(run_dir, chief_dir)
-    return {
-        "step": step,
-        "start_step": start_step,
-        "steps_per_second": (step - start_step) / seconds
+    return SRRunResult(
+        run_dir=chief_dir,
+        step=step,
+        start_step=start_step,
+        seconds=seconds,
+        steps_per_second=(step - start_step) / seconds
         if seconds > 0 and step > start_step
         else 0.0,
-        "seconds": seconds,
-        "interrupted": interrupted,
-        "timed_out": limit.timed_out,
-        "validation": monitor.val_logs,
-        "evaluation": evaluation,
-        "memory_events": memory.events if memory is not None else [],
-        "run_dir": chief_dir,
-    }
+        interrupted=interrupted,
+        timed_out=limit.timed_out,
+        validation=dict(monitor.val_logs),
+        evaluation=evaluation,
+        memory_events=list(memory.events) if memory is not None else [],
+        checkpoint=manager.latest_checkpoint if run_dir == chief_dir else None,
+    )
