@@ -9,13 +9,22 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from kerasr.errors import KerasrError
-from kerasr.images import IMAGE_SUFFIXES, read_image, write_image
+from kerasr.images import (
+    IMAGE_SUFFIXES,
+    SPRITE_SUFFIXES,
+    WRITE_SUFFIXES,
+    has_transparency,
+    read_image,
+    write_image,
+)
 
-_WRITABLE = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+# An output path with one of these suffixes names a file, never a folder to create.
+_FILE_SUFFIXES = set(IMAGE_SUFFIXES) | set(SPRITE_SUFFIXES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +43,8 @@ class Job:
         if ext == "auto":
             ext = self.source.suffix.lower().lstrip(".")
             # Alpha and 16-bit need PNG; so do formats we cannot write back.
-            if pixels.shape[-1] == 4 or pixels.dtype.itemsize == 2 or f".{ext}" not in _WRITABLE:
+            alpha = pixels.shape[-1] in (2, 4)
+            if alpha or pixels.dtype.itemsize == 2 or f".{ext}" not in WRITE_SUFFIXES:
                 ext = "png"
         return self.folder / f"{self.stem}.{ext}"
 
@@ -67,20 +77,31 @@ def expand_inputs(inputs: Sequence[str]) -> tuple[list[Path], list[str]]:
 def plan_outputs(
     inputs: Sequence[str], output: Path, suffix: str, ext: str, overwrite: bool
 ) -> tuple[list[Job], list[str]]:
-    """Expands the inputs and decides where each output goes.
+    """Expands the inputs and decides where each output goes; creates nothing.
 
-    `output` is a folder (created if needed) unless there is exactly one input and it has
-    an image suffix, in which case it is the output file.
+    `output` is a folder unless it ends in an image suffix: then it is the output file of
+    exactly one input.
+
+    Raises:
+        KerasrError: `output` names a file but several images were given, or names a
+            format kerasr cannot write.
     """
+    output = Path(output)
     files, problems = expand_inputs(inputs)
+    out_suffix = output.suffix.lower()
+    single_file = out_suffix in _FILE_SUFFIXES and not output.is_dir()
+    if single_file and out_suffix not in WRITE_SUFFIXES:
+        raise KerasrError(
+            f"-o {output}: cannot write '{out_suffix}' files; use png, jpg, webp or bmp"
+        )
+    if single_file and len(files) > 1:
+        raise KerasrError(
+            f"-o {output} names one file, but {len(files)} images were given; "
+            "give a folder to write them all"
+        )
     if not files:
         return [], problems
-    single_file = len(files) == 1 and output.suffix.lower() in _WRITABLE
     folder = output.parent if single_file else output
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise KerasrError(f"cannot create output folder {folder}: {e.strerror or e}") from None
     jobs = []
     for source in files:
         stem = f"{source.stem}_{suffix}" if suffix else source.stem
@@ -97,33 +118,95 @@ def plan_outputs(
     return jobs, problems
 
 
-def upscale_files(
-    jobs: Sequence[Job],
-    model: str,
-    report: Callable[[str], None],
+@dataclasses.dataclass(frozen=True)
+class UpscaleResult:
+    """What `upscale_images` did.
+
+    Attributes:
+        written: `(input, output)` file pairs, in order.
+        problems: one line per input that failed (or could not be found), in order.
+    """
+
+    written: list[tuple[Path, Path]]
+    problems: list[str]
+
+    @property
+    def failures(self) -> int:
+        return len(self.problems)
+
+
+def upscale_images(
+    inputs: Sequence[str],
+    output: str | Path = "results",
+    *,
+    model="realesrgan-x4plus",
+    suffix: str = "out",
+    ext: str = "auto",
+    overwrite: bool = False,
     outscale: float | None = None,
+    report: Callable[[str], None] | None = None,
     **upscaler_options,
-) -> int:
-    """Upscales every job's file with a rich progress bar; returns the number written.
+) -> UpscaleResult:
+    """Upscales image files, folders and glob patterns, with a rich progress bar.
+
+    One bad file never stops the batch. The model is loaded before any folder is created,
+    so a wrong `-m` leaves nothing behind.
 
     Args:
-        jobs: from `plan_outputs`.
-        model: registry name or model file (see `kerasr.weights.load_model`).
-        report: prints one line (a file's error).
+        inputs: files, folders (their images) and glob patterns.
+        output: output folder; or, for a single input, the output file.
+        model: registry name or model file (see `kerasr.weights.resolve`), or a built
+            upscaler network (e.g. an interpolation of two models).
+        suffix: appended to output file stems (`''` for none).
+        ext: `auto` (the input's format; PNG for alpha or 16-bit), `png`, `jpg` or `webp`.
+        overwrite: replace existing outputs (never an input).
         outscale: final scale, see `Upscaler.upscale`.
+        report: called with each problem (one line) as it happens.
         **upscaler_options: passed to `kerasr.inference.Upscaler`.
+
+    Returns:
+        An `UpscaleResult`.
+
+    Raises:
+        KerasrError: for the whole batch: an unknown model, an output that cannot be
+            created or that names one file for several inputs.
     """
+    report = report or (lambda problem: None)
+    jobs, problems = plan_outputs(inputs, Path(output), suffix, ext, overwrite)
+    for problem in problems:
+        report(problem)
+    written: list[tuple[Path, Path]] = []
+    if not jobs:
+        return UpscaleResult(written, problems)
+    upscaler = _load_upscaler(model, upscaler_options)
+    folder = jobs[0].folder
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise KerasrError(f"cannot create output folder {folder}: {e.strerror or e}") from None
+    for job, outcome in _run_all(jobs, upscaler, outscale):
+        if isinstance(outcome, KerasrError):
+            problems.append(str(outcome))
+            report(str(outcome))
+        else:
+            written.append((job.source, outcome))
+    return UpscaleResult(written, problems)
+
+
+def _load_upscaler(model, upscaler_options):
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from kerasr.inference import Upscaler
     from kerasr.weights import load_model
 
     with Console(stderr=True).status(f"loading {model} (converted and cached on first use)"):
-        # `model` may also be a built network (e.g. an interpolation of two models).
-        network = load_model(model) if isinstance(model, str) else model
-        upscaler = Upscaler(network, **upscaler_options)
-    written = 0
+        network = load_model(model) if isinstance(model, str | Path) else model
+        return Upscaler(network, **upscaler_options)
+
+
+def _run_all(jobs, upscaler, outscale):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -137,12 +220,11 @@ def upscale_files(
             progress.update(files_task, description=f"files ({job.source.name})")
             try:
                 target = _run(job, upscaler, outscale, progress, tiles_task)
-                written += 1
                 progress.console.print(f"{job.source} -> {target}", highlight=False)
+                yield job, target
             except KerasrError as e:
-                report(f"error: {e}")
+                yield job, e
             progress.advance(files_task)
-    return written
 
 
 def _run(job: Job, upscaler, outscale, progress, tiles_task) -> Path:
@@ -158,5 +240,11 @@ def _run(job: Job, upscaler, outscale, progress, tiles_task) -> Path:
         outscale=outscale,
         progress=lambda done, total: progress.update(tiles_task, completed=done, total=total),
     )
+    if target.suffix.lower() in (".jpg", ".jpeg") and has_transparency(result):
+        warnings.warn(
+            f"{target}: JPEG has no transparency; transparent areas are flattened onto white "
+            "(use --ext png to keep them)",
+            stacklevel=2,
+        )
     write_image(target, result)
     return target

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -128,12 +128,15 @@ def scores_report(model: str, scale: int, results: Sequence[DatasetScores]) -> d
     }
 
 
-def find_pairs(folder: Path) -> list[tuple[Path, Path | None]]:
+def find_pairs(folder: Path, scale: int | None = None) -> list[tuple[Path, Path | None]]:
     """(HR, LR or None) files of a dataset folder.
 
     A folder with `HR` and `LR` subfolders gives pairs matched by file stem (an LR name may
-    carry a suffix such as `x4`); any other folder is a folder of HR images.
+    end in `x{scale}`, see `kerasr.data.sources.hr_stem`); any other folder is a folder of
+    HR images.
     """
+    from kerasr.data.sources import hr_stem
+
     folder = Path(folder)
     if not folder.is_dir():
         raise KerasrError(f"{folder}: dataset folder not found")
@@ -143,17 +146,13 @@ def find_pairs(folder: Path) -> list[tuple[Path, Path | None]]:
         return sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
     if "hr" in subdirs and "lr" in subdirs:
-        lrs = {p.stem: p for p in images(subdirs["lr"])}
+        lrs = {}
+        for p in images(subdirs["lr"]):
+            lrs.setdefault(p.stem, p)
+            lrs.setdefault(hr_stem(p.stem, scale), p)
         pairs = []
         for hr in images(subdirs["hr"]):
-            lr = lrs.get(hr.stem) or next(
-                (
-                    p
-                    for s, p in lrs.items()
-                    if s.startswith(hr.stem) and s[len(hr.stem) :].lstrip("_x").isdigit()
-                ),
-                None,
-            )
+            lr = lrs.get(hr.stem)
             if lr is None:
                 raise KerasrError(f"{hr.name}: no matching LR image in {subdirs['lr']}")
             pairs.append((hr, lr))
@@ -183,7 +182,7 @@ def evaluate(upscaler, folder: str | Path, scale: int, progress=None) -> Dataset
         raise KerasrError(f"the model upscales x{upscaler.scale}, but --scale is {scale}")
     folder = Path(folder)
     scores = []
-    for hr_path, lr_path in find_pairs(folder):
+    for hr_path, lr_path in find_pairs(folder, scale):
         hr = _as_rgb8(read_image(hr_path), hr_path)
         h, w = (hr.shape[0] // scale) * scale, (hr.shape[1] // scale) * scale
         hr = hr[:h, :w]
@@ -213,9 +212,69 @@ def evaluate(upscaler, folder: str | Path, scale: int, progress=None) -> Dataset
     return DatasetScores(folder.name, scores)
 
 
+@dataclasses.dataclass
+class Evaluation:
+    """The scores of one model on several datasets, and the protocol they follow."""
+
+    model: str
+    scale: int
+    datasets: list[DatasetScores]
+
+    def as_dict(self) -> dict:
+        """The JSON payload of `kerasr evaluate --json`."""
+        return scores_report(self.model, self.scale, self.datasets)
+
+    def write_json(self, path: str | Path) -> Path:
+        """Writes `as_dict()` as JSON, atomically; the folder must exist."""
+        import json
+
+        from kerasr.io import write_text
+
+        write_text(path, json.dumps(self.as_dict(), indent=2), make_parents=False)
+        return Path(path)
+
+
+def evaluate_model(
+    model: str,
+    folders: Sequence[str | Path],
+    scale: int = 4,
+    *,
+    precision: str = "float32",
+    tile: int | None = None,
+    progress: Callable[[str], None] | None = None,
+    on_dataset: Callable[[DatasetScores], None] | None = None,
+) -> Evaluation:
+    """Scores a model (registry name or file) on dataset folders, as `evaluate` does.
+
+    Args:
+        model: see `kerasr.weights.load_model`.
+        folders: see `evaluate`.
+        scale: the super-resolution factor, also the border cropped.
+        precision: float32 gives the numbers papers compare.
+        tile: see `kerasr.inference.Upscaler`.
+        progress: called with a short message as loading and scoring go.
+        on_dataset: called with each dataset's scores as soon as they are known.
+    """
+    from kerasr.inference import Upscaler
+    from kerasr.weights import load_model
+
+    if progress:
+        progress(f"loading {model}")
+    upscaler = Upscaler(load_model(model), tile=tile, precision=precision)
+    datasets = []
+    for folder in folders:
+        if progress:
+            progress(f"evaluating {folder}")
+        scores = evaluate(upscaler, folder, scale, progress=progress)
+        datasets.append(scores)
+        if on_dataset:
+            on_dataset(scores)
+    return Evaluation(str(model), scale, datasets)
+
+
 def _as_rgb8(pixels: np.ndarray, path: Path) -> np.ndarray:
     if pixels.dtype != np.uint8:
         pixels = np.round(pixels.astype(np.float64) / 257).astype(np.uint8)
-    if pixels.shape[-1] == 1:
-        pixels = np.repeat(pixels, 3, axis=-1)
+    if pixels.shape[-1] in (1, 2):  # grey, or grey+alpha
+        pixels = np.repeat(pixels[..., :1], 3, axis=-1)
     return pixels[..., :3]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from pathlib import Path
@@ -35,33 +36,53 @@ def upscaler_serving_module(model):
     return UpscalerModule(model)
 
 
-def load_exportable(spec: str):
-    """Loads what `kerasr export` can write: an upscaler or a DCGAN generator.
+@dataclasses.dataclass(frozen=True)
+class Export:
+    """What `export` wrote.
+
+    Attributes:
+        path: the SavedModel folder or `.keras` file.
+        kind: `"upscaler"` or `"generator"`.
+        format: `"savedmodel"` or `"keras"`.
+    """
+
+    path: Path
+    kind: str
+    format: str
+
+
+def export(
+    spec: str | os.PathLike,
+    destination: str | os.PathLike,
+    fmt: str = "savedmodel",
+    *,
+    overwrite: bool = False,
+) -> Export:
+    """Exports an upscaler or a DCGAN generator, named as `-m` names it.
+
+    An upscaler's SavedModel maps a uint8 image of any size to the upscaled uint8 image
+    (`upscaler_serving_module`); a generator's maps int64 seeds (or, signature
+    `from_latents`, a latent batch) to images (`kerasr.generation.generator_serving_module`).
+
+    Args:
+        spec: registry name or model file (see `kerasr.weights.resolve`).
+        destination, fmt, overwrite: see `export_model`.
 
     Returns:
-        `(network, serving_module_factory)`.
+        An `Export`.
     """
-    from kerasr.generation import (
-        GENERATOR_JSON,
-        generator_serving_module,
-        load_generator,
-    )
-    from kerasr.weights import load_model
-    from kerasr.weights.generators import registry
+    if fmt not in FORMATS:
+        raise KerasrError(f"format must be one of {', '.join(FORMATS)}. Received: {fmt!r}")
+    from kerasr.generation import generator_serving_module
+    from kerasr.weights.resolve import GENERATOR, resolve_model
 
-    path = Path(spec)
-    beside = path.parent / GENERATOR_JSON
-    if spec in registry() or (path.name.endswith(".weights.h5") and beside.is_file()):
-        return load_generator(spec), generator_serving_module
-    try:
-        return load_model(spec), upscaler_serving_module
-    except KerasrError as error:
-        if path.suffix != ".keras":
-            raise
-        try:  # a .keras file that is not an upscaler may be a generator
-            return load_generator(spec), generator_serving_module
-        except KerasrError:
-            raise error from None
+    resolved = resolve_model(spec)
+    network = resolved.network
+    if fmt == "savedmodel":
+        module = generator_serving_module if resolved.kind == GENERATOR else upscaler_serving_module
+        network = module(network)
+    written = export_model(network, destination, fmt, overwrite=overwrite)
+    return Export(written, resolved.kind, fmt)
 
 
 def export_model(

@@ -15,32 +15,42 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
+import secrets
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from kerasr.errors import KerasrError
-from kerasr.images import to_uint8
-from kerasr.io import write_text
+from kerasr.images import IMAGE_SUFFIXES, WRITE_SUFFIXES, to_uint8, write_image
+from kerasr.io import image_grid, write_text
 from kerasr.weights.generators import DEFAULT_GENERATOR, GeneratorInfo, architecture, registry
 
 __all__ = [
     "DEFAULT_GENERATOR",
+    "MAX_SEED",
+    "Drawing",
     "GeneratorInfo",
+    "choose_seeds",
+    "draw",
     "generate",
     "generator_serving_module",
     "latents_from_seeds",
     "list_generators",
     "load_generator",
+    "save_drawing",
 ]
 
 # Name of the architecture file written beside per-epoch `.weights.h5` generators of a run.
 GENERATOR_JSON = "generator.json"
 
-MAX_SEED = 2**63 - 1
+# The largest seed: seeds stay within int32, so JavaScript numbers (the web app) hold them
+# exactly and every backend takes them.
+MAX_SEED = 2**31 - 1
 
 # A compiled single-image function per generator; weak keys, so generators can be freed.
 _DRAW_ONE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -64,42 +74,34 @@ def load_generator(spec: str | Path = DEFAULT_GENERATOR):
         The generator, a `keras.Model` from latents `[n, latent_dim]` to images in [-1, 1].
 
     Raises:
-        KerasrError: on an unknown name, a missing file or a file that is not a generator.
+        KerasrError: on an unknown name, a missing file or a file that is not a generator
+            (see `kerasr.weights.resolve`).
     """
-    import keras
+    from kerasr.weights.resolve import GENERATOR, resolve_model
 
+    return resolve_model(spec, GENERATOR).network
+
+
+def load_registered_generator(name: str):
+    """Builds a shipped generator and loads its weights from the package."""
+    info = registry()[name]
+    if not info.path.is_file():
+        raise KerasrError(
+            f"generator '{name}' is registered but its weights are missing: {info.path}"
+        )
+    return _build_and_load(architecture(name), info.path, name)
+
+
+def load_generator_weights(path: str | Path):
+    """Loads a generator `.weights.h5` file, rebuilt from the `generator.json` beside it."""
+    path = Path(path)
+    kwargs = _read_architecture(path)
+    return _build_and_load(kwargs, path, path.name.removesuffix(".weights.h5"))
+
+
+def _build_and_load(kwargs: dict, path: Path, name: str):
     from kerasr.models.dcgan import build_generator
 
-    spec = str(spec)
-    known = registry()
-    if spec in known:
-        info = known[spec]
-        if not info.path.is_file():
-            raise KerasrError(
-                f"generator '{spec}' is registered but its weights are missing: {info.path}"
-            )
-        kwargs, path = architecture(spec), info.path
-        name = spec
-    else:
-        path = Path(spec)
-        if path.suffix not in (".keras", ".h5") and not path.exists():
-            names = ", ".join(known)
-            raise KerasrError(
-                f"unknown generator '{spec}'; use one of {names} or a .keras / .weights.h5 file"
-            )
-        if not path.is_file():
-            raise KerasrError(f"generator file not found: {path}")
-        if path.name.endswith(".keras"):
-            try:
-                model = keras.saving.load_model(path, compile=False)
-            except Exception as e:  # Keras raises many types for a bad archive
-                raise KerasrError(f"cannot load generator {path}: {_one_line(e)}") from None
-            _check_generator(model, path)
-            return model
-        if not path.name.endswith(".weights.h5"):
-            raise KerasrError(f"generator file must end in .keras or .weights.h5: {path}")
-        kwargs = _read_architecture(path)
-        name = path.name.removesuffix(".weights.h5")
     model = build_generator(**kwargs, name="dcgan_generator")
     try:
         model.load_weights(path)
@@ -108,6 +110,18 @@ def load_generator(spec: str | Path = DEFAULT_GENERATOR):
             f"{path} does not hold weights of this generator ({name}): {_one_line(e)}"
         ) from None
     return model
+
+
+def is_generator(model) -> bool:
+    """Whether a Keras model maps latents `[n, d]` to RGB images `[n, h, w, 3]`."""
+    shape_in, shape_out = model.input_shape, model.output_shape
+    return (
+        isinstance(shape_in, tuple)
+        and len(shape_in) == 2
+        and isinstance(shape_out, tuple)
+        and len(shape_out) == 4
+        and shape_out[-1] == 3
+    )
 
 
 def latents_from_seeds(seeds, latent_dim: int):
@@ -149,7 +163,7 @@ def generate(generator, seeds: Sequence[int]) -> np.ndarray:
     seeds = [int(s) for s in seeds]
     bad = [s for s in seeds if not 0 <= s <= MAX_SEED]
     if bad:
-        raise KerasrError(f"seeds must be integers in 0..2**63-1. Received: {bad[0]}")
+        raise KerasrError(f"seeds must be integers in 0..{MAX_SEED}. Received: {bad[0]}")
     size = generator.output_shape[1]
     if not seeds:
         return np.zeros((0, size, size, 3), np.uint8)
@@ -174,6 +188,136 @@ def _one_image_function(generator):
 
         _DRAW_ONE[generator] = fn
     return fn
+
+
+def choose_seeds(count: int, first: int | None = None) -> list[int]:
+    """The seeds of `count` images: `first, first + 1, ...`, from a random `first` if None.
+
+    Consecutive seeds let a user name a whole drawing by its first seed and draw any of its
+    images again alone.
+
+    Raises:
+        KerasrError: `count` below 1, or seeds outside `0..MAX_SEED`.
+    """
+    if count < 1:
+        raise KerasrError(f"n must be at least 1. Received: n={count}")
+    if first is None:
+        first = secrets.randbelow(MAX_SEED - count + 2)
+    if first < 0 or first + count - 1 > MAX_SEED:
+        raise KerasrError(
+            f"seed + n - 1 must be at most {MAX_SEED} (and seed at least 0). "
+            f"Received: seed={first}, n={count}"
+        )
+    return list(range(first, first + count))
+
+
+def draw(
+    generator,
+    seeds: Sequence[int],
+    upscale: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> np.ndarray:
+    """Draws one image per seed, each upscaled by `upscale` when given.
+
+    Args:
+        generator: a generator from `load_generator`, or a function from seeds to uint8
+            images `[n, H, W, 3]` (such as the web app's served generators).
+        seeds: see `generate`.
+        upscale: maps one uint8 image to its upscaled version, e.g.
+            `kerasr.inference.Upscaler(model).upscale`.
+
+    Returns:
+        uint8 `[len(seeds), H', W', 3]`.
+    """
+    is_keras_model = hasattr(generator, "input_shape")
+    images = generate(generator, seeds) if is_keras_model else np.asarray(generator(seeds))
+    if upscale is not None:
+        images = np.stack([upscale(image) for image in images])
+    return images
+
+
+@dataclasses.dataclass(frozen=True)
+class Drawing:
+    """What `save_drawing` wrote.
+
+    Attributes:
+        paths: the files, one per image, or the grid alone.
+        seeds: the seeds drawn, in order.
+        grid: whether the images went into one grid image.
+    """
+
+    paths: list[Path]
+    seeds: list[int]
+    grid: bool
+
+
+def drawing_paths(
+    out: str | Path, seeds: Sequence[int], *, grid: bool, name: str, overwrite: bool = False
+) -> list[Path]:
+    """Where `save_drawing` will write, checked before anything is drawn.
+
+    Args:
+        out: a folder (created if needed), or with `grid` an image file (`.png`, `.jpg`,
+            `.webp`, `.bmp`; a folder gets `grid.png`).
+        seeds: the seeds; files are named `{name}-seed{seed}.png`.
+        grid: one grid image instead of one file per image.
+        name: the generator's name, for the file names.
+        overwrite: allow replacing existing files.
+
+    Raises:
+        KerasrError: `out` names an image file without `grid`, a format kerasr cannot
+            write, or an existing file without `overwrite`.
+    """
+    out = Path(out)
+    suffix = out.suffix.lower()
+    names_a_file = suffix in IMAGE_SUFFIXES and not out.is_dir()
+    if grid:
+        if names_a_file and suffix not in WRITE_SUFFIXES:
+            raise KerasrError(f"{out}: cannot write '{suffix}' files; use png, jpg, webp or bmp")
+        paths = [out if names_a_file else out / "grid.png"]
+    elif names_a_file:
+        raise KerasrError(f"--out must be a folder unless --grid is given. Received: {out}")
+    else:
+        paths = [out / f"{name}-seed{seed}.png" for seed in seeds]
+    existing = [p for p in paths if p.exists()]
+    if existing and not overwrite:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise KerasrError(f"{existing[0]} already exists{more}; use --overwrite to replace it")
+    return paths
+
+
+def save_drawing(
+    images: np.ndarray,
+    seeds: Sequence[int],
+    out: str | Path,
+    *,
+    grid: bool = False,
+    name: str = DEFAULT_GENERATOR,
+    overwrite: bool = False,
+) -> Drawing:
+    """Writes drawn images (see `draw`) as PNG files, or as one square grid image.
+
+    Args:
+        images: uint8 `[n, H, W, 3]`.
+        seeds: their seeds.
+        out, grid, name, overwrite: see `drawing_paths`.
+
+    Returns:
+        A `Drawing`.
+    """
+    seeds = list(seeds)
+    paths = drawing_paths(out, seeds, grid=grid, name=name, overwrite=overwrite)
+    if grid:
+        columns = math.isqrt(len(images) - 1) + 1
+        write_image(paths[0], image_grid(np.asarray(images), columns=columns), make_parents=True)
+    else:
+        for path, image in zip(paths, images, strict=True):
+            write_image(path, image, make_parents=True)
+    return Drawing(paths, seeds, grid)
+
+
+def model_name(spec: str | Path) -> str:
+    """The name of a generator for file names: the registry name, or the file's stem."""
+    return Path(spec).name.split(".")[0]
 
 
 def generator_serving_module(generator):
@@ -245,21 +389,6 @@ def _read_architecture(weights: Path) -> dict:
     if not isinstance(kwargs, dict) or not set(kwargs) <= allowed:
         raise KerasrError(f"{path} must hold an object with keys among {sorted(allowed)}")
     return kwargs
-
-
-def _check_generator(model, path: Path) -> None:
-    shape_in, shape_out = model.input_shape, model.output_shape
-    if not (
-        isinstance(shape_in, tuple)
-        and len(shape_in) == 2
-        and isinstance(shape_out, tuple)
-        and len(shape_out) == 4
-        and shape_out[-1] == 3
-    ):
-        raise KerasrError(
-            f"{path} is not a generator (latent [n, d] -> image [n, h, w, 3]); "
-            f"it maps {shape_in} -> {shape_out}"
-        )
 
 
 def _one_line(error: BaseException) -> str:

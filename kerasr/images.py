@@ -1,8 +1,9 @@
 """Reading and writing image files as numpy arrays, keeping bit depth and alpha.
 
-Images are `(height, width, channels)` arrays with 1 (grey), 3 (RGB) or 4 (RGBA) channels,
-`uint8` or `uint16`. Pillow reads and writes most formats; 16-bit colour PNG, which Pillow
-would reduce to 8 bits, goes through TensorFlow's PNG codec (loaded only for those files).
+Images are `(height, width, channels)` arrays with 1 (grey), 2 (grey+alpha), 3 (RGB) or
+4 (RGBA) channels, `uint8` or `uint16`. Pillow reads and writes most formats; 16-bit colour
+PNG, which Pillow would reduce to 8 bits, goes through TensorFlow's PNG codec (loaded only
+for those files).
 Writes go to a temporary file in the destination folder, renamed when complete.
 """
 
@@ -22,9 +23,18 @@ from kerasr.errors import KerasrError
 from kerasr.io import write_bytes
 
 MAX_FILE_BYTES = 2**30
+# The one list of which files are images, per use:
+# - IMAGE_SUFFIXES: what `read_image` takes from a folder (`upscale`, `evaluate`);
+# - DATASET_SUFFIXES: SR training folders, decoded inside the tf.data graph, whose decoder
+#   reads no TIFF;
+# - SPRITE_SUFFIXES: DCGAN sprite folders, read with Pillow; sprite sets often come as GIF;
+# - WRITE_SUFFIXES: what `write_image` writes.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+DATASET_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+SPRITE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
 _FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP"}
+WRITE_SUFFIXES = tuple(_FORMATS)
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
@@ -34,8 +44,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         path: the file.
 
     Returns:
-        `(h, w, c)` array, `c` in {1, 3, 4}, dtype `uint8` or `uint16` (16-bit PNG).
-        Palette images become RGB, or RGBA when they have transparency.
+        `(h, w, c)` array, `c` in {1, 2, 3, 4} (grey, grey+alpha, RGB, RGBA), dtype
+        `uint8` or `uint16` (16-bit PNG). Palette images become RGB, or RGBA when they
+        have transparency.
 
     Raises:
         KerasrError: missing, unreadable, truncated, empty or not an image.
@@ -135,8 +146,10 @@ def _to_array(im: Image.Image) -> np.ndarray:
         return pixels.astype(np.uint16)[..., None]  # 16-bit greyscale
     if im.mode == "P":
         im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-    elif im.mode in ("LA", "PA"):
+    elif im.mode == "PA":
         im = im.convert("RGBA")
+    elif im.mode in ("LA", "La") or (im.mode == "L" and "transparency" in im.info):
+        im = im.convert("LA")  # grey stays grey, with its alpha
     elif im.mode in ("1", "L"):
         im = im.convert("L")
     elif im.mode not in ("RGB", "RGBA"):
@@ -177,8 +190,8 @@ def write_image(
 ) -> None:
     """Writes `pixels` to `path` atomically; the format follows the suffix.
 
-    16-bit images must go to PNG; alpha is dropped (composited on nothing) only for JPEG,
-    where callers should choose PNG instead.
+    16-bit images must go to PNG. JPEG has no alpha: transparent areas are flattened onto
+    white (`flatten_alpha`); callers that want to keep them choose PNG.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -213,6 +226,24 @@ def to_uint8(x, value_range: tuple[float, float] = (0.0, 1.0)):
     return levels.astype(np.uint8)
 
 
+def has_transparency(pixels: np.ndarray) -> bool:
+    """Whether an `(h, w, c)` image has an alpha channel (c 2 or 4) that is not all opaque."""
+    if pixels.ndim != 3 or pixels.shape[-1] not in (2, 4):
+        return False
+    return bool(np.any(pixels[..., -1] != np.iinfo(pixels.dtype).max))
+
+
+def flatten_alpha(pixels: np.ndarray, background: int = 255) -> np.ndarray:
+    """Composites grey+alpha or RGBA uint8 pixels onto a flat background (default white).
+
+    White is the background sprites and transparent drawings are usually shown on, and
+    the one kerasr's training data use for images with transparency.
+    """
+    colour = pixels[..., :-1].astype(np.float32)
+    alpha = pixels[..., -1:].astype(np.float32) / 255.0
+    return to_uint8(colour * alpha + background * (1.0 - alpha), (0.0, 255.0))
+
+
 def encode_png(pixels: np.ndarray, compress_level: int = 6) -> bytes:
     """PNG bytes of an `(h, w, c)` uint8 or uint16 array (for the web app and exports).
 
@@ -230,8 +261,8 @@ def _encode(pixels: np.ndarray, fmt: str, quality: int, compress_level: int = 6)
 
         return tf.io.encode_png(pixels).numpy()
     channels = pixels.shape[-1]
-    if fmt == "JPEG" and channels == 4:
-        pixels, channels = pixels[..., :3], 3
+    if fmt == "JPEG" and channels in (2, 4):
+        pixels, channels = flatten_alpha(pixels), channels - 1
     # Pillow picks the mode from dtype and shape (L, RGB, RGBA, I;16).
     im = Image.fromarray(np.ascontiguousarray(pixels[..., 0] if channels == 1 else pixels))
     buffer = io.BytesIO()

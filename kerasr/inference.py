@@ -212,7 +212,8 @@ class Upscaler:
         """Upscales an image array.
 
         Args:
-            pixels: `(h, w)` or `(h, w, c)` with `c` in {1, 3, 4}, uint8 or uint16.
+            pixels: `(h, w)` or `(h, w, c)` with `c` in {1, 2, 3, 4} (grey, grey+alpha, RGB,
+                RGBA), uint8 or uint16.
             outscale: final scale relative to the input (any positive float); the model
                 output is resized to it with Lanczos resampling. Default: the model's scale.
             progress: called with `(windows_done, windows_total)` after each model call.
@@ -222,9 +223,9 @@ class Upscaler:
         """
         if pixels.ndim == 2:
             pixels = pixels[..., None]
-        if pixels.ndim != 3 or pixels.shape[-1] not in (1, 3, 4):
+        if pixels.ndim != 3 or pixels.shape[-1] not in (1, 2, 3, 4):
             raise KerasrError(
-                f"expected an (h, w, c) image with 1, 3 or 4 channels, got {pixels.shape}"
+                f"expected an (h, w, c) image with 1 to 4 channels, got {pixels.shape}"
             )
         if pixels.dtype not in (np.uint8, np.uint16):
             raise KerasrError(f"expected uint8 or uint16 pixels, got {pixels.dtype}")
@@ -248,12 +249,13 @@ class Upscaler:
             if progress:
                 progress(done, total)
 
-        rgb = np.repeat(image, 3, axis=-1) if channels == 1 else image[..., :3]
+        grey = channels in (1, 2)  # grey, or grey+alpha
+        rgb = np.repeat(image[..., :1], 3, axis=-1) if grey else image[..., :3]
         out = self.upscale_float(rgb, step)
-        if channels == 1:
+        if grey:
             out = (out @ _GREY_WEIGHTS)[..., None]
-        if channels == 4:
-            alpha = image[..., 3:]
+        if channels in (2, 4):
+            alpha = image[..., -1:]
             if self._alpha_needs_model(pixels):
                 out_alpha = self.upscale_float(np.repeat(alpha, 3, axis=-1), step)[..., :1]
             else:
@@ -296,10 +298,10 @@ class Upscaler:
                 )
 
     def _alpha_needs_model(self, pixels: np.ndarray) -> bool:
-        if pixels.shape[-1] != 4 or self.alpha != "model":
+        if pixels.shape[-1] not in (2, 4) or self.alpha != "model":
             return False
         # A fully opaque alpha channel stays fully opaque: no need to spend a model pass.
-        return not np.all(pixels[..., 3] == np.iinfo(pixels.dtype).max)
+        return not np.all(pixels[..., -1] == np.iinfo(pixels.dtype).max)
 
     def upscale_float(
         self, image: np.ndarray, step: Callable[[int], None] | None = None

@@ -218,3 +218,83 @@ def test_animated_gif_says_only_the_first_frame_is_used(tmp_path, tiny_model_fil
     with pytest.warns(UserWarning, match="animated image with 3 frames; only the first is used"):
         pixels = read_image(tmp_path / "anim.gif")
     assert pixels.shape == (8, 8, 3) and abs(int(pixels[0, 0, 0]) - 10) <= 2
+
+
+def test_a_file_name_output_never_becomes_a_folder(images, tmp_path, tiny_model_file):
+    two = upscale(
+        images / "rgb.png",
+        images / "grey.png",
+        "-o",
+        tmp_path / "result.png",
+        "-m",
+        tiny_model_file,
+    )
+    assert two.exit_code == 2 and "Traceback" not in two.output
+    assert two.output.splitlines() == [
+        f"error: -o {tmp_path / 'result.png'} names one file, but 2 images were given; "
+        "give a folder to write them all"
+    ]
+    tiff = upscale(images / "rgb.png", "-o", tmp_path / "x.tiff", "-m", tiny_model_file)
+    assert tiff.exit_code == 2
+    assert f"error: -o {tmp_path / 'x.tiff'}: cannot write '.tiff' files" in tiff.output
+    assert not (tmp_path / "result.png").exists() and not (tmp_path / "x.tiff").exists()
+
+
+def test_an_unknown_model_creates_no_output_folder(images, tmp_path):
+    result = upscale(images / "rgb.png", "-o", tmp_path / "new" / "out", "-m", "no-such-model")
+    assert result.exit_code == 2 and "unknown model 'no-such-model'" in result.output
+    assert not (tmp_path / "new").exists()
+
+
+def test_jpg_output_says_transparency_is_flattened_onto_white(tmp_path, tiny_model_file):
+    pixels = np.zeros((8, 8, 4), np.uint8)
+    pixels[..., 3] = 0  # fully transparent black
+    pixels[:4, :, :] = (30, 60, 90, 255)  # an opaque top half
+    Image.fromarray(pixels).save(tmp_path / "t.png")
+    result = upscale(
+        tmp_path / "t.png", "-o", tmp_path / "o", "--ext", "jpg", "-m", tiny_model_file
+    )
+    assert result.exit_code == 0, result.output
+    target = tmp_path / "o" / "t_out.jpg"
+    warned = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert warned == [
+        f"warning: {target}: JPEG has no transparency; transparent areas are flattened onto "
+        "white (use --ext png to keep them)"
+    ]
+    out = read_image(target)
+    assert out.shape == (32, 32, 3)
+    assert out[-6:].mean() > 245  # the transparent half is white, not black
+    opaque = upscale(
+        tmp_path / "t.png", "-o", tmp_path / "p", "--ext", "png", "-m", tiny_model_file
+    )
+    assert "warning" not in opaque.output
+
+
+def test_grey_and_alpha_stays_grey_and_alpha(tmp_path, photo, tiny_model_file):
+    grey = photo[:12, :16, 1]
+    alpha = np.tile(np.linspace(0, 255, 16, dtype=np.uint8), (12, 1))
+    Image.fromarray(np.stack([grey, alpha], -1), mode="LA").save(tmp_path / "la.png")
+    assert read_image(tmp_path / "la.png").shape == (12, 16, 2)
+    result = upscale(tmp_path / "la.png", "-o", tmp_path / "big.png", "-m", tiny_model_file)
+    assert result.exit_code == 0, result.output
+    with Image.open(tmp_path / "big.png") as im:
+        assert im.mode == "LA" and im.size == (64, 48)
+    out = read_image(tmp_path / "big.png")
+    assert out.shape == (48, 64, 2)
+
+
+def test_upscale_images_is_the_library_call(images, tmp_path, tiny_model_file):
+    from kerasr.batch import upscale_images
+
+    problems = []
+    inputs = [str(images / "rgb.png"), str(images / "missing.png")]
+    result = upscale_images(
+        inputs,
+        tmp_path / "o",
+        model=str(tiny_model_file),
+        report=problems.append,
+        precision="float32",
+    )
+    assert result.written == [(images / "rgb.png", tmp_path / "o" / "rgb_out.png")]
+    assert result.problems == problems == [f"{images / 'missing.png'}: file not found"]
+    assert result.failures == 1

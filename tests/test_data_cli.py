@@ -75,3 +75,12 @@ def test_degrade_errors_are_one_line_with_exit_code_2(tmp_path):
         result = runner.invoke(app, args)
         assert result.exit_code == 2, result.output
         assert message in result.output and "Traceback" not in result.output
+
+
+def test_write_preview_returns_what_it_wrote(tmp_path):
+    from kerasr.data.preview import Preview, write_preview
+
+    config = load_data_config(None, ["patch_size=32"])
+    out = tmp_path / "p.png"
+    assert write_preview(_image(tmp_path), out, config, seed=3, n=2) == Preview(out, 2, 3)
+    assert out.is_file()

@@ -140,3 +140,46 @@ def test_generate_upscale_gives_the_same_picture_at_256_pixels(tmp_path):
     other = generate(load_generator("pokemon-dcgan-64"), [1])[0].astype(np.float32)
     err = np.abs(small - drawn).mean()
     assert err < 12 and err < 0.5 * np.abs(small - other).mean()
+
+
+def test_generate_never_overwrites_without_overwrite(tmp_path):
+    grid = tmp_path / "grid.png"
+    grid.write_bytes(b"keep me")
+    result = _run("generate", "-n", 2, "--seed", 1, "--grid", "-o", grid)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output == f"error: {grid} already exists; use --overwrite to replace it\n"
+    assert grid.read_bytes() == b"keep me"
+
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    (folder / "pokemon-dcgan-64-seed3.png").write_bytes(b"keep me too")
+    result = _run("generate", "-n", 3, "--seed", 2, "-o", folder)
+    assert result.exit_code == 2 and "pokemon-dcgan-64-seed3.png already exists" in result.output
+    assert sorted(p.name for p in folder.iterdir()) == ["pokemon-dcgan-64-seed3.png"]
+
+    result = _run("generate", "-n", 2, "--seed", 1, "--grid", "-o", grid, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert Image.open(grid).size == (2 * 66 + 2, 66 + 2)
+
+
+def test_generate_output_names_that_are_not_folders(tmp_path):
+    result = _run("generate", "-n", 2, "--grid", "-o", tmp_path / "x.tiff")
+    assert result.exit_code == 2 and "cannot write '.tiff' files" in result.output
+    result = _run("generate", "-n", 2, "-o", tmp_path / "one.png")
+    assert result.exit_code == 2 and "--out must be a folder unless --grid" in result.output
+    result = _run("generate", "-m", "nope", "-o", tmp_path / "new")
+    assert result.exit_code == 2 and "unknown generator 'nope'" in result.output
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_seed_policy_is_consecutive_and_bounded():
+    from kerasr.generation import MAX_SEED, choose_seeds
+
+    assert choose_seeds(3, 7) == [7, 8, 9]
+    drawn = choose_seeds(4)
+    assert drawn == list(range(drawn[0], drawn[0] + 4)) and drawn[-1] <= MAX_SEED
+    assert choose_seeds(2, MAX_SEED - 1) == [MAX_SEED - 1, MAX_SEED]
+    with pytest.raises(KerasrError, match="seed \\+ n - 1 must be at most 2147483647"):
+        choose_seeds(2, MAX_SEED)
+    with pytest.raises(KerasrError, match="seeds must be integers in 0..2147483647"):
+        generate(load_generator("pokemon-dcgan-64"), [MAX_SEED + 1])

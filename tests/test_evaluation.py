@@ -83,3 +83,35 @@ def test_bad_dataset_and_scale(tmp_path, tiny_model_file):
         app, ["evaluate", str(tmp_path / "d"), "-m", str(tiny_model_file), "--scale", "2"]
     )
     assert result.exit_code == 2 and "upscales x4" in result.output
+
+
+def test_evaluate_model_is_the_library_call_with_the_json_payload(tmp_path, photo, tiny_model_file):
+    from kerasr.evaluation import evaluate_model
+
+    data = make_dataset(tmp_path / "Tiny", photo)
+    seen, messages = [], []
+    evaluation = evaluate_model(
+        str(tiny_model_file), [data], 4, progress=messages.append, on_dataset=seen.append
+    )
+    assert [d.name for d in evaluation.datasets] == ["Tiny"] and seen == evaluation.datasets
+    assert messages[0] == f"loading {tiny_model_file}" and "evaluated grey.png" in messages
+    payload = evaluation.as_dict()
+    assert {k: payload[k] for k in ("model", "scale", "y_channel", "border")} == {
+        "model": str(tiny_model_file),
+        "scale": 4,
+        "y_channel": True,
+        "border": 4,
+    }
+    written = evaluation.write_json(tmp_path / "s.json")
+    assert json.loads(written.read_text()) == payload
+
+
+def test_lr_names_pair_by_one_rule(tmp_path, photo):
+    from kerasr.data.sources import hr_stem
+
+    names = ("0001x4", "baby_x4", "babyX4", "a_x2")
+    assert [hr_stem(s, 4) for s in names] == ["0001", "baby", "baby", "a_x2"]
+    assert hr_stem("baby_x3") == "baby"
+    data = make_dataset(tmp_path / "P", photo, paired=True)
+    (data / "LR" / "ax4.png").rename(data / "LR" / "a_x4.png")
+    assert [(hr.name, lr.name) for hr, lr in find_pairs(data, 4)] == [("a.png", "a_x4.png")]

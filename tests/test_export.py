@@ -92,3 +92,11 @@ def test_export_replaces_a_previous_export_only_with_overwrite(tmp_path, tiny_mo
         3,
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sm"]  # no staging folder left
+
+
+def test_export_returns_what_it_wrote(tmp_path, tiny_model_file):
+    from kerasr.export import Export, export
+
+    done = export("pokemon-dcgan-64", tmp_path / "g", "keras")
+    assert done == Export(tmp_path / "g.keras", "generator", "keras")
+    assert export(tiny_model_file, tmp_path / "u.keras", "keras").kind == "upscaler"

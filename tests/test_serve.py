@@ -527,7 +527,7 @@ def test_a_file_that_is_no_model_is_refused_in_one_line(tmp_path):
 
     path = tmp_path / "notes.keras"
     path.write_text("not a model")
-    with pytest.raises(KerasrError, match=r"neither an upscaler .* nor a generator"):
+    with pytest.raises(KerasrError, match=r"notes.keras: corrupt or truncated \.keras file"):
         load_served_models([str(path)])
 
 

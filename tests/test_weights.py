@@ -107,3 +107,32 @@ def test_weights_that_do_not_fit_are_a_clear_error(tmp_path):
 def test_keras_file_loads(tiny_model_file, tiny_model):
     model = load_model(tiny_model_file)
     assert model.scale == 4 and model.count_params() == tiny_model.count_params()
+
+
+def test_the_catalog_lists_upscalers_and_generators():
+    from kerasr.weights.catalog import catalog
+
+    models = catalog()
+    assert [u.name for u in models.upscalers] == list(REGISTRY)
+    first = models.upscalers[0]
+    assert first.scale == 4 and first.parameters == REGISTRY[first.name].parameters
+    assert first.cached == is_cached(first.name)
+    assert {g.name for g in models.generators} >= {"pokemon-dcgan-64", "pokemon-dcgan-64-white"}
+    assert all(g.shipped and g.image_size == 64 for g in models.generators)
+
+
+def test_interpolate_to_file_blends_two_files(tmp_path, tiny_model):
+    from kerasr.weights.interpolate import interpolate_to_file
+
+    a, b = tmp_path / "a.weights.h5", tmp_path / "b.weights.h5"
+    tiny_model.save_weights(a)
+    other = tiny_model.__class__.from_config(tiny_model.get_config())
+    other.build((None, None, None, 3))
+    other.set_weights([w * 3.0 for w in tiny_model.get_weights()])
+    other.save_weights(b)
+    written = interpolate_to_file(a, b, 0.5, tmp_path / "mix.weights.h5")
+    mixed = load_model(written)
+    for got, base in zip(mixed.get_weights(), tiny_model.get_weights(), strict=True):
+        np.testing.assert_allclose(got, base * 2.0, rtol=1e-5, atol=1e-6)
+    with pytest.raises(KerasrError, match="output must end with .weights.h5 or .keras"):
+        interpolate_to_file("nope", "nope", 0.5, tmp_path / "mix.h5")

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from kerasr.cli.errors import fail, user_errors
+from kerasr.cli.errors import user_errors
 
 
 @user_errors
@@ -25,10 +25,12 @@ def generate_command(
     seed: Annotated[
         int | None,
         typer.Option(
-            min=0, help="Seed of the first image; the others use seed+1, seed+2... Default: random."
+            min=0,
+            help="Seed of the first image; the others use seed+1, seed+2... Default: random.",
         ),
     ] = None,
     grid: Annotated[bool, typer.Option("--grid", help="Write one grid image instead.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing image files.")] = False,
     upscale: Annotated[
         str | None,
         typer.Option(
@@ -37,36 +39,30 @@ def generate_command(
     ] = None,
 ) -> None:
     """Draw new Pokemon with a trained DCGAN generator."""
-    import secrets
-    from pathlib import Path
+    from kerasr.generation import (
+        choose_seeds,
+        draw,
+        drawing_paths,
+        load_generator,
+        model_name,
+        save_drawing,
+    )
 
-    import numpy as np
-
-    from kerasr.generation import generate, load_generator
-    from kerasr.images import write_image
-    from kerasr.io import image_grid
-
+    seeds = choose_seeds(count, seed)
+    name = model_name(model)
+    # Checked before the (slower) drawing, so a refusal costs nothing.
+    drawing_paths(out, seeds, grid=grid, name=name, overwrite=overwrite)
     generator = load_generator(model)
-    first = secrets.randbelow(2**31) if seed is None else seed
-    seeds = list(range(first, first + count))
-    images = generate(generator, seeds)
+    upscaler = None
     if upscale:
         from kerasr.inference import Upscaler
         from kerasr.weights import load_model
 
-        upscaler = Upscaler(load_model(upscale))
-        images = [upscaler.upscale(image) for image in images]
-    target = Path(out)
-    if grid:
-        path = target if target.suffix.lower() == ".png" else target / "grid.png"
-        columns = int(count**0.5 + 0.999)
-        write_image(path, image_grid(np.stack(images), columns=columns), make_parents=True)
-        typer.echo(f"wrote {path} (seeds {seeds[0]}..{seeds[-1]})")
-        return
-    if target.suffix.lower() == ".png":
-        raise fail(f"--out must be a folder unless --grid is given. Received: {out}")
-    for s, image in zip(seeds, images, strict=True):
-        write_image(
-            target / f"{Path(model).name.split('.')[0]}-seed{s}.png", image, make_parents=True
-        )
-    typer.echo(f"wrote {count} images to {target} (seeds {seeds[0]}..{seeds[-1]})")
+        upscaler = Upscaler(load_model(upscale)).upscale
+    images = draw(generator, seeds, upscaler)
+    drawing = save_drawing(images, seeds, out, grid=grid, name=name, overwrite=overwrite)
+    first, last = drawing.seeds[0], drawing.seeds[-1]
+    if drawing.grid:
+        typer.echo(f"wrote {drawing.paths[0]} (seeds {first}..{last})")
+    else:
+        typer.echo(f"wrote {len(drawing.paths)} images to {out} (seeds {first}..{last})")

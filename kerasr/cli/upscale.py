@@ -109,29 +109,25 @@ def upscale(
     ] = AlphaMode.model,
 ) -> None:
     """Upscale images with a super-resolution model (Real-ESRGAN x4plus by default)."""
-    from kerasr.batch import plan_outputs, upscale_files
+    from kerasr.batch import upscale_images
 
-    model = _interpolated_or_named(model or ["realesrgan-x4plus"], alpha)
-
-    jobs, problems = plan_outputs(inputs, output, suffix, ext.value, overwrite)
-    for problem in problems:
-        typer.echo(f"error: {problem}", err=True)
-    written = 0
-    if jobs:
-        written = upscale_files(
-            jobs,
-            model=model,
-            outscale=outscale,
-            tile=tile,
-            tile_pad=tile_pad,
-            precision=precision.value,
-            batch_size=batch_size,
-            alpha=alpha_upsampler.value,
-            report=lambda message: typer.echo(message, err=True),
-        )
-    failures = len(problems) + len(jobs) - written
-    typer.echo(f"{written} written, {failures} failed", err=True)
-    if failures:
+    result = upscale_images(
+        inputs,
+        output,
+        model=_interpolated_or_named(model or ["realesrgan-x4plus"], alpha),
+        suffix=suffix,
+        ext=ext.value,
+        overwrite=overwrite,
+        outscale=outscale,
+        report=lambda problem: typer.echo(f"error: {problem}", err=True),
+        tile=tile,
+        tile_pad=tile_pad,
+        precision=precision.value,
+        batch_size=batch_size,
+        alpha=alpha_upsampler.value,
+    )
+    typer.echo(f"{len(result.written)} written, {result.failures} failed", err=True)
+    if result.failures:
         raise typer.Exit(EXIT_USER_ERROR)
 
 
@@ -141,10 +137,9 @@ def _interpolated_or_named(names: list[str], alpha: float | None):
         return names[0]
     if len(names) != 2 or alpha is None:
         raise fail("--alpha needs exactly two -m models (PSNR then GAN), and two -m need --alpha")
-    from kerasr.weights import load_model
-    from kerasr.weights.interpolate import interpolate_models
+    from kerasr.weights.interpolate import load_interpolated
 
-    return interpolate_models(load_model(names[0]), load_model(names[1]), alpha)
+    return load_interpolated(names[0], names[1], alpha)
 
 
 @user_errors(tensorflow=False)
@@ -154,19 +149,19 @@ def models() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from kerasr.weights import is_cached, list_models
-    from kerasr.weights.generators import registry
+    from kerasr.weights.catalog import catalog
 
+    models = catalog()
     console = Console(width=140)
     table = Table("name", "scale", "parameters", "source", "cached", title="upscalers")
-    for entry in list_models():
-        cached = "yes" if is_cached(entry.name) else "no"
-        table.add_row(entry.name, f"x{entry.scale}", f"{entry.parameters:,}", entry.source, cached)
+    for u in models.upscalers:
+        cached = "yes" if u.cached else "no"
+        table.add_row(u.name, f"x{u.scale}", f"{u.parameters:,}", u.source, cached)
     console.print(table)
     table = Table("name", "image size", "shipped", "description", title="generators")
-    for info in registry().values():
-        size = f"{info.image_size}x{info.image_size}"
-        table.add_row(info.name, size, "yes" if info.path.is_file() else "no", info.description)
+    for g in models.generators:
+        size = f"{g.image_size}x{g.image_size}"
+        table.add_row(g.name, size, "yes" if g.shipped else "no", g.description)
     console.print(table)
 
 
@@ -188,12 +183,10 @@ def export(
     An upscaler's SavedModel maps a uint8 image of any size to the upscaled uint8 image; a
     generator's maps int64 seeds (or, signature `from_latents`, a latent batch) to images.
     """
-    from kerasr.export import export_model, load_exportable
+    from kerasr.export import export as export_model
 
-    network, serving_module = load_exportable(model)
-    target = serving_module(network) if format == ExportFormat.savedmodel else network
-    written = export_model(target, out, format.value, overwrite=overwrite)
-    typer.echo(f"wrote {written}")
+    written = export_model(model, out, format.value, overwrite=overwrite)
+    typer.echo(f"wrote {written.path}")
 
 
 @user_errors
@@ -213,30 +206,29 @@ def evaluate(
     tile: Annotated[int | None, typer.Option(help="Tile size (see `upscale`).")] = None,
 ) -> None:
     """Score a model as SR papers do: PSNR / SSIM on Y, border cropped, beside bicubic."""
-    import json
-
     from rich.console import Console
 
-    from kerasr.evaluation import evaluate as run_evaluation
-    from kerasr.inference import Upscaler
-    from kerasr.weights import load_model
+    from kerasr.evaluation import evaluate_model
 
-    console = Console(stderr=True)
-    with console.status(f"loading {model}"):
-        upscaler = Upscaler(load_model(model), tile=tile, precision=precision.value)
-    results = []
-    for folder in data:
-        with console.status(f"evaluating {folder}") as status:
-            scores = run_evaluation(upscaler, folder, scale, progress=status.update)
-        results.append(scores)
+    status = Console(stderr=True).status(f"loading {model}")
+
+    def show(scores):
+        status.stop()  # the table goes to stdout, below the spinner's last line
         Console(width=120).print(scores.table(f"{scores.name} x{scale} ({model})"))
-    if json_out is not None:
-        from kerasr.evaluation import scores_report
-        from kerasr.io import write_text
+        status.start()
 
-        payload = scores_report(model, scale, results)
-        write_text(json_out, json.dumps(payload, indent=2), make_parents=False)
-        typer.echo(f"wrote {json_out}", err=True)
+    with status:
+        evaluation = evaluate_model(
+            model,
+            data,
+            scale,
+            precision=precision.value,
+            tile=tile,
+            progress=status.update,
+            on_dataset=show,
+        )
+    if json_out is not None:
+        typer.echo(f"wrote {evaluation.write_json(json_out)}", err=True)
 
 
 @user_errors
@@ -263,8 +255,8 @@ def degrade(
     from kerasr.data.preview import write_preview
 
     data = load_data_config(config, set_ or ())
-    written = write_preview(image, output, data, seed=seed, n=n)
-    typer.echo(f"wrote {written}")
+    preview = write_preview(image, output, data, seed=seed, n=n)
+    typer.echo(f"wrote {preview.path}")
 
 
 @user_errors
@@ -281,8 +273,7 @@ def interpolate_command(
     ] = Path("interpolated.weights.h5"),
 ) -> None:
     """Network interpolation (ESRGAN): blend a PSNR model and a GAN model weight by weight."""
-    from kerasr.weights import load_model
-    from kerasr.weights.interpolate import interpolate_models, save_model_file
+    from kerasr.weights.interpolate import interpolate_to_file
 
-    blended = interpolate_models(load_model(psnr_weights), load_model(gan_weights), alpha)
-    typer.echo(f"wrote {save_model_file(blended, output)} (alpha {alpha})")
+    written = interpolate_to_file(psnr_weights, gan_weights, alpha, output)
+    typer.echo(f"wrote {written} (alpha {alpha})")

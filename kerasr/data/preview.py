@@ -6,6 +6,7 @@ TensorBoard as an image).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from pathlib import Path
@@ -157,11 +158,22 @@ def _wrap(lines: list[str], width: int) -> list[str]:
     return out
 
 
-def write_preview(image_path: str | Path, output: str | Path, config: DataConfig, seed=0, n=8):
+@dataclasses.dataclass(frozen=True)
+class Preview:
+    """What `write_preview` wrote: the PNG grid, and how it was drawn."""
+
+    path: Path
+    n: int
+    seed: int
+
+
+def write_preview(
+    image_path: str | Path, output: str | Path, config: DataConfig, seed: int = 0, n: int = 8
+) -> Preview:
     """Reads an image, builds `preview_grid` and writes it as PNG atomically.
 
     Returns:
-        The path written.
+        A `Preview`.
 
     Raises:
         KerasrError: unreadable image or output folder.
@@ -179,4 +191,4 @@ def write_preview(image_path: str | Path, output: str | Path, config: DataConfig
     if not output.parent.is_dir():
         raise KerasrError(f"output folder does not exist: {output.parent}")
     write_image(output, grid)
-    return output
+    return Preview(output, n, seed)

@@ -15,8 +15,8 @@ from pathlib import Path
 import tensorflow as tf
 
 from kerasr.errors import KerasrError
+from kerasr.images import DATASET_SUFFIXES
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 TFDS_PREFIX = "tfds:"
 
 
@@ -44,7 +44,7 @@ class FolderScan:
 
 def _list_images(folder: Path) -> list[Path]:
     return sorted(
-        p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+        p for p in folder.rglob("*") if p.suffix.lower() in DATASET_SUFFIXES and p.is_file()
     )
 
 
@@ -88,17 +88,25 @@ def scan_folder(folder: str | Path) -> FolderScan:
     if not records:
         what = f"{len(skipped)} unreadable file(s)" if skipped else "no image file"
         raise KerasrError(
-            f"no usable image in {root} ({what}; looked for {', '.join(IMAGE_SUFFIXES)})"
+            f"no usable image in {root} ({what}; looked for {', '.join(DATASET_SUFFIXES)})"
         )
     return FolderScan(str(root), tuple(records), tuple(skipped))
 
 
+def hr_stem(lr_stem: str, scale: int | None = None) -> str:
+    """The HR file stem an LR file stem pairs with: the one LR/HR naming rule.
+
+    DIV2K names LR files `0001x4.png` and BasicSR's Set5/Set14 copies `baby_x4.png`; both
+    pair with the HR file of the stem without the `x{scale}` (or `_x{scale}`) ending. With
+    `scale` None, any factor is stripped.
+    """
+    factor = str(scale) if scale is not None else r"\d+"
+    return re.sub(rf"_?[xX]{factor}$", "", lr_stem)
+
+
 def _key(path: str, root: str, strip_scale: int | None) -> str:
     rel = Path(path).relative_to(root).with_suffix("")
-    stem = rel.name
-    if strip_scale is not None:
-        # DIV2K-style LR names: 0001x4.png pairs with 0001.png.
-        stem = re.sub(rf"x{strip_scale}$", "", stem)
+    stem = rel.name if strip_scale is None else hr_stem(rel.name, strip_scale)
     return str(rel.with_name(stem))
 
 

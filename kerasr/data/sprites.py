@@ -15,8 +15,7 @@ import numpy as np
 
 from kerasr.data.sources import DataWarning
 from kerasr.errors import KerasrError
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
+from kerasr.images import SPRITE_SUFFIXES
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -29,10 +28,10 @@ def list_images(folder: str | Path) -> list[Path]:
     if not folder.is_dir():
         raise KerasrError(f"image folder not found: {folder}")
     files = sorted(
-        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in SPRITE_SUFFIXES
     )
     if not files:
-        raise KerasrError(f"no images in {folder} (looked for {', '.join(IMAGE_SUFFIXES)})")
+        raise KerasrError(f"no images in {folder} (looked for {', '.join(SPRITE_SUFFIXES)})")
     return files
 
 

@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import base64
 import logging
-import secrets
 import time
 from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -31,12 +29,12 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from kerasr.errors import KerasrError
+from kerasr.generation import MAX_SEED, choose_seeds, draw
 from kerasr.images import decode_image, encode_png
 from kerasr.serve.apidocs import add_api_docs
 from kerasr.serve.guard import RETRY_AFTER_SECONDS, Guard
 from kerasr.serve.pool import ClientGone, InferencePool, ServerBusy
 from kerasr.serve.schemas import (
-    MAX_SEED,
     GeneratedImage,
     GenerateIn,
     GenerateOut,
@@ -247,23 +245,16 @@ def create_app(
             upscaler = upscaler_for(default_upscaler)
         elif isinstance(request.upscale, str):
             upscaler = upscaler_for(request.upscale)
-        if request.seed is None:
-            seeds = [secrets.randbelow(MAX_SEED + 1) for _ in range(request.n)]
-        else:
-            if request.seed + request.n - 1 > MAX_SEED:
-                raise HTTPException(
-                    422,
-                    f"seed: seed + n - 1 must be at most {MAX_SEED}. Received: seed={request.seed}",
-                )
-            seeds = [request.seed + i for i in range(request.n)]
+        try:
+            seeds = choose_seeds(request.n, request.seed)
+        except KerasrError as error:
+            raise HTTPException(422, f"seed: {error}") from None
 
         def work() -> list[GeneratedImage]:
             started = time.perf_counter()
-            batch = np.asarray(generator.generate(seeds))
+            batch = draw(generator.generate, seeds, upscaler.upscale if upscaler else None)
             images = []
             for seed, pixels in zip(seeds, batch, strict=True):
-                if upscaler is not None:
-                    pixels = upscaler.upscale(pixels)
                 images.append(
                     GeneratedImage(
                         seed=seed,

@@ -10,7 +10,6 @@ import dataclasses
 import functools
 import logging
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from kerasr.errors import KerasrError
 from kerasr.serve.app import ServedGenerator, ServedUpscaler, ServeSettings, create_app
@@ -26,9 +25,8 @@ def load_served_models(
     """Loads the models the web app will serve, each once.
 
     Args:
-        names: registry names or model files; empty for every registered generator and
-            upscaler. A file is tried as an upscaler (`kerasr.weights.load_model`), then as
-            a generator (`kerasr.generation.load_generator`).
+        names: registry names or model files (see `kerasr.weights.resolve`); empty for
+            every registered generator and upscaler.
         report: called with one line per model loaded or skipped.
 
     Returns:
@@ -39,58 +37,43 @@ def load_served_models(
     """
     from kerasr import generation, weights
     from kerasr.inference import Upscaler
+    from kerasr.weights.resolve import UPSCALER, resolve_model
 
     upscaler_entries = {entry.name: entry for entry in weights.list_models()}
     generator_entries = {info.name: info for info in generation.list_generators()}
 
-    def served_upscaler(spec: str, description: str) -> ServedUpscaler:
-        model = weights.load_model(spec)
+    def served_upscaler(model, name: str, description: str) -> ServedUpscaler:
         upscaler = Upscaler(model)
-        name = spec if spec in upscaler_entries else Path(spec).name
         return ServedUpscaler(name, description, upscaler.scale, upscaler.upscale)
 
-    def served_generator(spec: str, description: str) -> ServedGenerator:
-        model = generation.load_generator(spec)
+    def served_generator(model, name: str, description: str) -> ServedGenerator:
         draw = functools.partial(generation.generate, model)
-        if spec in generator_entries:
-            return ServedGenerator(spec, description, generator_entries[spec].image_size, draw)
-        # A file carries no registry entry: one image tells the size (and proves it works).
-        return ServedGenerator(Path(spec).name, description, int(draw([0]).shape[1]), draw)
+        return ServedGenerator(name, description, int(model.output_shape[1]), draw)
 
     generators: list[ServedGenerator] = []
     upscalers: list[ServedUpscaler] = []
     if names:
         for spec in names:
-            if spec in upscaler_entries:
-                upscalers.append(served_upscaler(spec, upscaler_entries[spec].description))
-            elif spec in generator_entries:
-                generators.append(served_generator(spec, generator_entries[spec].description))
-            elif Path(spec).is_file():
-                try:
-                    upscalers.append(served_upscaler(spec, f"Upscaler loaded from {spec}."))
-                except KerasrError as as_upscaler:
-                    try:
-                        generators.append(served_generator(spec, f"Generator loaded from {spec}."))
-                    except KerasrError as as_generator:
-                        raise KerasrError(
-                            f"{spec}: neither an upscaler ({as_upscaler}) "
-                            f"nor a generator ({as_generator})"
-                        ) from None
+            # One order of trying kinds for names and files, the same as every command's.
+            found = resolve_model(spec)
+            if found.kind == UPSCALER:
+                upscalers.append(served_upscaler(found.network, found.name, found.description))
             else:
-                known = ", ".join([*generator_entries, *upscaler_entries])
-                raise KerasrError(f"unknown model {spec!r}: use a file or one of {known}")
+                generators.append(served_generator(found.network, found.name, found.description))
             report(f"loaded {spec}")
     else:
         # Serve whatever can be loaded: one broken model should not take the others down.
         for info in generator_entries.values():
             try:
-                generators.append(served_generator(info.name, info.description))
+                model = generation.load_generator(info.name)
+                generators.append(served_generator(model, info.name, info.description))
                 report(f"loaded generator {info.name}")
             except KerasrError as error:
                 report(f"skipped generator {info.name}: {error}")
         for entry in upscaler_entries.values():
             try:
-                upscalers.append(served_upscaler(entry.name, entry.description))
+                model = weights.load_model(entry.name)
+                upscalers.append(served_upscaler(model, entry.name, entry.description))
                 report(f"loaded upscaler {entry.name}")
             except KerasrError as error:
                 report(f"skipped upscaler {entry.name}: {error}")

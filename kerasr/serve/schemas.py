@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# Seeds stay within int32: JavaScript numbers hold them exactly, and every backend takes them.
-MAX_SEED = 2**31 - 1
+from kerasr.generation import MAX_SEED
 
 
 class GeneratorOut(BaseModel):

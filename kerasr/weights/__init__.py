@@ -151,29 +151,12 @@ def load_model(spec: str | os.PathLike | None = None):
         its `scale` attribute gives the factor.
 
     Raises:
-        KerasrError: for an unknown name, a missing or unreadable file, or weights that do
-            not fit the architecture.
+        KerasrError: for an unknown name, a missing or unreadable file, weights that do
+            not fit the architecture, or a generator (see `kerasr.weights.resolve`).
     """
-    spec = str(spec or DEFAULT_MODEL)
-    if spec in REGISTRY:
-        return load_pretrained(spec)
-    path = Path(spec)
-    suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".weights.h5") else path.suffix
-    if suffix not in (".param", ".bin", ".keras", ".weights.h5"):
-        names = ", ".join(REGISTRY)
-        raise KerasrError(
-            f"unknown model '{spec}': use a registry name ({names}) or a .param/.bin, "
-            ".keras or .weights.h5 file"
-        )
-    if not path.is_file():
-        raise KerasrError(f"model file not found: {path}")
-    if suffix in (".param", ".bin"):
-        from kerasr.weights.ncnn import load_ncnn
+    from kerasr.weights.resolve import UPSCALER, resolve_model
 
-        return load_ncnn(path.with_suffix(".param"), path.with_suffix(".bin"))
-    if suffix == ".keras":
-        return _load_keras_file(path)
-    return load_weights_file(path)
+    return resolve_model(spec or DEFAULT_MODEL, UPSCALER).network
 
 
 def load_pretrained(name: str):
@@ -243,20 +226,6 @@ def _build(network: str, arch: dict):
 
     model = (RRDBNet if network == "rrdbnet" else SRVGGNetCompact)(**arch)
     model.build((None, None, None, model.in_channels))
-    return model
-
-
-def _load_keras_file(path: Path):
-    import keras
-
-    import kerasr.models  # noqa: F401  (registers the kerasr layers for deserialisation)
-
-    try:
-        model = keras.saving.load_model(path, compile=False)
-    except Exception as e:
-        raise KerasrError(f"cannot load Keras model {path}: {_first_line(e)}") from None
-    if not hasattr(model, "scale"):
-        raise KerasrError(f"{path} is not a kerasr upscaler (no `scale` attribute)")
     return model
 
 

@@ -62,11 +62,39 @@ def save_model_file(model, path: str | os.PathLike) -> Path:
     """Saves a network as `.weights.h5` or `.keras`, atomically. Returns the path."""
     path = Path(path)
     name = path.name
-    if not (name.endswith(".weights.h5") or name.endswith(".keras")):
-        raise KerasrError(f"output must end with .weights.h5 or .keras. Received: {path}")
+    _check_output_name(path)
     with atomic_path(path) as tmp:
         if name.endswith(".keras"):
             model.save(tmp)
         else:
             model.save_weights(tmp)
     return path
+
+
+def load_interpolated(psnr_spec: str | os.PathLike, gan_spec: str | os.PathLike, alpha: float):
+    """Loads two upscalers (registry names or files) and returns their interpolation."""
+    from kerasr.weights import load_model
+
+    return interpolate_models(load_model(psnr_spec), load_model(gan_spec), alpha)
+
+
+def interpolate_to_file(
+    psnr_spec: str | os.PathLike,
+    gan_spec: str | os.PathLike,
+    alpha: float,
+    output: str | os.PathLike,
+) -> Path:
+    """Writes the network interpolation of two upscalers to a `.weights.h5` or `.keras` file.
+
+    The output name is checked before the (possibly slow) models are loaded.
+
+    Returns:
+        The path written.
+    """
+    _check_output_name(Path(output))
+    return save_model_file(load_interpolated(psnr_spec, gan_spec, alpha), output)
+
+
+def _check_output_name(path: Path) -> None:
+    if not (path.name.endswith(".weights.h5") or path.name.endswith(".keras")):
+        raise KerasrError(f"output must end with .weights.h5 or .keras. Received: {path}")
