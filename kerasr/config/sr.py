@@ -1,7 +1,9 @@
-"""Super-resolution recipes: PSNR pretraining and GAN training of an RRDBNet generator.
+"""Super-resolution recipes: PSNR pretraining and GAN training of an RRDBNet or compact
+SRVGG generator.
 
 `configs/esrgan_x4_psnr.toml` and `configs/esrgan_x4_gan.toml` follow the ESRGAN paper's
-two stages, `configs/realesrgan_x4plus.toml` Real-ESRGAN's x4plus recipe.
+two stages, `configs/realesrgan_x4plus.toml` Real-ESRGAN's x4plus recipe,
+`configs/realesr_general_x4v3.toml` that recipe with Real-ESRGAN's compact generator.
 """
 
 from __future__ import annotations
@@ -15,9 +17,13 @@ from kerasr.config.loader import check
 
 @dataclasses.dataclass(frozen=True)
 class SRGeneratorConfig:
-    """The RRDBNet generator (see `kerasr.models.RRDBNet`); the ESRGAN paper's defaults but
-    16 blocks, as in the enhanced-srgan PyTorch project (the paper and Real-ESRGAN use 23)."""
+    """The generator. `kind = "rrdbnet"` (see `kerasr.models.RRDBNet`): the ESRGAN paper's
+    defaults but 16 blocks, as in the enhanced-srgan PyTorch project (the paper and
+    Real-ESRGAN use 23). `kind = "srvgg"` (see `kerasr.models.SRVGGNetCompact`): Real-ESRGAN's
+    compact network, read from `num_feat`, `num_conv` and `act_type` (the RRDB knobs are
+    then unused); realesr-general-x4v3 is 64 features, 32 convolutions, PReLU."""
 
+    kind: Literal["rrdbnet", "srvgg"] = "rrdbnet"
     scale: int = 4
     rrdb_channels: int = 64
     growth_channels: int = 32
@@ -26,8 +32,16 @@ class SRGeneratorConfig:
     num_residual_blocks: int = 5
     residual_scaling: float = 0.2
     upsampler: Literal["nearest", "subpixel"] = "nearest"
+    num_feat: int = 64
+    num_conv: int = 32
+    act_type: Literal["prelu", "relu", "leakyrelu"] = "prelu"
 
     def __post_init__(self):
+        if self.kind == "srvgg":
+            check(self.scale in (1, 2, 3, 4), f"scale must be 1, 2, 3 or 4. Received: {self.scale}")
+            check(self.num_feat >= 1, f"num_feat must be >= 1. Received: {self.num_feat}")
+            check(self.num_conv >= 0, f"num_conv must be >= 0. Received: {self.num_conv}")
+            return
         check(self.scale in (1, 2, 4), f"scale must be 1, 2 or 4. Received: {self.scale}")
         for key in (
             "rrdb_channels",

@@ -83,9 +83,19 @@ class SRRunResult:
 
 
 def build_generator(config):
-    """A built `RRDBNet` from an `SRGeneratorConfig`."""
-    from kerasr.models import RRDBNet
+    """A built `RRDBNet` or `SRVGGNetCompact` (`generator.kind`) from an `SRGeneratorConfig`."""
+    from kerasr.models import RRDBNet, SRVGGNetCompact
 
+    if config.kind == "srvgg":
+        g = SRVGGNetCompact(
+            num_feat=config.num_feat,
+            num_conv=config.num_conv,
+            upscale=config.scale,
+            act_type=config.act_type,
+            name="generator",
+        )
+        g.build((None, None, None, 3))
+        return g
     g = RRDBNet(
         scale=config.scale,
         rrdb_channels=config.rrdb_channels,
