@@ -17,7 +17,7 @@ COMPACT = ["generator.kind=srvgg", "generator.num_feat=8", "generator.num_conv=2
 
 
 def test_general_x4v3_recipe_is_real_esrgans_compact_model():
-    from kerasr.training.runner import build_generator
+    from kerasr.training.train_sr import build_generator
 
     recipe = load_config(SRRecipe, ROOT / "configs" / "realesr_general_x4v3.toml")
     g = recipe.generator
