@@ -1,17 +1,14 @@
-"""How good is a GAN's output: mode-collapse and memorisation signals, and KID.
+"""Is a GAN collapsing or copying: mode-collapse and memorisation signals in pixel space.
 
 Used by DCGAN training every epoch (`kerasr.training.callbacks.DCGANMonitor`); nothing here
 trains or draws: the caller passes uint8 images (e.g. from `kerasr.generation.generate`).
-
-Reference:
-    [KID](https://arxiv.org/abs/1801.01401).
+Whether the samples look like the real images is measured on ImageNet features by
+`kerasr.gan_quality` (KID, Frechet distance, two-sample test).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
-from pathlib import Path
 
 import numpy as np
 
@@ -117,61 +114,3 @@ def quality_signals(samples: np.ndarray, reference: QualityReference) -> Quality
         real_nearest=reference.real_nearest,
         copies=float((nearest < 0.5 * reference.real_nearest).mean()),
     )
-
-
-# KID with an ImageNet Inception network, when its weights are on disk.
-
-INCEPTION_WEIGHTS = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
-
-
-def inception_weights_path() -> Path:
-    """Where Keras keeps the ImageNet InceptionV3 weights (`$KERAS_HOME/models`)."""
-    home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
-    return Path(home) / "models" / INCEPTION_WEIGHTS
-
-
-def inception_features_model():
-    """InceptionV3 pooled features (2048-d) with local ImageNet weights, or None if absent.
-
-    Never downloads: training must not depend on the network.
-    """
-    import keras
-
-    path = inception_weights_path()
-    if not path.is_file():
-        return None
-    return keras.applications.InceptionV3(
-        include_top=False, weights=str(path), pooling="avg", input_shape=(299, 299, 3)
-    )
-
-
-def inception_features(model, images: np.ndarray, batch_size: int = 16) -> np.ndarray:
-    """2048-d features of uint8 images, resized to 299x299 bilinearly."""
-    import keras
-    import tensorflow as tf
-
-    feats = []
-    for i in range(0, len(images), batch_size):
-        x = tf.image.resize(tf.cast(images[i : i + batch_size], tf.float32), (299, 299))
-        x = keras.applications.inception_v3.preprocess_input(x)
-        feats.append(np.asarray(model(x, training=False)))
-    return np.concatenate(feats)
-
-
-def kernel_inception_distance(real: np.ndarray, fake: np.ndarray) -> float:
-    """KID of Inception features: the unbiased squared MMD with the cubic polynomial kernel
-    `(x.y / d + 1) ** 3` (`kerasr.gan_quality.polynomial_mmd`, on all rows at once).
-
-    Args:
-        real: features `[m, d]` of real images.
-        fake: features `[n, d]` of generated images.
-
-    Returns:
-        KID (lower is better; about 0 when the two sets come from one distribution).
-
-    Reference:
-        [Demystifying MMD GANs](https://arxiv.org/abs/1801.01401), section 4.
-    """
-    from kerasr.gan_quality import polynomial_mmd
-
-    return polynomial_mmd(real, fake)

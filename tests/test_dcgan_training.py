@@ -8,7 +8,7 @@ from PIL import Image
 
 from kerasr.config import DCGANConfig, load_config
 from kerasr.generation import load_generator
-from kerasr.quality import QualityReference, kernel_inception_distance, quality_signals
+from kerasr.quality import QualityReference, quality_signals
 from kerasr.training.callbacks import TimeLimit
 from kerasr.training.dcgan import build_dcgan
 from kerasr.training.train_dcgan import train_dcgan
@@ -122,15 +122,6 @@ def test_quality_signals_flag_collapse_and_copies():
     assert copies.copies == 1.0 and copies.nearest_ratio < 0.01
 
 
-def test_kernel_inception_distance_is_zero_for_one_distribution():
-    rng = np.random.default_rng(0)
-    a, b = rng.normal(size=(200, 16)), rng.normal(size=(200, 16))
-    shifted = rng.normal(1.0, 1.0, size=(200, 16))
-    same = kernel_inception_distance(a, b)
-    assert abs(same) < 0.05
-    assert kernel_inception_distance(a, shifted) > 10 * abs(same)
-
-
 def test_time_limit_stops_after_the_epoch_past_budget():
     now = [0.0]
     limit = TimeLimit(1.0, clock=lambda: now[0])
@@ -220,3 +211,49 @@ def test_checkpoints_of_the_earlier_dcgan_layout_still_resume(tmp_path):
     # A checkpoint of today's layout is not mistaken for one.
     manager = make_manager(new, tmp_path / "today", extra={"epoch": new.epoch})
     assert not _restore_earlier_layout(new, manager.save(checkpoint_number=6))
+
+
+def test_kid_every_epoch_keeps_the_best_generator(tmp_path, monkeypatch):
+    import kerasr.training.callbacks as callbacks
+    from kerasr.io import read_csv
+
+    monkeypatch.setattr(callbacks, "KID_SAMPLES", 6)  # a trend needs more; a test does not
+    data = _sprites(tmp_path / "sprites")
+    run = tmp_path / "run"
+    cfg = _config(f'data.folder="{data}"', "train.epochs=3", "train.kid_every=1")
+    result = train_dcgan(cfg, run, report=lambda line: None)
+    kids = {int(r["epoch"]): r["kid"] for r in read_csv(run / "history.csv")}
+    assert set(kids) == {1, 2, 3} and all(np.isfinite(list(kids.values())))
+    best = min(kids, key=kids.get)
+    assert (result.best_epoch, result.best_kid) == (best, kids[best])
+    assert result.kid == kids[3] and result.kid_note == ""
+    kept, epoch = (
+        load_generator(run / "generators" / name)
+        for name in ("best.weights.h5", f"epoch_{best:04d}.weights.h5")
+    )
+    for a, b in zip(kept.weights, epoch.weights, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert f"best epoch by KID: {best}" in (run / "quality.txt").read_text()
+
+    # Resumed for one more epoch, the run still knows its best epoch from history.csv.
+    more = train_dcgan(
+        _config(f'data.folder="{data}"', "train.epochs=4", "train.kid_every=2"),
+        run,
+        report=lambda line: None,
+    )
+    four = read_csv(run / "history.csv")[-1]["kid"]
+    assert (more.best_epoch, more.best_kid) == (
+        (4, four) if four < kids[best] else (best, kids[best])
+    )
+
+
+def test_kid_is_skipped_with_a_note_without_the_weights_package(tmp_path, monkeypatch):
+    from kerasr.weights import efficientnet
+
+    monkeypatch.setattr(efficientnet, "PACKAGE", "no_such_weights_package")
+    data = _sprites(tmp_path / "sprites")
+    cfg = _config(f'data.folder="{data}"', "train.epochs=1", "train.kid_every=1")
+    result = train_dcgan(cfg, tmp_path / "run", report=lambda line: None)
+    assert result.kid is None and result.best_epoch is None
+    assert "pip install 'kerasr[quality]'" in result.kid_note
+    assert "pip install 'kerasr[quality]'" in (tmp_path / "run" / "quality.txt").read_text()

@@ -102,6 +102,11 @@ def train_dcgan_command(
             f"quality: diversity {q.diversity:.2f}, nearest-training ratio "
             f"{q.nearest_ratio:.2f}, near copies {q.copies:.0%}"
         )
+    if result.best_epoch is not None:
+        typer.echo(
+            f"best epoch by KID: {result.best_epoch} (KID x 1e3 {result.best_kid * 1e3:.2f}); "
+            f"its generator is {result.run_dir / 'generators' / 'best.weights.h5'}"
+        )
     if result.kid_note:
         typer.echo(result.kid_note)
 

@@ -329,6 +329,10 @@ class SRMonitor(keras.callbacks.Callback):
             tf.summary.image("samples/lr_sr_hr", grid[None], max_outputs=1)
 
 
+# Samples whose KID is taken during training: enough for a trend at a few seconds each time.
+KID_SAMPLES = 128
+
+
 class DCGANMonitor(keras.callbacks.Callback):
     """After every epoch: sample grid, TensorBoard, quality signals, generator, checkpoint.
 
@@ -338,10 +342,15 @@ class DCGANMonitor(keras.callbacks.Callback):
         checkpointer: the run's `PeriodicCheckpoint`; a checkpoint is saved after each
             epoch's outputs, with the harness's `epoch` counter set to the epoch done.
         grid_size: the grid shows seeds `0 .. grid_size**2 - 1`.
-        kid_every: KID every this many epochs (0: never); needs `inception`.
-        inception: an Inception feature model, or None (KID skipped).
-        real_kid_features: Inception features of real images, when `inception` is set.
+        kid_every: KID every this many epochs (0: never); needs `feature_model`.
+        feature_model: EfficientNet-Lite0 with ImageNet weights
+            (`kerasr.weights.efficientnet.load_efficientnet_lite0`), or None (KID skipped).
+        real_kid_features: its pooled features of real images, when `feature_model` is set.
         kid_note: why KID is skipped, written to `quality.txt` (empty when it runs).
+
+    The epoch with the lowest KID so far is the run's best: its generator is copied to
+    `generators/best.weights.h5` and `quality.txt` names it (a resumed run recovers it from
+    `history.csv`).
     """
 
     def __init__(
@@ -351,7 +360,7 @@ class DCGANMonitor(keras.callbacks.Callback):
         checkpointer,
         grid_size=8,
         kid_every=0,
-        inception=None,
+        feature_model=None,
         real_kid_features=None,
         kid_note="",
     ):
@@ -364,13 +373,14 @@ class DCGANMonitor(keras.callbacks.Callback):
         # are kept away from the grid's so both are independent draws.
         self.signal_seeds = list(range(10_000, 10_000 + reference.count))
         self.kid_every = kid_every
-        self.inception = inception
+        self.feature_model = feature_model
         self.real_kid_features = real_kid_features
         self.kid_note = kid_note
         self.writer = tf.summary.create_file_writer(str(self.run_dir / "tensorboard"))
         self.last_row = None
         self.last_signals = None
         self.last_kid = None
+        self.best_epoch, self.best_kid = _best_kid(self.run_dir / "history.csv")
 
     def on_epoch_end(self, epoch, logs=None):
         # From the step counter, not `epoch`: a run resumed inside an epoch finishes that
@@ -398,9 +408,22 @@ class DCGANMonitor(keras.callbacks.Callback):
         )
         row["kid"] = self._kid(generator) if self.kid_every and number % self.kid_every == 0 else ""
         append_csv(self.run_dir / "history.csv", row)
+        generators = self.run_dir / "generators"
+        with atomic_path(generators / f"epoch_{number:04d}.weights.h5") as tmp:
+            generator.save_weights(tmp)
+        if row["kid"] != "" and (self.best_kid is None or row["kid"] < self.best_kid):
+            self.best_epoch, self.best_kid = number, row["kid"]
+            with atomic_path(generators / "best.weights.h5") as tmp:
+                generator.save_weights(tmp)
+        best = ""
+        if self.best_epoch is not None:
+            best = (
+                f"best epoch by KID: {self.best_epoch} (KID x 1e3 {self.best_kid * 1e3:.2f}), "
+                "generators/best.weights.h5\n"
+            )
         write_text(
             self.run_dir / "quality.txt",
-            f"epoch {number}\n{signals.describe()}{self.kid_note}\n",
+            f"epoch {number}\n{signals.describe()}{best}{self.kid_note}\n",
         )
         with self.writer.as_default(step=number):
             for key, value in row.items():
@@ -408,8 +431,6 @@ class DCGANMonitor(keras.callbacks.Callback):
                     tf.summary.scalar(key, value)
             tf.summary.image("samples", grid[None], max_outputs=1)
         self.writer.flush()
-        with atomic_path(self.run_dir / "generators" / f"epoch_{number:04d}.weights.h5") as tmp:
-            generator.save_weights(tmp)
         # The log row goes out before the checkpoint: a run killed in between logs the epoch
         # twice unless resuming drops rows past the checkpoint, which it does.
         self.model.epoch.assign(number)
@@ -418,13 +439,23 @@ class DCGANMonitor(keras.callbacks.Callback):
         self.last_signals = signals
         self.last_kid = row["kid"] if row["kid"] != "" else None
 
-    def _kid(self, generator, count=64):
+    def _kid(self, generator):
+        from kerasr.gan_quality import image_features, kernel_distance
         from kerasr.generation import generate
-        from kerasr.quality import inception_features, kernel_inception_distance
 
-        if self.inception is None:
+        if self.feature_model is None:
             return ""
-        fake = inception_features(
-            self.inception, generate(generator, range(20_000, 20_000 + count))
-        )
-        return kernel_inception_distance(self.real_kid_features, fake)
+        seeds = range(20_000, 20_000 + KID_SAMPLES)  # apart from the grid's and the signals'
+        fake = image_features(self.feature_model, generate(generator, seeds))
+        return kernel_distance(self.real_kid_features, fake)[0]
+
+
+def _best_kid(history) -> tuple[int | None, float | None]:
+    """The epoch with the lowest KID in a run's `history.csv`, and that KID (None, None)."""
+    from kerasr.io import read_csv
+
+    rows = [r for r in read_csv(history) if r.get("kid", float("nan")) == r.get("kid")]
+    if not rows:
+        return None, None
+    best = min(rows, key=lambda r: r["kid"])
+    return int(best["epoch"]), best["kid"]

