@@ -30,6 +30,12 @@ class AlphaMode(enum.StrEnum):
     bicubic = "bicubic"
 
 
+class Codec(enum.StrEnum):
+    libx264 = "libx264"
+    libx265 = "libx265"
+    libvpx_vp9 = "libvpx-vp9"
+
+
 class ExportFormat(enum.StrEnum):
     savedmodel = "savedmodel"
     keras = "keras"
@@ -107,10 +113,24 @@ def upscale(
     alpha_upsampler: Annotated[
         AlphaMode, typer.Option(help="How to upscale an alpha channel: with the model or bicubic.")
     ] = AlphaMode.model,
+    crf: Annotated[
+        int, typer.Option(min=0, max=63, help="Video: encoder quality (lower is better).")
+    ] = 18,
+    codec: Annotated[Codec, typer.Option(help="Video: the encoder.")] = Codec.libx264,
+    fps: Annotated[
+        float | None, typer.Option(min=0.001, help="Video: output frame rate. Default: input's.")
+    ] = None,
 ) -> None:
-    """Upscale images with a super-resolution model (Real-ESRGAN x4plus by default)."""
+    """Upscale images, or one video (.mp4 .mkv .webm .mov .avi; audio is copied), with a
+    super-resolution model (Real-ESRGAN x4plus by default)."""
     from kerasr.batch import upscale_images
+    from kerasr.video import is_video
 
+    if len(inputs) == 1 and is_video(inputs[0]):
+        _upscale_video(
+            inputs[0], output, model, alpha, suffix, overwrite, outscale, crf, codec, fps
+        )
+        return
     result = upscale_images(
         inputs,
         output,
@@ -129,6 +149,30 @@ def upscale(
     typer.echo(f"{len(result.written)} written, {result.failures} failed", err=True)
     if result.failures:
         raise typer.Exit(EXIT_USER_ERROR)
+
+
+def _upscale_video(source, output, model, alpha, suffix, overwrite, outscale, crf, codec, fps):
+    from kerasr.video import upscale_video_file
+
+    result = upscale_video_file(
+        source,
+        output,
+        model=_interpolated_or_named(model or ["realesrgan-x4plus"], alpha),
+        suffix=suffix,
+        overwrite=overwrite,
+        outscale=outscale,
+        crf=crf,
+        codec=codec.value,
+        fps=fps,
+    )
+    width, height = result.size
+    typer.echo(
+        f"{source} -> {result.output}: {result.frames} frames {width}x{height} at "
+        f"{result.fps:g} fps, {result.audio_streams} audio stream(s) copied",
+        err=True,
+    )
+    if result.lost:
+        raise fail(f"{source}: {result.lost}; the frames before it were written")
 
 
 def _interpolated_or_named(names: list[str], alpha: float | None):

@@ -1,0 +1,296 @@
+"""Upscaling videos with PyAV (FFmpeg): frames through an `Upscaler`, audio copied.
+
+`upscale_video(source, output, upscaler)` decodes the first video stream, upscales each
+frame, and encodes H.264 (or H.265 / VP9) at the input's frame rate into the container of
+`output`'s suffix; audio streams are copied without re-encoding where the container accepts
+their codec. The output is written under a temporary name and renamed at the end, so an
+interrupted run leaves no half-written file at the output name. Memory stays bounded: one
+decoded frame at a time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from kerasr.errors import KerasrError
+from kerasr.io import atomic_path
+
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v")
+CODECS = ("libx264", "libx265", "libvpx-vp9")
+_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mkv": "matroska", ".webm": "webm", ".mov": "mov"}
+# Audio codecs each container takes as they are; others are left out with a warning.
+_AUDIO_OK = {"webm": {"opus", "vorbis"}, "mp4": {"aac", "mp3", "opus", "alac", "ac3"}}
+
+Progress = Callable[[int, int], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoResult:
+    """What `upscale_video` wrote.
+
+    Attributes:
+        output: the video file.
+        frames: frames upscaled.
+        size: `(width, height)` of the output frames.
+        fps: frame rate of the output.
+        audio_streams: audio streams copied.
+        lost: why decoding stopped early (a truncated or damaged input), else `None`.
+    """
+
+    output: Path
+    frames: int
+    size: tuple[int, int]
+    fps: float
+    audio_streams: int
+    lost: str | None
+
+
+def is_video(path: str | Path) -> bool:
+    """Whether kerasr treats `path` as a video (by its suffix)."""
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+def upscale_video(
+    source: str | Path,
+    output: str | Path,
+    upscaler,
+    *,
+    outscale: float | None = None,
+    crf: int = 18,
+    codec: str = "libx264",
+    fps: float | None = None,
+    progress: Progress | None = None,
+) -> VideoResult:
+    """Upscales a video file.
+
+    Args:
+        source: any file FFmpeg reads with a video stream.
+        output: the output file; its suffix chooses the container (.mp4, .mkv, .webm, .mov).
+        upscaler: a `kerasr.inference.Upscaler`.
+        outscale: final scale (see `Upscaler.upscale`); odd output sizes lose one pixel row
+            or column, as yuv420p needs even sizes.
+        crf: constant rate factor of the encoder (lower: better and larger; 0: lossless
+            for x264 / x265).
+        codec: `libx264` (default, plays everywhere), `libx265` or `libvpx-vp9`.
+        fps: output frame rate; default the input's (frames are not dropped or repeated,
+            so a different rate changes the duration).
+        progress: called with `(frames_done, frames_total)` after each frame; the total is
+            0 when the container does not say.
+
+    Returns:
+        A `VideoResult`.
+
+    Raises:
+        KerasrError: not a video, no video stream, an unknown codec or container, an
+            output that cannot be written.
+    """
+    import av
+
+    source, output = Path(source), Path(output)
+    if codec not in CODECS:
+        raise KerasrError(f"codec must be one of {', '.join(CODECS)}. Received: {codec!r}")
+    fmt = _FORMATS.get(output.suffix.lower())
+    if fmt is None:
+        raise KerasrError(
+            f"{output}: unknown video container; use one of {', '.join(sorted(_FORMATS))}"
+        )
+    if fmt == "webm" and codec != "libvpx-vp9":
+        raise KerasrError(f"{output}: a .webm video needs --codec libvpx-vp9")
+    if not source.is_file():
+        raise KerasrError(f"video not found: {source}")
+    try:
+        reader = av.open(str(source))
+    except (av.error.FFmpegError, UnicodeDecodeError) as e:
+        raise KerasrError(f"{source}: not a video FFmpeg can read ({_reason(e)})") from None
+    with reader:
+        if not reader.streams.video:
+            raise KerasrError(f"{source}: no video stream")
+        video = reader.streams.video[0]
+        rate = Fraction(fps).limit_denominator(1001) if fps else video.average_rate
+        if not rate or rate <= 0:
+            rate = Fraction(25)
+        total = int(video.frames or 0) or _frames_from_duration(reader, video)
+        with atomic_path(output) as tmp, av.open(str(tmp), "w", format=fmt) as writer:
+            result = _transcode(
+                reader, writer, video, upscaler, outscale, crf, codec, rate, total, progress
+            )
+        frames, size, copied, lost = result
+    if frames == 0:
+        output.unlink(missing_ok=True)
+        raise KerasrError(f"{source}: no frame could be decoded ({lost or 'empty video'})")
+    return VideoResult(output, frames, size, float(rate), copied, lost)
+
+
+def upscale_video_file(
+    source: str | Path,
+    output: str | Path = "results",
+    *,
+    model="realesr-animevideov3",
+    suffix: str = "out",
+    overwrite: bool = False,
+    outscale: float | None = None,
+    crf: int = 18,
+    codec: str = "libx264",
+    fps: float | None = None,
+    **upscaler_options,
+) -> VideoResult:
+    """`upscale_video` with a model name and a rich progress bar (frames, fps, ETA).
+
+    Args:
+        source: the video.
+        output: a video file name, or a folder for `<stem>_<suffix>.mp4`.
+        model: registry name or model file, or a built upscaler network.
+        suffix: appended to the output stem when `output` is a folder.
+        overwrite: replace an existing output (never the input).
+        outscale, crf, codec, fps: see `upscale_video`.
+        **upscaler_options: passed to `kerasr.inference.Upscaler`.
+    """
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from kerasr.batch import _load_upscaler
+
+    source, output = Path(source), Path(output)
+    if not is_video(output):
+        output = output / f"{source.stem}{'_' + suffix if suffix else ''}.mp4"
+    if output.resolve() == source.resolve():
+        raise KerasrError(f"{source}: output would overwrite the input; change --suffix or -o")
+    if output.exists() and not overwrite:
+        raise KerasrError(f"{output} exists; use --overwrite to replace it")
+    upscaler = _load_upscaler(model, upscaler_options)
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[fps]} fps"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, transient=True) as bar:
+        task = bar.add_task(f"frames ({source.name})", total=None, fps="-")
+
+        def step(done, total):
+            speed = bar.tasks[task].speed
+            bar.update(task, completed=done, total=total or None, fps=f"{speed or 0:.1f}")
+
+        return upscale_video(
+            source,
+            output,
+            upscaler,
+            outscale=outscale,
+            crf=crf,
+            codec=codec,
+            fps=fps,
+            progress=step,
+        )
+
+
+def _transcode(reader, writer, video, upscaler, outscale, crf, codec, rate, total, progress):
+    import av
+
+    # Every stream exists before the first packet is written (the header goes out then).
+    scale = outscale if outscale is not None else upscaler.scale
+    encoder, size = _add_encoder(
+        writer, codec, rate, crf, round(video.width * scale), round(video.height * scale)
+    )
+    audio_out = {}
+    accepted = _AUDIO_OK.get(writer.format.name.split(",")[0])
+    for stream in reader.streams.audio:
+        name = stream.codec_context.name
+        if accepted is not None and name not in accepted:
+            warnings.warn(
+                f"audio stream {stream.index} ({name}) cannot go into "
+                f"{writer.format.name} without re-encoding; it is left out",
+                stacklevel=3,
+            )
+            continue
+        audio_out[stream.index] = writer.add_stream_from_template(stream)
+
+    frames, lost = 0, None
+    streams = [video, *(reader.streams.audio[i] for i in range(len(reader.streams.audio)))]
+    try:
+        for packet in reader.demux(streams):
+            if packet.stream.index in audio_out:
+                if packet.dts is not None:
+                    packet.stream = audio_out[packet.stream.index]
+                    writer.mux(packet)
+                continue
+            if packet.stream.index != video.index:
+                continue
+            for frame in packet.decode():
+                pixels = _upscale_frame(frame, upscaler, outscale)
+                out = av.VideoFrame.from_ndarray(pixels[: size[1], : size[0]], format="rgb24")
+                out.pts = frames
+                out.time_base = 1 / rate
+                writer.mux(encoder.encode(out))
+                frames += 1
+                if progress:
+                    progress(frames, max(total, frames))
+    except av.error.FFmpegError as e:
+        lost = f"decoding stopped after frame {frames}: {_reason(e)}"
+    if total and frames < total - 1 and lost is None:  # durations round to a frame
+        lost = f"only {frames} of about {total} frames could be decoded"
+    writer.mux(encoder.encode(None))
+    return frames, size, len(audio_out), lost
+
+
+def _frames_from_duration(reader, video) -> int:
+    # Matroska and WebM give no frame count, but their header has the duration.
+    if video.duration and video.time_base:
+        seconds = float(video.duration * video.time_base)
+    elif reader.duration:
+        seconds = reader.duration / 1_000_000  # AV_TIME_BASE
+    else:
+        return 0
+    return round(seconds * float(video.average_rate or 0))
+
+
+def _upscale_frame(frame, upscaler, outscale):
+    return upscaler.upscale(frame.to_ndarray(format="rgb24"), outscale=outscale)
+
+
+def _add_encoder(writer, codec, rate, crf, width, height):
+    width, height = width - width % 2, height - height % 2  # yuv420p: even sizes
+    if width == 0 or height == 0:
+        raise KerasrError("the upscaled frames are too small to encode (under 2 pixels)")
+    options = {"crf": str(crf)}
+    if codec == "libvpx-vp9":
+        options["b:v"] = "0"  # constant quality mode
+    encoder = writer.add_stream(codec, rate=rate, options=options)
+    encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
+    encoder.codec_context.time_base = 1 / rate
+    return encoder, (width, height)
+
+
+def _reason(error: BaseException) -> str:
+    text = getattr(error, "strerror", None) or str(error)
+    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
+
+
+def frame_rate(path: str | Path) -> float:
+    """The average frame rate of a video's first video stream (NaN when unknown)."""
+    import av
+
+    with av.open(str(path)) as container:
+        rate = container.streams.video[0].average_rate
+    return float(rate) if rate else math.nan
+
+
+def read_frames(path: str | Path) -> list[np.ndarray]:
+    """Every frame of a video's first video stream as RGB uint8 arrays (for tests and
+    small clips: the whole video is held in memory)."""
+    import av
+
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]

@@ -1,0 +1,126 @@
+"""`kerasr upscale clip.mp4`: frames through the model, frame rate and audio kept."""
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from kerasr.cli import app
+from kerasr.inference import Upscaler
+from kerasr.models import SRVGGNetCompact
+from kerasr.video import frame_rate, read_frames
+
+av = pytest.importorskip("av")
+runner = CliRunner()
+FRAMES, WIDTH, HEIGHT, FPS = 10, 24, 16, 12
+
+
+def make_clip(path: Path, audio: bool = True, fmt: str | None = None) -> Path:
+    """A clip of brightening ramps, x264 lossless, with a 440 Hz AAC tone if `audio`."""
+    with av.open(str(path), "w", format=fmt) as container:
+        video = container.add_stream("libx264", rate=FPS, options={"crf": "0"})
+        video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        sound = container.add_stream("aac", rate=8000) if audio else None
+        ramp = np.linspace(0, 255, WIDTH)[None, :, None] * np.ones((HEIGHT, 1, 3))
+        for i in range(FRAMES):
+            frame = av.VideoFrame.from_ndarray(
+                (ramp * (i + 1) / FRAMES).astype(np.uint8), format="rgb24"
+            )
+            frame.pts = i
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+        if sound is not None:
+            count = 8000 * FRAMES // FPS
+            tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(count) / 8000)).astype(np.float32)
+            for start in range(0, count, 1024):
+                chunk = av.AudioFrame.from_ndarray(
+                    tone[None, start : start + 1024], format="fltp", layout="mono"
+                )
+                chunk.sample_rate, chunk.pts = 8000, start
+                container.mux(sound.encode(chunk))
+            container.mux(sound.encode(None))
+    return path
+
+
+@pytest.fixture(scope="module")
+def compact(tmp_path_factory) -> Path:
+    """A small x4 compact model whose residual is small: smooth frames, as real ones."""
+    keras.utils.set_random_seed(0)
+    model = SRVGGNetCompact(num_feat=8, num_conv=1)
+    model.build((None, None, None, 3))
+    kernel, bias = model.conv_last.get_weights()
+    model.conv_last.set_weights([kernel * 0.01, bias * 0])
+    path = tmp_path_factory.mktemp("video-model") / "compact.keras"
+    model.save(path)
+    return path
+
+
+def run(*args):
+    result = runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "400"})
+    return result, result.output
+
+
+def test_video_end_to_end_keeps_frames_rate_and_audio(tmp_path, compact):
+    clip = make_clip(tmp_path / "clip.mp4")
+    out = tmp_path / "big.mp4"
+    result, text = run("upscale", clip, "-m", compact, "-o", out, "--crf", 0)
+    assert result.exit_code == 0, text
+    assert "10 frames 96x64 at 12 fps, 1 audio stream(s) copied" in text
+    with av.open(str(out)) as container:
+        kinds = sorted(s.type for s in container.streams)
+        audio = container.streams.audio[0].codec_context.name
+    assert kinds == ["audio", "video"] and audio == "aac"
+    assert frame_rate(out) == FPS
+    frames, sources = read_frames(out), read_frames(clip)
+    assert len(frames) == len(sources) == FRAMES
+    upscaler = Upscaler(keras.saving.load_model(compact), precision="auto")
+    for got, source in zip(frames, sources, strict=True):
+        expected = upscaler.upscale(source)
+        assert got.shape == expected.shape == (64, 96, 3)
+        # yuv420p (chroma at half resolution) is the only loss at crf 0.
+        assert np.abs(got.astype(np.float32) - expected).mean() < 2.0
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left
+
+
+def test_video_outscale_codec_and_container(tmp_path, compact):
+    clip = make_clip(tmp_path / "clip.mkv", audio=False, fmt="matroska")
+    out = tmp_path / "x2.mkv"
+    result, text = run("upscale", clip, "-m", compact, "-o", out, "--outscale", 2)
+    assert result.exit_code == 0, text
+    frames = read_frames(out)
+    assert len(frames) == FRAMES and frames[0].shape == (32, 48, 3)
+    result, text = run("upscale", clip, "-m", compact, "-o", tmp_path / "v.webm")
+    assert result.exit_code == 2 and "needs --codec libvpx-vp9" in text
+    result, text = run("upscale", clip, "-m", compact, "-o", out)  # exists
+    assert result.exit_code == 2 and "--overwrite" in text
+
+
+def test_bad_videos_are_one_line(tmp_path, compact):
+    (tmp_path / "text.mp4").write_text("not a video at all\n")
+    result, text = run("upscale", tmp_path / "text.mp4", "-m", compact, "-o", tmp_path / "a.mp4")
+    assert result.exit_code == 2 and "not a video" in text and "Traceback" not in text
+
+    with av.open(str(tmp_path / "sound.mka"), "w", format="matroska") as container:
+        sound = container.add_stream("aac", rate=8000)
+        chunk = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), "fltp", "mono")
+        chunk.sample_rate, chunk.pts = 8000, 0
+        container.mux(sound.encode(chunk))
+        container.mux(sound.encode(None))
+    (tmp_path / "sound.mkv").write_bytes((tmp_path / "sound.mka").read_bytes())
+    result, text = run("upscale", tmp_path / "sound.mkv", "-m", compact, "-o", tmp_path / "b.mp4")
+    assert result.exit_code == 2 and "no video stream" in text
+    assert not (tmp_path / "b.mp4").exists()
+
+
+def test_truncated_video_upscales_what_decodes_and_says_what_was_lost(tmp_path, compact):
+    clip = make_clip(tmp_path / "clip.mkv", audio=False, fmt="matroska")
+    data = clip.read_bytes()
+    (tmp_path / "cut.mkv").write_bytes(data[: len(data) * 2 // 3])
+    out = tmp_path / "cut_out.mp4"
+    result, text = run("upscale", tmp_path / "cut.mkv", "-m", compact, "-o", out)
+    assert result.exit_code == 2, text
+    assert "the frames before it were written" in text
+    kept = read_frames(out)
+    assert 0 < len(kept) < FRAMES
