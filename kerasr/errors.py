@@ -7,3 +7,10 @@ class KerasrError(ValueError):
     The message is a single line that names the problem; the CLI prints it without a
     traceback. It subclasses `ValueError` so library callers can catch it the usual way.
     """
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (its type's name if it has none), to quote
+    another library's error inside a one-line `KerasrError`."""
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kerasr.errors import KerasrError
+from kerasr.errors import KerasrError, first_line
 from kerasr.images import IMAGE_SUFFIXES, WRITE_SUFFIXES, to_uint8, write_image
 from kerasr.io import image_grid, write_text
 from kerasr.weights.generators import DEFAULT_GENERATOR, GeneratorInfo, architecture, registry
@@ -107,7 +107,7 @@ def _build_and_load(kwargs: dict, path: Path, name: str):
         model.load_weights(path)
     except Exception as e:  # h5py / Keras raise many types for a wrong or corrupt file
         raise KerasrError(
-            f"{path} does not hold weights of this generator ({name}): {_one_line(e)}"
+            f"{path} does not hold weights of this generator ({name}): {first_line(e)}"
         ) from None
     return model
 
@@ -384,12 +384,8 @@ def _read_architecture(weights: Path) -> dict:
     try:
         kwargs = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
-        raise KerasrError(f"cannot read {path}: {_one_line(e)}") from None
+        raise KerasrError(f"cannot read {path}: {first_line(e)}") from None
     allowed = {"image_size", "latent_dim", "filters", "max_filters"}
     if not isinstance(kwargs, dict) or not set(kwargs) <= allowed:
         raise KerasrError(f"{path} must hold an object with keys among {sorted(allowed)}")
     return kwargs
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__

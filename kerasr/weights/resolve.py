@@ -23,7 +23,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from kerasr.errors import KerasrError
+from kerasr.errors import KerasrError, first_line
 
 UPSCALER = "upscaler"
 GENERATOR = "generator"
@@ -151,7 +151,7 @@ def load_keras_archive(path: str | os.PathLike):
     try:
         return keras.saving.load_model(path, compile=False)
     except Exception as e:  # Keras raises many types for an archive it cannot rebuild
-        raise KerasrError(f"cannot load Keras model {path}: {_first_line(e)}") from None
+        raise KerasrError(f"cannot load Keras model {path}: {first_line(e)}") from None
 
 
 def _load_registered_upscaler(name: str) -> ResolvedModel:
@@ -200,8 +200,3 @@ def _names(kind: str, generators) -> list[str]:
 
 def _suffix(path: Path) -> str:
     return ".weights.h5" if path.name.endswith(".weights.h5") else path.suffix.lower()
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
