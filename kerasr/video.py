@@ -4,14 +4,17 @@
 frame, and encodes H.264 (or H.265 / VP9) at the input's frame rate into the container of
 `output`'s suffix; audio streams are copied without re-encoding where the container accepts
 their codec. The output is written under a temporary name and renamed at the end, so an
-interrupted run leaves no half-written file at the output name. Memory stays bounded: one
-decoded frame at a time.
+interrupted run leaves no half-written file at the output name. Decoding runs in its own
+thread, a few frames ahead of the model (x264 / x265 / VP9 encode in their own threads), so
+memory stays bounded whatever the length.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import queue
+import threading
 import warnings
 from collections.abc import Callable
 from fractions import Fraction
@@ -27,6 +30,8 @@ CODECS = ("libx264", "libx265", "libvpx-vp9")
 _FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mkv": "matroska", ".webm": "webm", ".mov": "mov"}
 # Audio codecs each container takes as they are; others are left out with a warning.
 _AUDIO_OK = {"webm": {"opus", "vorbis"}, "mp4": {"aac", "mp3", "opus", "alac", "ac3"}}
+
+_AHEAD = 8  # decoded frames (and audio packets) held ahead of the model
 
 Progress = Callable[[int, int], None]
 
@@ -218,18 +223,18 @@ def _transcode(reader, writer, video, upscaler, outscale, crf, codec, rate, tota
         audio_out[stream.index] = writer.add_stream_from_template(stream)
 
     frames, lost = 0, None
-    streams = [video, *(reader.streams.audio[i] for i in range(len(reader.streams.audio)))]
+    decoder = _Decoder(reader, video, set(audio_out))
+    decoder.start()
     try:
-        for packet in reader.demux(streams):
-            if packet.stream.index in audio_out:
-                if packet.dts is not None:
-                    packet.stream = audio_out[packet.stream.index]
-                    writer.mux(packet)
-                continue
-            if packet.stream.index != video.index:
-                continue
-            for frame in packet.decode():
-                pixels = _upscale_frame(frame, upscaler, outscale)
+        while True:
+            kind, payload = decoder.items.get()
+            if kind == "end":
+                break
+            if kind == "audio":
+                payload.stream = audio_out[payload.stream.index]
+                writer.mux(payload)
+            elif kind == "frame":
+                pixels = _upscale_frame(payload, upscaler, outscale)
                 out = av.VideoFrame.from_ndarray(pixels[: size[1], : size[0]], format="rgb24")
                 out.pts = frames
                 out.time_base = 1 / rate
@@ -237,12 +242,57 @@ def _transcode(reader, writer, video, upscaler, outscale, crf, codec, rate, tota
                 frames += 1
                 if progress:
                     progress(frames, max(total, frames))
-    except av.error.FFmpegError as e:
-        lost = f"decoding stopped after frame {frames}: {_reason(e)}"
+            elif kind == "lost":
+                lost = f"decoding stopped after frame {frames}: {payload}"
+            else:
+                raise payload
+    finally:
+        decoder.stop.set()
+        decoder.join()
     if total and frames < total - 1 and lost is None:  # durations round to a frame
         lost = f"only {frames} of about {total} frames could be decoded"
     writer.mux(encoder.encode(None))
     return frames, size, len(audio_out), lost
+
+
+class _Decoder(threading.Thread):
+    """Demuxes and decodes in its own thread, so decoding overlaps the model; a bounded
+    queue of `_AHEAD` items keeps memory flat whatever the length of the video."""
+
+    def __init__(self, reader, video, audio_ids: set[int]):
+        super().__init__(name="kerasr-video-decoder", daemon=True)
+        self.reader, self.video, self.audio_ids = reader, video, audio_ids
+        self.items: queue.Queue = queue.Queue(maxsize=_AHEAD)
+        self.stop = threading.Event()
+
+    def run(self):
+        import av
+
+        streams = [self.video, *self.reader.streams.audio]
+        try:
+            for packet in self.reader.demux(streams):
+                index = packet.stream.index
+                if index in self.audio_ids and packet.dts is not None:
+                    if not self._put(("audio", packet)):
+                        return
+                elif index == self.video.index:
+                    for frame in packet.decode():
+                        if not self._put(("frame", frame.to_ndarray(format="rgb24"))):
+                            return
+        except av.error.FFmpegError as e:
+            self._put(("lost", _reason(e)))
+        except Exception as e:  # handed to the main thread, which raises it
+            self._put(("error", e))
+        self._put(("end", None))
+
+    def _put(self, item) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
 
 def _frames_from_duration(reader, video) -> int:
@@ -256,8 +306,8 @@ def _frames_from_duration(reader, video) -> int:
     return round(seconds * float(video.average_rate or 0))
 
 
-def _upscale_frame(frame, upscaler, outscale):
-    return upscaler.upscale(frame.to_ndarray(format="rgb24"), outscale=outscale)
+def _upscale_frame(pixels, upscaler, outscale):
+    return upscaler.upscale(pixels, outscale=outscale)
 
 
 def _add_encoder(writer, codec, rate, crf, width, height):

@@ -124,3 +124,23 @@ def test_truncated_video_upscales_what_decodes_and_says_what_was_lost(tmp_path, 
     assert "the frames before it were written" in text
     kept = read_frames(out)
     assert 0 < len(kept) < FRAMES
+
+
+def test_interrupted_run_leaves_nothing_at_the_output_name(tmp_path, compact, monkeypatch):
+    import kerasr.video
+
+    clip = make_clip(tmp_path / "clip.mp4")
+    upscaler = Upscaler(keras.saving.load_model(compact), precision="float32")
+    calls = []
+    real = kerasr.video._upscale_frame
+
+    def interrupted(pixels, *args):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real(pixels, *args)
+
+    monkeypatch.setattr(kerasr.video, "_upscale_frame", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        kerasr.video.upscale_video(clip, tmp_path / "out.mp4", upscaler)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
