@@ -122,9 +122,13 @@ def upscale_video(
         if not rate or rate <= 0:
             rate = Fraction(25)
         total = int(video.frames or 0) or _frames_from_duration(reader, video)
+        rotation = _rotation(source)
         with atomic_path(output) as tmp, av.open(str(tmp), "w", format=fmt) as writer:
+            encoder, size = _add_encoder(writer, video, upscaler, outscale, codec, rate, crf)
+            if rotation:  # the display matrix, as the input's (frames are kept as stored)
+                encoder.set_display_rotation(rotation)
             result = _transcode(
-                reader, writer, video, upscaler, outscale, crf, codec, rate, total, progress
+                reader, writer, video, encoder, size, upscaler, outscale, total, progress
             )
         frames, size, copied, lost = result
     if frames == 0:
@@ -201,14 +205,11 @@ def upscale_video_file(
         )
 
 
-def _transcode(reader, writer, video, upscaler, outscale, crf, codec, rate, total, progress):
+def _transcode(reader, writer, video, encoder, size, upscaler, outscale, total, progress):
     import av
 
     # Every stream exists before the first packet is written (the header goes out then).
-    scale = outscale if outscale is not None else upscaler.scale
-    encoder, size = _add_encoder(
-        writer, codec, rate, crf, round(video.width * scale), round(video.height * scale)
-    )
+    time_base = encoder.codec_context.time_base  # one tick per frame
     audio_out = {}
     accepted = _AUDIO_OK.get(writer.format.name.split(",")[0])
     for stream in reader.streams.audio:
@@ -237,7 +238,7 @@ def _transcode(reader, writer, video, upscaler, outscale, crf, codec, rate, tota
                 pixels = _upscale_frame(payload, upscaler, outscale)
                 out = av.VideoFrame.from_ndarray(pixels[: size[1], : size[0]], format="rgb24")
                 out.pts = frames
-                out.time_base = 1 / rate
+                out.time_base = time_base
                 writer.mux(encoder.encode(out))
                 frames += 1
                 if progress:
@@ -310,7 +311,9 @@ def _upscale_frame(pixels, upscaler, outscale):
     return upscaler.upscale(pixels, outscale=outscale)
 
 
-def _add_encoder(writer, codec, rate, crf, width, height):
+def _add_encoder(writer, video, upscaler, outscale, codec, rate, crf):
+    scale = outscale if outscale is not None else upscaler.scale
+    width, height = round(video.width * scale), round(video.height * scale)
     width, height = width - width % 2, height - height % 2  # yuv420p: even sizes
     if width == 0 or height == 0:
         raise KerasrError("the upscaled frames are too small to encode (under 2 pixels)")
@@ -321,6 +324,18 @@ def _add_encoder(writer, codec, rate, crf, width, height):
     encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
     encoder.codec_context.time_base = 1 / rate
     return encoder, (width, height)
+
+
+def _rotation(source: Path) -> int:
+    """The display rotation of a video's first frame, in degrees (0 when none)."""
+    import av
+
+    try:
+        with av.open(str(source)) as probe:
+            first = next(probe.decode(video=0), None)
+            return round(getattr(first, "rotation", 0) or 0)
+    except av.error.FFmpegError:
+        return 0  # the transcoding says what is wrong with the file
 
 
 def _reason(error: BaseException) -> str:

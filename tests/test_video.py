@@ -144,3 +144,22 @@ def test_interrupted_run_leaves_nothing_at_the_output_name(tmp_path, compact, mo
     with pytest.raises(KeyboardInterrupt):
         kerasr.video.upscale_video(clip, tmp_path / "out.mp4", upscaler)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
+
+
+def test_rotation_is_kept(tmp_path, compact):
+    clip = tmp_path / "portrait.mp4"
+    with av.open(str(clip), "w") as container:
+        video = container.add_stream("libx264", rate=FPS)
+        video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        video.set_display_rotation(90)  # a phone held upright
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(np.zeros((HEIGHT, WIDTH, 3), np.uint8), "rgb24")
+            frame.pts = i
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+    out = tmp_path / "portrait_x4.mp4"
+    result, text = run("upscale", clip, "-m", compact, "-o", out)
+    assert result.exit_code == 0, text
+    with av.open(str(out)) as container:
+        first = next(container.decode(video=0))
+    assert first.rotation == 90 and (first.width, first.height) == (WIDTH * 4, HEIGHT * 4)
