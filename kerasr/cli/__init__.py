@@ -38,4 +38,7 @@ app.command("info")(info.info_command)
 
 def main() -> None:
     """Console-script entry point."""
+    from kerasr.runtime import filter_native_logs
+
+    filter_native_logs()
     app()

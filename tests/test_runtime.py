@@ -1,0 +1,105 @@
+"""TensorFlow's harmless native log lines are kept off the console, and nothing else is."""
+
+from __future__ import annotations
+
+import os
+import pty
+import signal
+import subprocess
+import sys
+
+HARMLESS = (
+    b"E0000 00:00:1796223052.553 1234 meta_optimizer.cc:967] remapper failed: "
+    b"INVALID_ARGUMENT: Mutation::Apply error: fanout 'x' exist for missing node 'y'.\n"
+)
+
+SCRIPT = r"""
+import os, sys
+from kerasr.runtime import filter_native_logs
+filter_native_logs()
+os.write(2, HARMLESS)
+os.write(2, b"E0000 real error from native code\n")
+print("python warning line", file=sys.stderr)
+os.write(2, b"last native line before the crash\n")
+os.abort()
+"""
+
+
+def _run(script, env=None, **streams):
+    quiet = {
+        k: v for k, v in os.environ.items() if k not in ("KERASR_DEBUG", "TF_CPP_MIN_LOG_LEVEL")
+    }
+    env = {**quiet, "PYTHONPATH": os.getcwd(), **(env or {})}
+    streams = streams or {"capture_output": True}
+    return subprocess.run(
+        [sys.executable, "-c", f"HARMLESS = {HARMLESS!r}\n" + script],
+        env=env,
+        timeout=60,
+        **streams,
+    )
+
+
+def test_the_harmless_grappler_line_is_dropped_and_every_other_line_kept_even_on_a_crash():
+    result = _run(SCRIPT)
+    assert result.returncode != 0  # the abort
+    assert b"remapper failed" not in result.stderr
+    for line in (b"E0000 real error", b"python warning line", b"last native line"):
+        assert line in result.stderr
+
+
+def test_kerasr_debug_shows_everything():
+    result = _run(SCRIPT, env={"KERASR_DEBUG": "1"})
+    assert b"remapper failed" in result.stderr
+    assert b"E0000 real error" in result.stderr
+
+
+def test_python_stderr_stays_a_terminal():
+    """Progress bars decide by `sys.stderr.isatty()`: the filter must not turn it off."""
+    script = (
+        "import os, sys\n"
+        "from kerasr.runtime import filter_native_logs\n"
+        "filter_native_logs()\n"
+        "print(sys.stderr.isatty(), os.isatty(2))\n"
+    )
+    main, secondary = pty.openpty()
+    try:
+        result = _run(script, stdout=subprocess.PIPE, stderr=secondary)
+    finally:
+        os.close(secondary)
+        os.close(main)
+    # Python's stderr is still the terminal; only descriptor 2 (native code) is filtered.
+    assert result.stdout.split() == [b"True", b"False"]
+
+
+def test_ctrl_c_on_the_process_group_does_not_silence_what_follows():
+    """A terminal's Ctrl-C reaches every process of the group, the filter included."""
+    script = (
+        "import os, sys\n"
+        "from kerasr.runtime import filter_native_logs\n"
+        "filter_native_logs()\n"
+        "try:\n"
+        "    print('ready', flush=True)\n"
+        "    sys.stdin.read()\n"
+        "except KeyboardInterrupt:\n"
+        "    os.write(2, HARMLESS + b'native line after the interrupt\\n')\n"
+        "    sys.exit(130)\n"
+    )
+    quiet = {
+        k: v for k, v in os.environ.items() if k not in ("KERASR_DEBUG", "TF_CPP_MIN_LOG_LEVEL")
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-c", f"HARMLESS = {HARMLESS!r}\n" + script],
+        env={**quiet, "PYTHONPATH": os.getcwd()},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        assert process.stdout.readline() == b"ready\n"
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130
+    assert stderr == b"native line after the interrupt\n"
