@@ -555,6 +555,31 @@ def test_the_registry_anime_upscaler_serves_a_plausible_x4_image():
     assert np.median(error) <= 2 and error.mean() < 10
 
 
+def test_the_compact_video_model_is_listed_and_upscales_in_the_web_app():
+    """Real-ESRGAN's compact model, a registry entry like the RRDBNet ones, through the API."""
+    from kerasr import weights
+    from kerasr.serve import load_served_models
+
+    # Served by default: `kerasr serve` with no --model loads every registry entry.
+    assert {"realesr-animevideov3", "realsr-df2k-x4"} <= {m.name for m in weights.list_models()}
+    _, upscalers = load_served_models(["realesr-animevideov3"], report=lambda _: None)
+    pixels = np.full((16, 20, 3), 255, np.uint8)
+    pixels[3:12, 4:15] = (30, 90, 200)
+    with TestClient(create_app([], upscalers), base_url=BASE_URL) as test_client:
+        listed = test_client.get("/api/models").json()
+        response = test_client.post(
+            "/api/upscale",
+            data={"model": "realesr-animevideov3"},
+            files={"file": ("block.png", png_bytes(pixels))},
+        )
+    assert [(u["name"], u["scale"]) for u in listed["upscalers"]] == [("realesr-animevideov3", 4)]
+    assert response.status_code == 200
+    result = decode_png(response.content)
+    assert result.size == (80, 64)
+    shrunk = np.asarray(result.resize((20, 16), Image.BOX), dtype=np.float64)
+    assert np.median(np.abs(shrunk - pixels)) <= 2
+
+
 def test_serving_everything_skips_what_fails_and_puts_the_fast_upscaler_first(monkeypatch):
     import types
 
