@@ -27,14 +27,15 @@ def test_tile_plan_partitions_the_axis_and_blends_to_one(length, tile):
 
 
 def test_tiled_output_has_no_visible_seams(photo):
-    """256x256 photograph, 96-px tiles, default padding: tiled vs whole image."""
+    """192x192 crop of the photograph, 96-px tiles (2 x 2 windows of 160 px with the default
+    padding, so seams through detail that no window sees whole): tiled vs whole image."""
     model = load_model("realesrgan-x4plus")
-    image = photo.astype(np.float32) / 255
+    image = photo[:192, 32:224].astype(np.float32) / 255
     whole = Upscaler(model, tile=0, precision="float32").upscale_float(image)
     tiled_upscaler = Upscaler(model, tile=96, precision="float32")
     tiled = tiled_upscaler.upscale_float(image)
-    assert tiled_upscaler.count_tiles(256, 256) == 9
-    assert psnr(tiled, whole) >= 50.0
+    assert tiled_upscaler.count_tiles(192, 192) == 4
+    assert 50.0 <= psnr(tiled, whole) < 100.0  # close, but the windows did not see it whole
     assert np.abs(tiled - whole).max() <= 0.1
     # All windows share one shape: the compiled forward pass was traced once for the tiles.
     assert tiled_upscaler._forward.experimental_get_tracing_count() == 1
