@@ -4,18 +4,7 @@
 the data pipeline, the super-resolution recipes and the Pokemon DCGAN recipe. Nothing here
 imports Keras or TensorFlow, so the CLI can check a config before starting either.
 
-Example:
-
-    @dataclasses.dataclass(frozen=True)
-    class Optim:
-        lr: float = 2e-4
-        milestones: tuple[int, ...] = (200_000,)
-
-    @dataclasses.dataclass(frozen=True)
-    class Recipe:
-        optim: Optim = Optim()
-
-    cfg = load_config(Recipe, overrides=["optim.lr=1e-4"])
+See `kerasr.config.loader` for an example.
 """
 
 from kerasr.config.data import (

@@ -57,14 +57,7 @@ log = logging.getLogger("kerasr.serve")
 
 STATIC_DIR = Path(__file__).parent / "static"
 
-__all__ = [
-    "InferencePool",
-    "ServeSettings",
-    "ServedGenerator",
-    "ServedUpscaler",
-    "ServerBusy",
-    "create_app",
-]
+__all__ = ["create_app"]
 
 
 def create_app(

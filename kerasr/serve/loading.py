@@ -12,7 +12,8 @@ import logging
 from collections.abc import Callable, Sequence
 
 from kerasr.errors import KerasrError
-from kerasr.serve.app import ServedGenerator, ServedUpscaler, ServeSettings, create_app
+from kerasr.serve.app import create_app
+from kerasr.serve.settings import ServedGenerator, ServedUpscaler, ServeSettings
 
 # The anime model (6 blocks) is about 4x faster than x4plus (23 blocks) on a CPU, which is
 # what a page waiting on an answer wants; x4plus stays one click away.
