@@ -163,6 +163,22 @@ def find_pairs(folder: Path, scale: int | None = None) -> list[tuple[Path, Path 
     return pairs
 
 
+def score_pair(hr: np.ndarray, sr: np.ndarray, scale: int) -> tuple[float, float]:
+    """PSNR and SSIM of one uint8 `(h, w, 3)` image against its HR, as SR papers report them:
+    Y channel, `scale` border pixels cropped."""
+    from kerasr.metrics import psnr, ssim
+
+    ref, sr = (x.astype(np.float32)[None] / 255.0 for x in (hr, sr))
+    return float(psnr(ref, sr, border=scale)[0]), float(ssim(ref, sr, border=scale)[0])
+
+
+def bicubic_scores(hr: np.ndarray, lr: np.ndarray, scale: int) -> tuple[float, float]:
+    """The papers' bicubic baseline of one uint8 pair: MATLAB `imresize(lr, scale)` rounded to
+    uint8, scored by `score_pair`. Training's validation baseline (`bicubic.json`) uses it too."""
+    bicubic = to_uint8(matlab_imresize(lr.astype(np.float64), scale), (0.0, 255.0))
+    return score_pair(hr, bicubic, scale)
+
+
 def evaluate(upscaler, folder: str | Path, scale: int, progress=None) -> DatasetScores:
     """Scores an upscaler on a dataset folder, beside the bicubic baseline.
 
@@ -176,8 +192,6 @@ def evaluate(upscaler, folder: str | Path, scale: int, progress=None) -> Dataset
         scale: the super-resolution factor.
         progress: called with a short message after each image.
     """
-    from kerasr.metrics import psnr, ssim
-
     if upscaler.scale != scale:
         raise KerasrError(f"the model upscales x{upscaler.scale}, but --scale is {scale}")
     folder = Path(folder)
@@ -195,18 +209,8 @@ def evaluate(upscaler, folder: str | Path, scale: int, progress=None) -> Dataset
                 raise KerasrError(
                     f"{lr_path.name}: LR size {size} does not fit {hr_path.name} / {scale}"
                 )
-        sr = upscaler.upscale(lr)
-        bicubic = to_uint8(matlab_imresize(lr.astype(np.float64), scale), (0.0, 255.0))
-        ref, sr, bicubic = (x.astype(np.float32)[None] / 255.0 for x in (hr, sr, bicubic))
-        scores.append(
-            Score(
-                hr_path.stem,
-                float(psnr(ref, sr, border=scale)[0]),
-                float(ssim(ref, sr, border=scale)[0]),
-                float(psnr(ref, bicubic, border=scale)[0]),
-                float(ssim(ref, bicubic, border=scale)[0]),
-            )
-        )
+        sr_psnr, sr_ssim = score_pair(hr, upscaler.upscale(lr), scale)
+        scores.append(Score(hr_path.stem, sr_psnr, sr_ssim, *bicubic_scores(hr, lr, scale)))
         if progress:
             progress(f"evaluated {hr_path.name}")
     return DatasetScores(folder.name, scores)

@@ -115,3 +115,27 @@ def test_lr_names_pair_by_one_rule(tmp_path, photo):
     data = make_dataset(tmp_path / "P", photo, paired=True)
     (data / "LR" / "ax4.png").rename(data / "LR" / "a_x4.png")
     assert [(hr.name, lr.name) for hr, lr in find_pairs(data, 4)] == [("a.png", "a_x4.png")]
+
+
+def test_training_bicubic_baseline_is_the_evaluation_protocol(tmp_path, photo):
+    # bicubic.json (the baseline line of training.png) and `kerasr evaluate`'s bicubic column
+    # must be one protocol: on images the size of a validation patch they are the same number.
+    from types import SimpleNamespace
+
+    from kerasr.config import DataConfig, DegradationConfig
+    from kerasr.data import make_sr_dataset
+    from kerasr.evaluation import evaluate
+    from kerasr.training.train_sr import bicubic_baseline
+
+    folder = tmp_path / "val"
+    folder.mkdir()
+    for i, (y, x) in enumerate(((0, 0), (37, 51), (90, 13))):
+        Image.fromarray(photo[y : y + 32, x : x + 32]).save(folder / f"{i}.png")
+    data = DataConfig(
+        val_source=str(folder), patch_size=32, degradation=DegradationConfig(kind="bicubic")
+    )
+    baseline = bicubic_baseline(make_sr_dataset(data, "validation"), 4)
+    nearest = SimpleNamespace(scale=4, upscale=lambda lr: lr.repeat(4, 0).repeat(4, 1))
+    scores = evaluate(nearest, folder, 4)
+    assert len(scores.images) == 3
+    assert baseline == pytest.approx(scores.mean("bicubic_psnr"), abs=1e-6)

@@ -11,6 +11,8 @@ The run folder:
     history.csv, validation.csv     the logged scalars
     samples/step_0001000.png ...    LR | SR | HR grids
     memory.csv                      memory-support rollbacks, if any
+    bicubic.json                    bicubic PSNR of the validation patches (`kerasr evaluate`'s
+                                    protocol), the baseline line of training.png
     training.png, progress.gif      loss curves and the samples over training ("video")
     evaluation.json                 full-image PSNR / SSIM on the validation folder vs bicubic,
                                     as `kerasr evaluate --json` (one protocol)
@@ -158,13 +160,20 @@ def _fixed_samples(dataset, count=3):
     return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
 
 
-def _bicubic_psnr(dataset, scale: int) -> float:
-    from kerasr.metrics import psnr
+def bicubic_baseline(dataset, scale: int) -> float:
+    """Mean bicubic PSNR over the validation patches (the `bicubic.json` line of the curves).
+
+    `kerasr evaluate`'s protocol (`kerasr.evaluation.bicubic_scores`: MATLAB bicubic x`scale`
+    of the 8-bit LR, rounded, Y channel, `scale` border pixels cropped) on the patches the
+    validation PSNR is measured on.
+    """
+    from kerasr.evaluation import bicubic_scores
+    from kerasr.images import to_uint8
 
     scores = []
     for lr, hr in dataset:
-        up = tf.image.resize(lr, tf.shape(hr)[1:3], method="bicubic")
-        scores.extend(np.asarray(psnr(hr, tf.clip_by_value(up, 0, 1), border=scale)).tolist())
+        for lr_i, hr_i in zip(to_uint8(np.asarray(lr)), to_uint8(np.asarray(hr)), strict=True):
+            scores.append(bicubic_scores(hr_i, lr_i, scale)[0])
     return float(np.mean(scores)) if scores else math.nan
 
 
@@ -336,7 +345,7 @@ def train_sr(
         hr_only = recipe.data.degradation.on_device and not recipe.data.lr_source
         samples = _fixed_samples(val_ds if val_ds is not None or hr_only else train_ds)
         if val_ds is not None and not (run_dir / "bicubic.json").exists():
-            bicubic = _bicubic_psnr(val_ds, recipe.data.scale)
+            bicubic = bicubic_baseline(val_ds, recipe.data.scale)
             write_text(run_dir / "bicubic.json", json.dumps({"psnr": bicubic}))
 
         if run_dir != chief_dir:
