@@ -15,6 +15,7 @@ from kerasr.data.degradations import (
     bicubic_downscale,
     degrade_batch,
     jpeg_batch,
+    random_jpeg_quality,
     realesrgan_degrade,
     usm_sharpen,
 )
@@ -237,6 +238,18 @@ def test_degrade_batch_is_reproducible_and_seed_dependent():
     # Eager and traced agree up to float rounding of the graph optimizer (x / 255 vs x * c).
     np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
     assert np.abs(a.numpy() - c.numpy()).mean() > 1e-3
+
+
+def test_jpeg_quality_is_the_references_float_draw_rounded():
+    # Real-ESRGAN draws a float quality uniformly in jpeg_range; rounded, the ends of the range
+    # are half as likely as the inner qualities (a uniform integer draw would make all equal).
+    q = random_jpeg_quality(tf.constant([1, 2], tf.int64), 6000, (40, 42)).numpy()
+    assert q.dtype == np.int32 and set(q) == {40, 41, 42}
+    share = np.bincount(q - 40, minlength=3) / q.size
+    np.testing.assert_allclose(share, [0.25, 0.5, 0.25], atol=0.03)
+    wide = random_jpeg_quality(tf.constant([3, 4], tf.int64), 20000, (30, 95)).numpy()
+    assert wide.min() == 30 and wide.max() == 95
+    assert abs(wide.mean() - 62.5) < 0.5
 
 
 def test_realesrgan_parameters_follow_the_config():

@@ -211,6 +211,27 @@ def jpeg_batch(images, quality):
     return tf.ensure_shape(out, images.shape)
 
 
+def random_jpeg_quality(seed, batch, jpeg_range):
+    """JPEG qualities for a batch, one per sample, as Real-ESRGAN draws them.
+
+    Real-ESRGAN draws a float quality uniformly in `jpeg_range` and its DiffJPEG scales the
+    quantisation tables by it continuously; TensorFlow's encoder takes an integer quality,
+    so the same uniform draw is rounded to the nearest integer (the two ends of the range
+    are half as likely as the qualities between them, as with the reference's float draw).
+
+    Args:
+        seed: [2] int stateless seed.
+        batch: the batch size (a scalar, may be a tensor).
+        jpeg_range: `(low, high)` qualities, inclusive.
+
+    Returns:
+        [batch] int32 qualities in `[low, high]`.
+    """
+    lo, hi = jpeg_range
+    q = tf.random.stateless_uniform([batch], seed, float(lo), float(hi))
+    return tf.cast(tf.round(q), tf.int32)
+
+
 def _uniform(seed, shape, lo, hi):
     return tf.random.stateless_uniform(shape, seed, minval=lo, maxval=hi)
 
@@ -258,8 +279,7 @@ def _random_noise(images, seed, stage: StageConfig, batch, exact):
 
 
 def _random_jpeg(images, seed, stage: StageConfig, batch):
-    lo, hi = stage.jpeg_range
-    q = tf.random.stateless_uniform([batch], seed, lo, hi + 1, dtype=tf.int32)
+    q = random_jpeg_quality(seed, batch, stage.jpeg_range)
     return jpeg_batch(images, q), {"jpeg": q}
 
 
@@ -308,8 +328,7 @@ def realesrgan_degrade(hr, seed, config: DegradationConfig, scale: int):
     )
     modes = config.stage1.resize_modes
     mode = tf.random.stateless_uniform([], fold(seed, 4), 0, len(modes), tf.int32)
-    jlo, jhi = config.stage2.jpeg_range
-    quality = tf.random.stateless_uniform([batch], fold(seed, 5), jlo, jhi + 1, dtype=tf.int32)
+    quality = random_jpeg_quality(fold(seed, 5), batch, config.stage2.jpeg_range)
     size = tf.stack([lh, lw])
 
     def resize_then_sinc(t):

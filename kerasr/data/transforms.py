@@ -10,7 +10,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from kerasr.config import AugmentConfig
-from kerasr.data.degradations import jpeg_batch
+from kerasr.data.degradations import jpeg_batch, random_jpeg_quality
 from kerasr.data.kernels import fold
 
 
@@ -155,9 +155,7 @@ def augment_lr_batch(lr, seed, augment: AugmentConfig):
     b = tf.shape(lr)[0]
     if augment.jpeg_prob > 0:
         use = tf.random.stateless_uniform([b], fold(seed, 1)) < augment.jpeg_prob
-        q = tf.random.stateless_uniform(
-            [b], fold(seed, 2), augment.jpeg_range[0], augment.jpeg_range[1] + 1, tf.int32
-        )
+        q = random_jpeg_quality(fold(seed, 2), b, augment.jpeg_range)
         # Encoding costs about as much as the rest of the LR path: skip it when no sample
         # of the batch drew it.
         lr = tf.cond(
