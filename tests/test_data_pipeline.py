@@ -298,3 +298,93 @@ def test_flip_probabilities_are_obeyed():
         l1, h1 = flip_pair(lr, hr, seed, aug)
         np.testing.assert_array_equal(h1, expected(hr.numpy()))
         np.testing.assert_array_equal(l1, expected(lr.numpy()))
+
+
+def test_crop_or_pad_reflects_like_opencv_and_crops_inside_the_image():
+    from kerasr.data.transforms import crop_or_pad
+
+    small = _photo(5, 3)
+    out = crop_or_pad(tf.constant(small), tf.constant([0, 1], tf.int64), 12).numpy()
+    # Bottom / right padding by BORDER_REFLECT_101 (numpy's "reflect"), folded again when the
+    # image is shorter than the padding.
+    np.testing.assert_array_equal(out, np.pad(small, ((0, 7), (0, 9), (0, 0)), mode="reflect"))
+    big = _photo(30, 20)
+    seen = set()
+    for s in range(6):
+        crop = crop_or_pad(tf.constant(big), tf.constant([s, 2], tf.int64), 16).numpy()
+        hits = [
+            (y, x)
+            for y in range(15)
+            for x in range(5)
+            if np.array_equal(big[y : y + 16, x : x + 16], crop)
+        ]
+        assert hits
+        seen.add(hits[0])
+    assert len(seen) > 1
+    centre = crop_or_pad(tf.constant(big), tf.constant([0, 0], tf.int64), 16, random=False)
+    np.testing.assert_array_equal(centre.numpy(), big[7:23, 2:18])
+
+
+@pytest.mark.parametrize("split", ["train", "validation"])
+def test_crop_pad_size_degrades_the_whole_crop_then_cuts_the_patch(tmp_path, split):
+    # Real-ESRGAN's order: degrade the crop_pad_size image, then cut LR and HR patches at one
+    # LR-grid position for the batch. With the (deterministic) bicubic degradation the LR
+    # patch is then the whole image's LR, cut: not the LR of the HR patch (edges differ).
+    from kerasr.data.degradations import bicubic_downscale
+
+    root = _folder(tmp_path, n=2, size=(48, 48))
+    whole = {}
+    for p in sorted(root.iterdir()):
+        hr = load_image(str(p)).numpy()
+        whole[p.name] = (hr, bicubic_downscale(tf.constant(hr[None]), 4).numpy()[0])
+    flips = AugmentConfig(hflip_prob=0, vflip_prob=0, transpose_prob=0, jpeg_prob=0, dropout_prob=0)
+    deg = DegradationConfig(kind="bicubic", crop_pad_size=48)
+    cfg = _config(root, patch_size=16, augment=flips, degradation=deg, val_source=str(root))
+    cfg = dataclasses.replace(cfg, val_batch_size=2)
+    positions = set()
+    for lr, hr in _take(make_sr_dataset(cfg, split), 3):
+        batch_positions = set()
+        for lr_i, hr_i in zip(lr, hr, strict=True):
+            found = [
+                (name, y, x)
+                for name, (image, _) in whole.items()
+                for y in range(0, 33, 4)
+                for x in range(0, 33, 4)
+                if np.array_equal(image[y : y + 16, x : x + 16], hr_i)
+            ]
+            assert len(found) == 1
+            name, y, x = found[0]
+            np.testing.assert_allclose(
+                lr_i, whole[name][1][y // 4 : y // 4 + 4, x // 4 : x // 4 + 4]
+            )
+            own = bicubic_downscale(tf.constant(hr_i[None]), 4).numpy()[0]
+            assert np.abs(own - lr_i).max() > 1 / 255  # cutting first gives another LR
+            batch_positions.add((y, x))
+        assert len(batch_positions) == 1  # one position per batch, as paired_random_crop
+        positions |= batch_positions
+    if split == "validation":
+        assert positions == {(16, 16)}
+    else:
+        assert len(positions) > 1
+
+    # 0 (the default) cuts first: the LR is the patch's own bicubic LR.
+    cfg = dataclasses.replace(cfg, degradation=DegradationConfig(kind="bicubic"))
+    lr, hr = _take(make_sr_dataset(cfg, split), 1)[0]
+    np.testing.assert_allclose(lr, bicubic_downscale(tf.constant(hr), 4).numpy(), atol=1e-6)
+
+
+def test_crop_pad_size_is_checked_against_the_patch_and_on_device():
+    with pytest.raises(ConfigError, match="crop_pad_size"):
+        DataConfig(patch_size=32, degradation=DegradationConfig(crop_pad_size=24))
+    with pytest.raises(ConfigError, match="crop_pad_size"):
+        DataConfig(patch_size=32, degradation=DegradationConfig(crop_pad_size=42))
+    with pytest.raises(ConfigError, match="on_device"):
+        DegradationConfig(crop_pad_size=400, on_device=True)
+    for recipe in ("data_realesrgan_x4plus.toml", "realesrgan_x4plus.toml"):
+        from pathlib import Path
+
+        path = Path(__file__).resolve().parents[1] / "configs" / recipe
+        from kerasr.config import load_data_config
+
+        data = load_data_config(path)
+        assert (data.degradation.crop_pad_size, data.patch_size) == (400, 256)

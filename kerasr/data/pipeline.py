@@ -25,13 +25,20 @@ from kerasr.data.sources import (
     scan_folder,
     tfds_dataset,
 )
-from kerasr.data.transforms import augment_lr_batch, crop_pair, fit_to_patch, flip_pair
+from kerasr.data.transforms import (
+    augment_lr_batch,
+    crop_batch_pair,
+    crop_or_pad,
+    crop_pair,
+    fit_to_patch,
+    flip_pair,
+)
 from kerasr.errors import KerasrError
 
 AUTOTUNE = tf.data.AUTOTUNE
 
 # Salts that keep the random streams of the stages independent of each other.
-_ELEMENT, _DEGRADE, _LR_AUGMENT, _POOL, _FILES = 11, 12, 13, 14, 15
+_ELEMENT, _DEGRADE, _LR_AUGMENT, _POOL, _FILES, _CUT = 11, 12, 13, 14, 15, 16
 
 
 def _seed(base: int, salt: int, index):
@@ -142,6 +149,10 @@ def make_sr_dataset(
         elements = elements.repeat()
 
     crops = config.patches_per_image if train else 1
+    degradation = config.degradation
+    # Real-ESRGAN degrades a 400 px crop whole and cuts the patch afterwards (crop_pad_size);
+    # 0 cuts the patch first and degrades only the patch.
+    pre_size = degradation.crop_pad_size if not (paired or degradation.on_device) else 0
 
     def element(index, item):
         images = item if decoded else _decode(item)
@@ -152,6 +163,12 @@ def make_sr_dataset(
         for j in range(crops):
             s = _seed(seed, _ELEMENT, index)
             s = s if crops == 1 else fold(s, j)
+            if pre_size:
+                hr_j = crop_or_pad(hr, s, pre_size, random=train)
+                if train:
+                    _, hr_j = flip_pair(None, hr_j, s, config.augment)
+                out.append(hr_j)
+                continue
             lr_j, hr_j = crop_pair(lr, hr, s, lr_patch, scale, random=train)
             if train:
                 lr_j, hr_j = flip_pair(lr_j, hr_j, s, config.augment)
@@ -169,15 +186,17 @@ def make_sr_dataset(
     batch = config.batch_size if train else config.val_batch_size
     ds = ds.batch(batch, drop_remainder=train, num_parallel_calls=AUTOTUNE)
 
-    degradation = config.degradation
     if not paired:
         if train and degradation.on_device:
             return ds.prefetch(AUTOTUNE)
 
         def degrade(index, hr):
-            return degrade_batch(
-                hr, _seed(seed + (0 if train else 1), _DEGRADE, index), degradation, scale
-            )
+            base = seed + (0 if train else 1)
+            lr, gt = degrade_batch(hr, _seed(base, _DEGRADE, index), degradation, scale)
+            if pre_size:
+                cut = _seed(base, _CUT, index)
+                lr, gt = crop_batch_pair(lr, gt, cut, lr_patch, scale, random=train)
+            return lr, gt
 
         ds = ds.enumerate().map(degrade, num_parallel_calls=AUTOTUNE)
     if train:

@@ -57,6 +57,69 @@ def crop_pair_at(lr, hr, oy, ox, lr_patch: int, scale: int):
     return lr_crop, hr_crop
 
 
+def crop_or_pad(hr, seed, size: int, random: bool = True):
+    """Real-ESRGAN's `crop_pad_size` step: an HR image is padded at the bottom / right by
+    reflection (OpenCV's `BORDER_REFLECT_101`) up to `size` on each side, then cropped to
+    `size x size` (random position for training, centred for validation).
+
+    Args:
+        hr: [h, w, 3] image.
+        seed: [2] int stateless seed (unused for a centred crop).
+        size: the side of the result.
+        random: random or centred crop.
+
+    Returns:
+        [size, size, 3] image.
+    """
+    shape = tf.shape(hr)
+    h, w = shape[0], shape[1]
+
+    def reflected(n):
+        # Indices 0..max(n, size)-1 folded back into 0..n-1, repeatedly if n is small.
+        period = tf.maximum(2 * (n - 1), 1)
+        m = tf.range(tf.maximum(n, size)) % period
+        return tf.where(m >= n, period - m, m)
+
+    hr = tf.gather(tf.gather(hr, reflected(h), axis=0), reflected(w), axis=1)
+    big_h, big_w = tf.maximum(h, size), tf.maximum(w, size)
+    if random:
+        oy = tf.random.stateless_uniform([], fold(seed, 4), 0, big_h - size + 1, tf.int32)
+        ox = tf.random.stateless_uniform([], fold(seed, 5), 0, big_w - size + 1, tf.int32)
+    else:
+        oy, ox = (big_h - size) // 2, (big_w - size) // 2
+    return tf.ensure_shape(hr[oy : oy + size, ox : ox + size], [size, size, 3])
+
+
+def crop_batch_pair(lr, hr, seed, lr_patch: int, scale: int, random: bool = True):
+    """BasicSR's `paired_random_crop` of a degraded batch: one position on the LR grid for
+    the whole batch, as Real-ESRGAN cuts its 256 px patches from the degraded 400 px batch.
+
+    Args:
+        lr: [B, h, w, 3] batch.
+        hr: the [B, h * scale, w * scale, 3] batch, or a nested structure of such batches
+            (cut at the same place).
+        seed: [2] int stateless seed (unused for a centred crop).
+        lr_patch: patch side on the LR grid.
+        scale: the super-resolution factor.
+        random: random crop (training) or centred crop (validation).
+
+    Returns:
+        `(lr_crop, hr_crop)`.
+    """
+    shape = tf.shape(lr)
+    oy, ox = _offsets(seed, shape[1], shape[2], lr_patch, random)
+    hp = lr_patch * scale
+    lr = tf.ensure_shape(
+        lr[:, oy : oy + lr_patch, ox : ox + lr_patch], [None, lr_patch, lr_patch, 3]
+    )
+
+    def cut(t):
+        t = t[:, oy * scale : oy * scale + hp, ox * scale : ox * scale + hp]
+        return tf.ensure_shape(t, [None, hp, hp, 3])
+
+    return lr, tf.nest.map_structure(cut, hr)
+
+
 def fit_to_patch(lr, hr, lr_patch: int, scale: int):
     """Upsamples (bicubic) a pair whose LR grid is smaller than `lr_patch`, keeping the
     HR / LR size ratio, so the crop that follows always fits. Larger images pass unchanged."""
