@@ -1,5 +1,6 @@
 """Degradations checked against independent NumPy / SciPy computations on small arrays."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -310,7 +311,10 @@ def test_defaults_are_realesrgan_x4plus_options_and_the_shipped_toml_matches():
     assert d.stage1.blur.kernel_prob == (0.45, 0.25, 0.12, 0.03, 0.12, 0.03)
     assert (d.final_sinc_prob, d.pool_size, d.stage1.gray_noise_prob) == (0.8, 180, 0.4)
     toml = Path(__file__).resolve().parents[1] / "configs" / "data_realesrgan_x4plus.toml"
-    assert to_dict(load_data_config(toml).degradation) == to_dict(d)
+    # crop_pad_size is the one exception: 0 (degrade the patch) unless a recipe sets 400.
+    assert d.crop_pad_size == 0
+    shipped = load_data_config(toml).degradation
+    assert to_dict(shipped) == to_dict(dataclasses.replace(d, crop_pad_size=400))
     # A table that sets one stage-2 key keeps the other stage-2 defaults.
     partial = from_dict(DegradationConfig, {"stage2": {"noise_range": [2, 3]}})
     assert partial.stage2.blur_prob == 0.8 and partial.stage2.blur.sigma_range == (0.2, 1.5)
