@@ -1,17 +1,23 @@
 """Upscaling speed: kerasr against the ncnn engine on the same inputs, in one run.
 
-    python bench/upscale.py [--sizes 128 256] [--repeats 3] [--model realesrgan-x4plus]
+    python bench/upscale.py [--models NAME ...] [--sizes 128 256] [--repeats 3]
+                            [--video-seconds 10] [--xla] [--tiles]
 
-Prints seconds per output megapixel for each engine and mode, the ratio kerasr / ncnn
-(lower is better; the reference is the faster of ncnn's default and float32 settings) and
-the PSNR of the bfloat16 output against the float32 output. Both engines use all cores.
-Inputs are crops of the photograph the repo ships. Needs the dev extra (`ncnn`).
+Images: for each registry model, seconds per output megapixel of ncnn (its default options
+and float32) and kerasr (its default precision and float32) on crops of the photograph the
+repo ships, and the ratio of each time to the faster ncnn setting (lower is better for
+kerasr). Video: a synthetic clip (480x270, 24 fps, generated here) upscaled x4 to 1920x1080
+with realesr-animevideov3, end to end (decode, model, encode with PyAV in both engines:
+ncnn drives the same `kerasr.video.upscale_video` pipeline), frames per second and the
+ratio of kerasr's time per frame to ncnn's. Both engines use all cores; `--video-seconds 0`
+skips the video. Needs the dev extra (`ncnn`).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,6 +29,7 @@ from kerasr.inference import Upscaler
 from kerasr.weights import REGISTRY, load_model, ncnn_files
 
 SAMPLE = Path(kerasr.__file__).parent / "samples" / "astronaut.png"
+VIDEO_MODEL = "realesr-animevideov3"
 
 
 def best_times(runners: dict, repeats: int) -> dict[str, tuple[float, np.ndarray]]:
@@ -41,28 +48,42 @@ def best_times(runners: dict, repeats: int) -> dict[str, tuple[float, np.ndarray
     return {name: (best[name], outputs[name]) for name in runners}
 
 
-def ncnn_runner(param: Path, image: np.ndarray, fp32: bool, threads: int):
-    import ncnn
+class NcnnEngine:
+    """One ncnn network from the registry's .param / .bin files, float images in and out.
 
-    net = ncnn.Net()
-    net.opt.use_vulkan_compute = False
-    net.opt.num_threads = threads
-    if fp32:
-        net.opt.use_fp16_storage = False
-        net.opt.use_fp16_arithmetic = False
-        net.opt.use_fp16_packed = False
-    net.load_param(str(param))
-    net.load_model(str(param.with_suffix(".bin")))
-    chw = np.ascontiguousarray(image.transpose(2, 0, 1))
+    Also usable as the upscaler of `kerasr.video.upscale_video` (`scale`, `upscale`,
+    `upscale_frames`), so both engines run the same decode / encode pipeline.
+    """
 
-    def run():
-        mat = ncnn.Mat(chw)
-        extractor = net.create_extractor()
-        extractor.input("data", mat)
+    def __init__(self, param: Path, scale: int, fp32: bool, threads: int):
+        import ncnn
+
+        self.scale = scale
+        self.net = ncnn.Net()
+        self.net.opt.use_vulkan_compute = False
+        self.net.opt.num_threads = threads
+        if fp32:
+            self.net.opt.use_fp16_storage = False
+            self.net.opt.use_fp16_arithmetic = False
+            self.net.opt.use_fp16_packed = False
+        self.net.load_param(str(param))
+        self.net.load_model(str(param.with_suffix(".bin")))
+
+    def upscale_float(self, image: np.ndarray) -> np.ndarray:
+        import ncnn
+
+        chw = np.ascontiguousarray(image.transpose(2, 0, 1))  # alive while ncnn reads it
+        extractor = self.net.create_extractor()
+        extractor.input("data", ncnn.Mat(chw))
         _, out = extractor.extract("output")
-        return np.array(out).copy().transpose(1, 2, 0)
+        return np.array(out).transpose(1, 2, 0).copy()
 
-    return run
+    def upscale(self, pixels: np.ndarray, outscale=None) -> np.ndarray:
+        out = self.upscale_float(pixels.astype(np.float32) / 255)
+        return (np.clip(out, 0, 1) * 255).round().astype(np.uint8)
+
+    def upscale_frames(self, frames: list[np.ndarray], outscale=None) -> list[np.ndarray]:
+        return [self.upscale(f) for f in frames]
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -70,65 +91,154 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
 
 
+def bench_images(name: str, photo, sizes, repeats: int, threads: int, xla: bool) -> None:
+    entry = REGISTRY[name]
+    model = load_model(name)
+    param = ncnn_files(entry)  # the .param file of the package shipping it
+    default = Upscaler(model, tile=0)
+    modes = {
+        f"kerasr default ({default.precision})": default,
+        "kerasr float32": Upscaler(model, tile=0, precision="float32"),
+    }
+    if xla:
+        modes["kerasr float32 (XLA)"] = Upscaler(
+            model, tile=0, precision="float32", jit_compile=True
+        )
+    engines = {
+        "ncnn default": NcnnEngine(param, entry.scale, False, threads),
+        "ncnn float32": NcnnEngine(param, entry.scale, True, threads),
+    }
+    for size in sizes:
+        top = (photo.shape[0] - size) // 2
+        image = np.ascontiguousarray(photo[top : top + size, top : top + size])
+        megapixels = (size * entry.scale) ** 2 / 1e6
+        runners = {k: (lambda e=e, x=image: e.upscale_float(x)) for k, e in engines.items()}
+        for mode, upscaler in modes.items():
+            runners[mode] = lambda u=upscaler, x=image: u.upscale_float(x)
+        results = best_times(runners, repeats)
+        reference = min(results["ncnn default"][0], results["ncnn float32"][0])
+        print(f"\n{name}: {size}x{size} input -> {megapixels:.3f} output megapixels")
+        print(f"{'engine':32s} {'s':>7s} {'s/MP':>7s} {'ratio':>6s}")
+        for mode, (seconds, _) in results.items():
+            ratio = seconds / reference
+            print(f"{mode:32s} {seconds:7.3f} {seconds / megapixels:7.3f} {ratio:6.2f}")
+        f32 = np.clip(results["kerasr float32"][1], 0, 1)
+        ncnn32 = np.clip(results["ncnn float32"][1], 0, 1)
+        low = np.clip(results[next(iter(modes))][1], 0, 1)
+        print(f"max |kerasr float32 - ncnn float32| = {np.abs(f32 - ncnn32).max():.2e}")
+        print(
+            f"default vs float32: PSNR {psnr(low, f32):.1f} dB, "
+            f"max {np.abs(np.round(low * 255) - np.round(f32 * 255)).max():.0f} uint8 levels"
+        )
+
+
+def bench_tiles(name: str, photo, size: int) -> None:
+    """Batching tile windows against one window per call."""
+    model = load_model(name)
+    image = np.ascontiguousarray(photo[:size, :size])
+    print(f"\n{name}: tiles of {size // 2} px on a {size}x{size} input (default precision):")
+    tiled = {b: Upscaler(model, tile=size // 2, batch_size=b) for b in (1, 4)}
+    timings = best_times({b: (lambda u=u: u.upscale_float(image)) for b, u in tiled.items()}, 1)
+    for batch, (seconds, _) in timings.items():
+        windows = tiled[batch].count_tiles(size, size)
+        print(f"batch_size={batch}: {seconds:.2f} s ({windows} windows)")
+
+
+def synthetic_clip(path: Path, seconds: float, fps: int = 24, size=(480, 270)) -> Path:
+    """A cartoon-like clip: flat discs with dark outlines drifting over a soft gradient."""
+    import av
+
+    width, height = size
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    background = np.stack([x / width, y / height, 1 - x / width], -1) * 150 + 60
+    rng = np.random.default_rng(0)
+    discs = [
+        (
+            rng.uniform(0, width),
+            rng.uniform(0, height),
+            rng.uniform(12, 50),
+            rng.uniform(-3, 3),
+            rng.uniform(-2, 2),
+            rng.integers(0, 256, 3),
+        )
+        for _ in range(12)
+    ]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps, options={"crf": "18"})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(round(seconds * fps)):
+            frame = background.copy()
+            for cx, cy, r, vx, vy, colour in discs:
+                d = np.hypot(x - (cx + vx * i) % width, y - (cy + vy * i) % height)
+                frame[d < r + 2] = 20  # the outline
+                frame[d < r] = colour
+            image = av.VideoFrame.from_ndarray(frame.astype(np.uint8), format="rgb24")
+            image.pts = i
+            container.mux(stream.encode(image))
+        container.mux(stream.encode(None))
+    return path
+
+
+def bench_video(seconds: float, threads: int) -> None:
+    import av
+
+    from kerasr.video import upscale_video
+
+    entry = REGISTRY[VIDEO_MODEL]
+    param = ncnn_files(entry)
+    engines = {
+        "kerasr default": Upscaler(load_model(VIDEO_MODEL)),
+        "kerasr float32": Upscaler(load_model(VIDEO_MODEL), precision="float32"),
+        "ncnn default": NcnnEngine(param, entry.scale, False, threads),
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = synthetic_clip(Path(tmp) / "clip.mp4", seconds)
+        with av.open(str(clip)) as probe:
+            start = time.perf_counter()
+            frames = sum(1 for _ in probe.decode(video=0))
+            decode = time.perf_counter() - start
+        print(
+            f"\nvideo: {frames} frames 480x270 -> 1920x1080 with {VIDEO_MODEL}, end to end "
+            f"(decode + model + H.264 crf 18 encode); decoding alone {frames / decode:.0f} fps"
+        )
+        warm = synthetic_clip(Path(tmp) / "warm.mp4", 4 / 24)
+        times = {}
+        for name, engine in engines.items():
+            upscale_video(warm, Path(tmp) / "warm_out.mp4", engine)  # traces, packs weights
+            start = time.perf_counter()
+            result = upscale_video(clip, Path(tmp) / f"{name}.mp4", engine)
+            times[name] = time.perf_counter() - start
+            assert result.frames == frames and result.size == (1920, 1080), result
+        reference = times["ncnn default"] / frames
+        print(f"{'engine':32s} {'fps':>7s} {'s/frame':>8s} {'ratio':>6s}")
+        for name, total in times.items():
+            per_frame = total / frames
+            print(f"{name:32s} {1 / per_frame:7.2f} {per_frame:8.3f} {per_frame / reference:6.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=list(REGISTRY), choices=sorted(REGISTRY))
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--model", default="realesrgan-x4plus", choices=sorted(REGISTRY))
+    parser.add_argument("--video-seconds", type=float, default=10.0)
+    parser.add_argument("--xla", action="store_true", help="also time kerasr float32 with XLA")
+    parser.add_argument("--tiles", action="store_true", help="also time batched tile windows")
     args = parser.parse_args()
 
     threads = os.cpu_count() or 1
-    photo = read_image(SAMPLE).astype(np.float32) / 255
-    model = load_model(args.model)
-    param = ncnn_files(REGISTRY[args.model])  # the .param file of the package shipping it
-    modes = {
-        "kerasr float32 (tf.function)": Upscaler(model, tile=0, precision="float32"),
-        "kerasr float32 (XLA)": Upscaler(model, tile=0, precision="float32", jit_compile=True),
-        "kerasr bfloat16 (tf.function)": Upscaler(model, tile=0, precision="bfloat16"),
-    }
-    print(f"model {args.model}, {threads} threads, best of {args.repeats} after a warm-up")
-    for size in args.sizes:
-        top = (photo.shape[0] - size) // 2
-        image = np.ascontiguousarray(photo[top : top + size, top : top + size])
-        megapixels = (size * REGISTRY[args.model].scale) ** 2 / 1e6
-        runners = {
-            "ncnn default": ncnn_runner(param, image, False, threads),
-            "ncnn float32": ncnn_runner(param, image, True, threads),
-        }
-        for name, upscaler in modes.items():
-            runners[name] = lambda u=upscaler, x=image: u.upscale_float(x)
-        results = best_times(runners, args.repeats)
-        reference = min(results["ncnn default"][0], results["ncnn float32"][0])
-        print(f"\n{size}x{size} input -> {megapixels:.3f} output megapixels")
-        print(f"{'engine':32s} {'s':>7s} {'s/MP':>7s} {'ratio':>6s}")
-        for name, (seconds, _) in results.items():
-            print(
-                f"{name:32s} {seconds:7.2f} {seconds / megapixels:7.2f} {seconds / reference:6.2f}"
-            )
-        f32 = np.clip(results["kerasr float32 (tf.function)"][1], 0, 1)
-        ncnn32 = np.clip(results["ncnn float32"][1], 0, 1)
-        bf16 = np.clip(results["kerasr bfloat16 (tf.function)"][1], 0, 1)
-        print(f"max |kerasr float32 - ncnn float32| = {np.abs(f32 - ncnn32).max():.2e}")
-        print(
-            f"bfloat16 vs float32: PSNR {psnr(bf16, f32):.1f} dB, "
-            f"max {np.abs(np.round(bf16 * 255) - np.round(f32 * 255)).max():.0f} uint8 levels"
-        )
-
-    # Tiles: batching windows against one window per call, on the largest size.
-    size = max(args.sizes)
-    image = np.ascontiguousarray(photo[:size, :size])
-    print(f"\ntiles of {size // 2} px on a {size}x{size} input (bfloat16):")
-    tiled = {
-        batch: Upscaler(model, tile=size // 2, batch_size=batch, precision="bfloat16")
-        for batch in (1, 4)
-    }
-    timings = best_times(
-        {batch: (lambda u=u: u.upscale_float(image)) for batch, u in tiled.items()}, 1
+    print(
+        f"{threads} threads, best of {args.repeats} after a warm-up; "
+        f"load average {os.getloadavg()[0]:.1f} at the start"
     )
-    for batch, (seconds, _) in timings.items():
-        print(
-            f"batch_size={batch}: {seconds:.2f} s ({tiled[batch].count_tiles(size, size)} windows)"
-        )
+    photo = read_image(SAMPLE).astype(np.float32) / 255
+    for name in args.models:
+        bench_images(name, photo, args.sizes, args.repeats, threads, args.xla)
+    if args.tiles:
+        bench_tiles(args.models[0], photo, max(args.sizes))
+    if args.video_seconds > 0:
+        bench_video(args.video_seconds, threads)
+    print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
 
 
 if __name__ == "__main__":

@@ -261,10 +261,45 @@ class Upscaler:
             else:
                 out_alpha = _resize(alpha, h * self.scale, w * self.scale, "bicubic")
             out = np.concatenate([out, out_alpha], axis=-1)
+        return self._finish(out, outscale, pixels.dtype)
+
+    def _finish(self, out: np.ndarray, outscale: float | None, dtype) -> np.ndarray:
         if outscale is not None and outscale != self.scale:
+            h, w = out.shape[0] // self.scale, out.shape[1] // self.scale
             size = (max(1, round(h * outscale)), max(1, round(w * outscale)))
             out = _resize(out, *size, "lanczos3")
-        return (np.clip(out, 0.0, 1.0) * peak).round().astype(pixels.dtype)
+        return (np.clip(out, 0.0, 1.0) * np.iinfo(dtype).max).round().astype(dtype)
+
+    def upscale_frames(
+        self, frames: list[np.ndarray], outscale: float | None = None
+    ) -> list[np.ndarray]:
+        """Upscales same-size RGB uint8 frames (a video's), `batch_size` per model call.
+
+        Frames that need tiling, or of different shapes, go one by one through `upscale`.
+        The results are those of `upscale` on each frame.
+        """
+        if outscale in self.outscale_variants:
+            return self._variant(outscale).upscale_frames(frames)
+        first = frames[0] if frames else None
+        if (
+            len(frames) < 2
+            or self.batch_size == 1
+            or first.ndim != 3
+            or first.shape[-1] != 3
+            or first.dtype != np.uint8
+            or any(f.shape != first.shape or f.dtype != first.dtype for f in frames)
+            or self.count_tiles(*first.shape[:2]) > 1
+        ):
+            return [self.upscale(f, outscale=outscale) for f in frames]
+        h, w = first.shape[:2]
+        if outscale is not None and not (outscale > 0 and math.isfinite(outscale)):
+            raise KerasrError(f"outscale must be a positive number. Received: {outscale}")
+        self._check_output_size(h, w, outscale)
+        results = []
+        for start in range(0, len(frames), self.batch_size):
+            batch = np.stack(frames[start : start + self.batch_size]).astype(np.float32) / 255
+            results += [self._finish(o, outscale, np.uint8) for o in self._forward(batch).numpy()]
+        return results
 
     def _variant(self, outscale: float) -> Upscaler:
         if outscale not in self._variants:

@@ -5,8 +5,11 @@ frame, and encodes H.264 (or H.265 / VP9) at the input's frame rate into the con
 `output`'s suffix; audio streams are copied without re-encoding where the container accepts
 their codec. The output is written under a temporary name and renamed at the end, so an
 interrupted run leaves no half-written file at the output name. Decoding runs in its own
-thread, a few frames ahead of the model (x264 / x265 / VP9 encode in their own threads), so
-memory stays bounded whatever the length.
+thread a few frames ahead of the model, and encoding in another one behind it (bounded
+queues both), so memory stays bounded whatever the length. Colours: frames are converted to
+RGB with the matrix and range the input is tagged with (BT.709 for untagged HD input, BT.601
+below, as players assume), and back to YUV with the same matrix and range; the output is
+tagged with them and with the input's primaries and transfer curve.
 """
 
 from __future__ import annotations
@@ -24,10 +27,13 @@ import numpy as np
 
 from kerasr.errors import KerasrError
 from kerasr.io import atomic_path
+from kerasr.video_colour import set_colour, to_rgb
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v")
 CODECS = ("libx264", "libx265", "libvpx-vp9")
 _FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mkv": "matroska", ".webm": "webm", ".mov": "mov"}
+# Output containers `--ext` chooses.
+CONTAINERS = ("mp4", "mkv", "webm", "mov")
 # Audio codecs each container takes as they are; others are left out with a warning.
 _AUDIO_OK = {"webm": {"opus", "vorbis"}, "mp4": {"aac", "mp3", "opus", "alac", "ac3"}}
 
@@ -58,8 +64,24 @@ class VideoResult:
 
 
 def is_video(path: str | Path) -> bool:
-    """Whether kerasr treats `path` as a video (by its suffix)."""
-    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+    """Whether kerasr treats `path` as a video: by its suffix, and a GIF with more than one
+    frame (a one-frame GIF is an image)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".gif" and path.is_file():
+        from PIL import Image
+
+        try:
+            with Image.open(path) as image:
+                return getattr(image, "n_frames", 1) > 1
+        except (OSError, ValueError):
+            return False  # the image reader says what is wrong with it
+    return suffix in VIDEO_SUFFIXES
+
+
+def default_codec(output: str | Path) -> str:
+    """H.264, or VP9 for a .webm output (the codecs a WebM file may hold)."""
+    return "libvpx-vp9" if Path(output).suffix.lower() == ".webm" else "libx264"
 
 
 def upscale_video(
@@ -69,7 +91,7 @@ def upscale_video(
     *,
     outscale: float | None = None,
     crf: int = 18,
-    codec: str = "libx264",
+    codec: str | None = None,
     fps: float | None = None,
     progress: Progress | None = None,
 ) -> VideoResult:
@@ -83,11 +105,15 @@ def upscale_video(
             or column, as yuv420p needs even sizes.
         crf: constant rate factor of the encoder (lower: better and larger; 0: lossless
             for x264 / x265).
-        codec: `libx264` (default, plays everywhere), `libx265` or `libvpx-vp9`.
+        codec: `libx264` (plays everywhere), `libx265` or `libvpx-vp9`; default
+            `default_codec(output)`.
         fps: output frame rate; default the input's (frames are not dropped or repeated,
             so a different rate changes the duration).
         progress: called with `(frames_done, frames_total)` after each frame; the total is
             0 when the container does not say.
+
+    The upscaler is called with `batch_size` frames at a time when it has an
+    `upscale_frames` method and a `batch_size` above 1 (`Upscaler` on a GPU).
 
     Returns:
         A `VideoResult`.
@@ -99,6 +125,7 @@ def upscale_video(
     import av
 
     source, output = Path(source), Path(output)
+    codec = codec or default_codec(output)
     if codec not in CODECS:
         raise KerasrError(f"codec must be one of {', '.join(CODECS)}. Received: {codec!r}")
     fmt = _FORMATS.get(output.suffix.lower())
@@ -125,10 +152,11 @@ def upscale_video(
         rotation = _rotation(source)
         with atomic_path(output) as tmp, av.open(str(tmp), "w", format=fmt) as writer:
             encoder, size = _add_encoder(writer, video, upscaler, outscale, codec, rate, crf)
+            colour = set_colour(encoder, video, size)
             if rotation:  # the display matrix, as the input's (frames are kept as stored)
                 encoder.set_display_rotation(rotation)
             result = _transcode(
-                reader, writer, video, encoder, size, upscaler, outscale, total, progress
+                reader, writer, video, encoder, colour, upscaler, outscale, total, progress
             )
         frames, size, copied, lost = result
     if frames == 0:
@@ -146,19 +174,22 @@ def upscale_video_file(
     overwrite: bool = False,
     outscale: float | None = None,
     crf: int = 18,
-    codec: str = "libx264",
+    codec: str | None = None,
     fps: float | None = None,
+    ext: str | None = None,
     **upscaler_options,
 ) -> VideoResult:
     """`upscale_video` with a model name and a rich progress bar (frames, fps, ETA).
 
     Args:
         source: the video.
-        output: a video file name, or a folder for `<stem>_<suffix>.mp4`.
+        output: a video file name, or a folder for `<stem>_<suffix>.<ext>`.
         model: registry name or model file, or a built upscaler network.
         suffix: appended to the output stem when `output` is a folder.
         overwrite: replace an existing output (never the input).
         outscale, crf, codec, fps: see `upscale_video`.
+        ext: the output container, one of `CONTAINERS` (default mp4, or the suffix of a
+            file name given as `output`).
         **upscaler_options: passed to `kerasr.inference.Upscaler`.
     """
     from rich.progress import (
@@ -172,8 +203,13 @@ def upscale_video_file(
     from kerasr.batch import _load_upscaler
 
     source, output = Path(source), Path(output)
-    if not is_video(output):
-        output = output / f"{source.stem}{'_' + suffix if suffix else ''}.mp4"
+    if ext is not None and ext not in CONTAINERS:
+        raise KerasrError(f"a video's --ext must be one of {', '.join(CONTAINERS)}: got {ext}")
+    if output.suffix.lower() in (*VIDEO_SUFFIXES, ".gif"):  # a file name
+        if ext is not None and output.suffix.lower() != f".{ext}":
+            raise KerasrError(f"--ext {ext} disagrees with the output name {output.name}")
+    else:
+        output = output / f"{source.stem}{'_' + suffix if suffix else ''}.{ext or 'mp4'}"
     if output.resolve() == source.resolve():
         raise KerasrError(f"{source}: output would overwrite the input; change --suffix or -o")
     if output.exists() and not overwrite:
@@ -205,11 +241,8 @@ def upscale_video_file(
         )
 
 
-def _transcode(reader, writer, video, encoder, size, upscaler, outscale, total, progress):
-    import av
-
+def _transcode(reader, writer, video, encoder, colour, upscaler, outscale, total, progress):
     # Every stream exists before the first packet is written (the header goes out then).
-    time_base = encoder.codec_context.time_base  # one tick per frame
     audio_out = {}
     accepted = _AUDIO_OK.get(writer.format.name.split(",")[0])
     for stream in reader.streams.audio:
@@ -223,37 +256,105 @@ def _transcode(reader, writer, video, encoder, size, upscaler, outscale, total, 
             continue
         audio_out[stream.index] = writer.add_stream_from_template(stream)
 
-    frames, lost = 0, None
+    width, height = encoder.width, encoder.height
+    per_call = getattr(upscaler, "batch_size", 1) if hasattr(upscaler, "upscale_frames") else 1
+    frames, lost, batch = 0, None, []
     decoder = _Decoder(reader, video, set(audio_out))
+    sink = _Encoder(writer, encoder, audio_out, colour)
     decoder.start()
+    sink.start()
     try:
         while True:
             kind, payload = decoder.items.get()
-            if kind == "end":
-                break
-            if kind == "audio":
-                payload.stream = audio_out[payload.stream.index]
-                writer.mux(payload)
-            elif kind == "frame":
-                pixels = _upscale_frame(payload, upscaler, outscale)
-                out = av.VideoFrame.from_ndarray(pixels[: size[1], : size[0]], format="rgb24")
-                out.pts = frames
-                out.time_base = time_base
-                writer.mux(encoder.encode(out))
+            if kind == "frame":
+                batch.append(payload)
+                if len(batch) < per_call:
+                    continue
+            elif kind == "audio":
+                sink.put(payload)
+                continue
+            for pixels in _upscale_frames(batch, upscaler, outscale):
+                sink.put(pixels[:height, :width])
                 frames += 1
                 if progress:
                     progress(frames, max(total, frames))
-            elif kind == "lost":
+            batch = []
+            if kind == "end":
+                break
+            if kind == "lost":
                 lost = f"decoding stopped after frame {frames}: {payload}"
-            else:
+            elif kind == "error":
                 raise payload
+        sink.put(None)  # flush the encoder
+        sink.join()
+        if sink.error is not None:
+            raise sink.error
     finally:
         decoder.stop.set()
+        sink.stop.set()
         decoder.join()
+        sink.join()
     if total and frames < total - 1 and lost is None:  # durations round to a frame
         lost = f"only {frames} of about {total} frames could be decoded"
-    writer.mux(encoder.encode(None))
-    return frames, size, len(audio_out), lost
+    return frames, (width, height), len(audio_out), lost
+
+
+def _upscale_frames(frames, upscaler, outscale):
+    if len(frames) > 1:
+        return upscaler.upscale_frames(frames, outscale=outscale)
+    return [upscaler.upscale(pixels, outscale=outscale) for pixels in frames]
+
+
+class _Encoder(threading.Thread):
+    """Converts upscaled frames to YUV, encodes and muxes them (and the audio packets, in
+    decoding order) in its own thread, so the model never waits on the encoder."""
+
+    def __init__(self, writer, encoder, audio_out: dict, colour: tuple[str, int]):
+        super().__init__(name="kerasr-video-encoder", daemon=True)
+        self.writer, self.encoder, self.audio_out = writer, encoder, audio_out
+        self.matrix, self.range = colour
+        self.items: queue.Queue = queue.Queue(maxsize=_AHEAD)
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self):
+        import av
+
+        time_base = self.encoder.codec_context.time_base  # one tick per frame
+        count = 0
+        try:
+            while not self.stop.is_set():
+                try:
+                    item = self.items.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                if item is None:
+                    self.writer.mux(self.encoder.encode(None))
+                    return
+                if isinstance(item, av.Packet):
+                    item.stream = self.audio_out[item.stream.index]
+                    self.writer.mux(item)
+                    continue
+                frame = av.VideoFrame.from_ndarray(item, format="rgb24").reformat(
+                    format="yuv420p", dst_colorspace=self.matrix, dst_color_range=self.range
+                )
+                frame.pts, frame.time_base = count, time_base
+                self.writer.mux(self.encoder.encode(frame))
+                count += 1
+        except BaseException as e:  # raised in the main thread by `put` or after `join`
+            self.error = e
+
+    def put(self, item) -> None:
+        while True:
+            if self.error is not None:
+                raise self.error
+            if not self.is_alive():
+                raise KerasrError("the video encoder stopped unexpectedly")
+            try:
+                self.items.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
 
 
 class _Decoder(threading.Thread):
@@ -278,7 +379,7 @@ class _Decoder(threading.Thread):
                         return
                 elif index == self.video.index:
                     for frame in packet.decode():
-                        if not self._put(("frame", frame.to_ndarray(format="rgb24"))):
+                        if not self._put(("frame", to_rgb(frame))):
                             return
         except av.error.FFmpegError as e:
             self._put(("lost", _reason(e)))
@@ -305,10 +406,6 @@ def _frames_from_duration(reader, video) -> int:
     else:
         return 0
     return round(seconds * float(video.average_rate or 0))
-
-
-def _upscale_frame(pixels, upscaler, outscale):
-    return upscaler.upscale(pixels, outscale=outscale)
 
 
 def _add_encoder(writer, video, upscaler, outscale, codec, rate, crf):
@@ -358,4 +455,4 @@ def read_frames(path: str | Path) -> list[np.ndarray]:
     import av
 
     with av.open(str(path)) as container:
-        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+        return [to_rgb(f) for f in container.decode(video=0)]

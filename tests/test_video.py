@@ -92,7 +92,24 @@ def test_video_outscale_codec_and_container(tmp_path, compact):
     frames = read_frames(out)
     assert len(frames) == FRAMES and frames[0].shape == (32, 48, 3)
     result, text = run("upscale", clip, "-m", compact, "-o", tmp_path / "v.webm")
+    assert result.exit_code == 0, text  # VP9 is the default codec of a .webm
+    with av.open(str(tmp_path / "v.webm")) as container:
+        assert container.streams.video[0].codec_context.name == "vp9"
+    result, text = run(
+        "upscale", clip, "-m", compact, "-o", tmp_path / "x.webm", "--codec", "libx264"
+    )
     assert result.exit_code == 2 and "needs --codec libvpx-vp9" in text
+    # --ext chooses the container of an output named after the input.
+    result, text = run("upscale", clip, "-m", compact, "-o", tmp_path / "folder", "--ext", "mov")
+    assert result.exit_code == 0, text
+    with av.open(str(tmp_path / "folder" / "clip_out.mov")) as container:
+        assert "mov" in container.format.name and len(list(container.decode(video=0))) == FRAMES
+    for args, message in (
+        (["--ext", "png"], "image format"),
+        (["-o", tmp_path / "a.mkv", "--ext", "mp4"], "disagrees"),
+    ):
+        result, text = run("upscale", clip, "-m", compact, *args)
+        assert result.exit_code == 2 and message in text, text
     result, text = run("upscale", clip, "-m", compact, "-o", out)  # exists
     assert result.exit_code == 2 and "--overwrite" in text
 
@@ -132,15 +149,15 @@ def test_interrupted_run_leaves_nothing_at_the_output_name(tmp_path, compact, mo
     clip = make_clip(tmp_path / "clip.mp4")
     upscaler = Upscaler(keras.saving.load_model(compact), precision="float32")
     calls = []
-    real = kerasr.video._upscale_frame
+    real = kerasr.video._upscale_frames
 
-    def interrupted(pixels, *args):
+    def interrupted(frames, *args):
         calls.append(1)
         if len(calls) == 4:
             raise KeyboardInterrupt
-        return real(pixels, *args)
+        return real(frames, *args)
 
-    monkeypatch.setattr(kerasr.video, "_upscale_frame", interrupted)
+    monkeypatch.setattr(kerasr.video, "_upscale_frames", interrupted)
     with pytest.raises(KeyboardInterrupt):
         kerasr.video.upscale_video(clip, tmp_path / "out.mp4", upscaler)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
@@ -163,3 +180,62 @@ def test_rotation_is_kept(tmp_path, compact):
     with av.open(str(out)) as container:
         first = next(container.decode(video=0))
     assert first.rotation == 90 and (first.width, first.height) == (WIDTH * 4, HEIGHT * 4)
+
+
+def test_animated_gif_is_a_video_and_a_still_gif_an_image(tmp_path, compact):
+    from PIL import Image
+
+    frames = [Image.new("RGB", (WIDTH, HEIGHT), (40 * i, 90, 200 - 40 * i)) for i in range(4)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=100)
+    frames[0].save(tmp_path / "still.gif")
+    result, text = run("upscale", tmp_path / "anim.gif", "-m", compact, "-o", tmp_path)
+    assert result.exit_code == 0, text
+    assert "4 frames 96x64 at 10 fps" in text
+    got = read_frames(tmp_path / "anim_out.mp4")
+    assert len(got) == 4 and np.abs(got[3][8, 8].astype(int) - (120, 90, 80)).max() < 8
+    result, text = run("upscale", tmp_path / "still.gif", "-m", compact, "-o", tmp_path)
+    assert result.exit_code == 0 and (tmp_path / "still_out.png").is_file(), text
+
+
+@pytest.mark.parametrize("tag", ["bt709", "untagged"])
+def test_colour_metadata_is_kept_and_frames_use_its_matrix(tmp_path, compact, tag):
+    """An HD-sized clip: BT.709 whether tagged or not (untagged HD is taken as BT.709), a
+    saturated colour survives the round trip, and the output says which matrix it used."""
+    from av.video.reformatter import Colorspace
+
+    clip = tmp_path / "hd.mkv"
+    colour = np.array([200, 40, 90], np.uint8)
+    with av.open(str(clip), "w", format="matroska") as container:
+        video = container.add_stream("libx264", rate=FPS, options={"crf": "0"})
+        video.width, video.height, video.pix_fmt = 320, 592, "yuv420p"  # taller than 576: HD
+        if tag == "bt709":
+            context = video.codec_context
+            context.colorspace = context.color_primaries = context.color_trc = 1
+            context.color_range = 1
+        for i in range(2):
+            rgb = av.VideoFrame.from_ndarray(np.broadcast_to(colour, (592, 320, 3)).copy(), "rgb24")
+            frame = rgb.reformat(format="yuv420p", dst_colorspace=Colorspace.ITU709)
+            frame.pts = i
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+    out = tmp_path / "hd_out.mkv"  # HD too: its matrix is BT.709 when the input has none
+    result, text = run("upscale", clip, "-m", compact, "-o", out, "--outscale", 1)
+    assert result.exit_code == 0, text
+    with av.open(str(out)) as container:
+        context = container.streams.video[0].codec_context
+        tags = (context.colorspace, context.color_primaries, context.color_trc)
+    assert tags == ((1, 1, 1) if tag == "bt709" else (1, 2, 2))  # 2: unspecified
+    pixel = read_frames(out)[0][40, 40].astype(int)
+    assert np.abs(pixel - colour).max() <= 3
+
+
+def test_frames_batched_for_the_model_match_one_by_one(compact):
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (HEIGHT, WIDTH, 3), np.uint8) for _ in range(5)]
+    model = keras.saving.load_model(compact)
+    batched = Upscaler(model, batch_size=2, precision="float32")
+    single = Upscaler(model, batch_size=1, precision="float32")
+    for got, frame in zip(batched.upscale_frames(frames, outscale=3), frames, strict=True):
+        expected = single.upscale(frame, outscale=3)
+        assert got.shape == expected.shape == (48, 72, 3)
+        assert np.abs(got.astype(int) - expected).max() <= 1

@@ -16,6 +16,13 @@ class Ext(enum.StrEnum):
     png = "png"
     jpg = "jpg"
     webp = "webp"
+    mp4 = "mp4"
+    mkv = "mkv"
+    webm = "webm"
+    mov = "mov"
+
+
+_VIDEO_EXTS = (Ext.mp4, Ext.mkv, Ext.webm, Ext.mov)
 
 
 class Precision(enum.StrEnum):
@@ -98,7 +105,11 @@ def upscale(
         str, typer.Option(help="Appended to output file names ('' for none).")
     ] = "out",
     ext: Annotated[
-        Ext, typer.Option(help="Output format; auto keeps the input's (PNG for alpha or 16-bit).")
+        Ext,
+        typer.Option(
+            help="Output format; auto keeps the input's (PNG for alpha or 16-bit). "
+            "Videos: the container, mp4 (default), mkv, webm or mov."
+        ),
     ] = Ext.auto,
     overwrite: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
     precision: Annotated[
@@ -116,21 +127,30 @@ def upscale(
     crf: Annotated[
         int, typer.Option(min=0, max=63, help="Video: encoder quality (lower is better).")
     ] = 18,
-    codec: Annotated[Codec, typer.Option(help="Video: the encoder.")] = Codec.libx264,
+    codec: Annotated[
+        Codec | None,
+        typer.Option(help="Video: the encoder. Default: libx264 (libvpx-vp9 for webm)."),
+    ] = None,
     fps: Annotated[
         float | None, typer.Option(min=0.001, help="Video: output frame rate. Default: input's.")
     ] = None,
 ) -> None:
     """Upscale images with a super-resolution model (Real-ESRGAN x4plus by default), or one
-    video (.mp4 .mkv .webm .mov .avi; audio copied; realesr-animevideov3 by default)."""
+    video (.mp4 .mkv .webm .mov .avi, animated .gif; audio copied; realesr-animevideov3 by
+    default)."""
     from kerasr.batch import upscale_images
     from kerasr.video import is_video
 
     if len(inputs) == 1 and is_video(inputs[0]):
+        if ext != Ext.auto and ext not in _VIDEO_EXTS:
+            raise fail(f"--ext {ext.value} is an image format; a video's is mp4, mkv, webm or mov")
+        video_ext = None if ext == Ext.auto else ext.value
         _upscale_video(
-            inputs[0], output, model, alpha, suffix, overwrite, outscale, crf, codec, fps
+            inputs[0], output, model, alpha, suffix, overwrite, outscale, crf, codec, fps, video_ext
         )
         return
+    if ext in _VIDEO_EXTS:
+        raise fail(f"--ext {ext.value} is for a video; the inputs are images")
     result = upscale_images(
         inputs,
         output,
@@ -151,7 +171,7 @@ def upscale(
         raise typer.Exit(EXIT_USER_ERROR)
 
 
-def _upscale_video(source, output, model, alpha, suffix, overwrite, outscale, crf, codec, fps):
+def _upscale_video(source, output, model, alpha, suffix, overwrite, outscale, crf, codec, fps, ext):
     from kerasr.video import upscale_video_file
 
     result = upscale_video_file(
@@ -163,8 +183,9 @@ def _upscale_video(source, output, model, alpha, suffix, overwrite, outscale, cr
         overwrite=overwrite,
         outscale=outscale,
         crf=crf,
-        codec=codec.value,
+        codec=codec.value if codec else None,
         fps=fps,
+        ext=ext,
     )
     width, height = result.size
     typer.echo(

@@ -8,6 +8,14 @@ from kerasr.layers import PixelShuffle, conv3x3, upsample_nearest
 ACTIVATIONS = ("prelu", "relu", "leakyrelu")
 
 
+def _prelu(x, alpha):
+    # PReLU as x + (alpha - 1) * min(x, 0): three element-wise ops instead of the five of
+    # keras.layers.PReLU (relu(x) - alpha * relu(-x)), which on a CPU cost as much as half
+    # the convolutions of this thin network (bench/upscale.py; 1.5x faster end to end).
+    alpha = ops.cast(alpha, x.dtype)
+    return x + (alpha - 1) * ops.minimum(x, 0)
+
+
 def _leaky_relu_01(x):
     # Real-ESRGAN's compact network uses a 0.1 slope (ESRGAN's RRDBNet uses 0.2).
     return ops.leaky_relu(x, negative_slope=0.1)
@@ -122,8 +130,8 @@ class SRVGGNetCompact(keras.Model):
         feat = x
         for i, conv in enumerate(self.convs):
             feat = conv(feat)
-            if self.activations:
-                feat = self.activations[i](feat)
+            if self.activations:  # the layers hold the slopes; _prelu applies them
+                feat = _prelu(feat, self.activations[i].alpha)
         out = self.shuffle(self.conv_last(feat))
         out = ops.cast(out, "float32") + ops.cast(upsample_nearest(x, self.upscale), "float32")
         return out
