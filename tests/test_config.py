@@ -155,3 +155,21 @@ def test_importing_config_loads_neither_keras_nor_tensorflow():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_realesrgan_recipes_hold_the_x4plus_training_options():
+    # options/train_realesrnet_x4plus.yml and train_realesrgan_x4plus.yml of Real-ESRGAN.
+    from pathlib import Path
+
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    net = load_config(SRRecipe, configs / "realesrnet_x4plus.toml")
+    assert (net.g_optim.learning_rate, net.g_optim.beta_1, net.g_optim.beta_2) == (2e-4, 0.9, 0.99)
+    assert net.g_optim.milestones == (1_000_000,) and net.g_optim.gamma == 0.5
+    assert (net.train.steps, net.train.ema_decay, net.loss.pixel) == (1_000_000, 0.999, "l1")
+    assert net.generator.num_basic_blocks == 23 and net.generator.rrdb_channels == 64
+    for name in ("realesrnet_x4plus", "realesrgan_x4plus", "realesr_general_x4v3"):
+        data = load_config(SRRecipe, configs / f"{name}.toml").data
+        assert (data.patch_size, data.batch_size, data.degradation.kind) == (256, 12, "realesrgan")
+        assert data.degradation.sharpen_gt and data.degradation.crop_pad_size == 400, name
+        assert data.degradation.pool_size == 180 and data.augment.hflip_prob == 0.5
+        assert data.augment.vflip_prob == data.augment.transpose_prob == 0

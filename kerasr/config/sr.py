@@ -2,7 +2,8 @@
 SRVGG generator.
 
 `configs/esrgan_x4_psnr.toml` and `configs/esrgan_x4_gan.toml` follow the ESRGAN paper's
-two stages, `configs/realesrgan_x4plus.toml` Real-ESRGAN's x4plus recipe,
+two stages, `configs/realesrnet_x4plus.toml` and `configs/realesrgan_x4plus.toml` the two
+stages of Real-ESRGAN's x4plus recipe,
 `configs/realesr_general_x4v3.toml` that recipe with Real-ESRGAN's compact generator.
 """
 
