@@ -96,10 +96,9 @@ def bench_images(name: str, photo, sizes, repeats: int, threads: int, xla: bool)
     model = load_model(name)
     param = ncnn_files(entry)  # the .param file of the package shipping it
     default = Upscaler(model, tile=0)
-    modes = {
-        f"kerasr default ({default.precision})": default,
-        "kerasr float32": Upscaler(model, tile=0, precision="float32"),
-    }
+    modes = {f"kerasr default ({default.precision})": default}
+    if default.precision != "float32":  # else the same graph twice
+        modes["kerasr float32"] = Upscaler(model, tile=0, precision="float32")
     if xla:
         modes["kerasr float32 (XLA)"] = Upscaler(
             model, tile=0, precision="float32", jit_compile=True
@@ -122,10 +121,11 @@ def bench_images(name: str, photo, sizes, repeats: int, threads: int, xla: bool)
         for mode, (seconds, _) in results.items():
             ratio = seconds / reference
             print(f"{mode:32s} {seconds:7.3f} {seconds / megapixels:7.3f} {ratio:6.2f}")
-        f32 = np.clip(results["kerasr float32"][1], 0, 1)
+        f32_mode = "kerasr float32" if "kerasr float32" in modes else next(iter(modes))
+        f32 = np.clip(results[f32_mode][1], 0, 1)
         ncnn32 = np.clip(results["ncnn float32"][1], 0, 1)
         low = np.clip(results[next(iter(modes))][1], 0, 1)
-        print(f"max |kerasr float32 - ncnn float32| = {np.abs(f32 - ncnn32).max():.2e}")
+        print(f"max |{f32_mode} - ncnn float32| = {np.abs(f32 - ncnn32).max():.2e}")
         print(
             f"default vs float32: PSNR {psnr(low, f32):.1f} dB, "
             f"max {np.abs(np.round(low * 255) - np.round(f32 * 255)).max():.0f} uint8 levels"
@@ -186,11 +186,11 @@ def bench_video(seconds: float, threads: int) -> None:
 
     entry = REGISTRY[VIDEO_MODEL]
     param = ncnn_files(entry)
-    engines = {
-        "kerasr default": Upscaler(load_model(VIDEO_MODEL)),
-        "kerasr float32": Upscaler(load_model(VIDEO_MODEL), precision="float32"),
-        "ncnn default": NcnnEngine(param, entry.scale, False, threads),
-    }
+    default = Upscaler(load_model(VIDEO_MODEL))
+    engines = {f"kerasr default ({default.precision})": default}
+    if default.precision != "float32":
+        engines["kerasr float32"] = Upscaler(load_model(VIDEO_MODEL), precision="float32")
+    engines["ncnn default"] = NcnnEngine(param, entry.scale, False, threads)
     with tempfile.TemporaryDirectory() as tmp:
         clip = synthetic_clip(Path(tmp) / "clip.mp4", seconds)
         with av.open(str(clip)) as probe:

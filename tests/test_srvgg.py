@@ -107,12 +107,20 @@ def test_weights_file_round_trip_infers_the_architecture(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
-def test_weights_file_without_prelu_asks_for_keras_format(tmp_path):
-    model = SRVGGNetCompact(act_type="relu", **TINY)
+@pytest.mark.parametrize("act_type", ["relu", "leakyrelu"])
+def test_weights_file_without_prelu_reads_the_activation_from_the_keras_file_beside(
+    tmp_path, act_type
+):
+    model = SRVGGNetCompact(act_type=act_type, **TINY)
     model.build((None, None, None, 3))
     model.save_weights(tmp_path / "m.weights.h5")
     with pytest.raises(KerasrError, match="save the network as .keras"):
         load_model(tmp_path / "m.weights.h5")
+    model.save(tmp_path / "m.keras")  # as training writes generator.keras
+    loaded = load_model(tmp_path / "m.weights.h5")
+    assert loaded.act_type == act_type
+    x = _image(4) - 0.5  # negative inputs, where relu and leakyrelu differ
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), atol=1e-6)
 
 
 def test_interpolation_between_two_compact_models():

@@ -13,7 +13,13 @@ from kerasr.models import SRVGGNetCompact
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "tiny.toml"
-COMPACT = ["generator.kind=srvgg", "generator.num_feat=8", "generator.num_conv=2"]
+# leakyrelu: the one activation a weights file alone cannot tell from relu.
+COMPACT = [
+    "generator.kind=srvgg",
+    "generator.num_feat=8",
+    "generator.num_conv=2",
+    "generator.act_type=leakyrelu",
+]
 
 
 def test_general_x4v3_recipe_is_real_esrgans_compact_model():
@@ -63,3 +69,10 @@ def test_pretrain_and_gan_train_a_compact_generator(tmp_path):
     out = tmp_path / "out.png"
     run("upscale", tmp_path / "in.png", "-o", out, "-m", gan / "generator.weights.h5")
     assert read_image(out).shape == (48, 64, 3)
+    # generator.keras beside the weights says which activation they go with.
+    from kerasr.weights import load_model
+
+    network = load_model(gan / "generator.keras")
+    assert isinstance(network, SRVGGNetCompact) and network.act_type == "leakyrelu"
+    assert network.dtype_policy.name == "float32"
+    assert load_model(gan / "generator.weights.h5").act_type == "leakyrelu"

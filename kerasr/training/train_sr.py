@@ -6,6 +6,7 @@ The run folder:
     checkpoints/                    CheckpointManager: G, D, EMA, both optimizers, step
     generator.weights.h5            the exported generator (the EMA when enabled); works
                                     with `kerasr upscale -m` and as `train.init` of a GAN run
+    generator.keras                 the same network as a .keras model (architecture included)
     discriminator.weights.h5        (GAN stage)
     tensorboard/                    scalars, LR | SR | HR grids, the config as text
     history.csv, validation.csv     the logged scalars
@@ -175,6 +176,15 @@ def bicubic_baseline(dataset, scale: int) -> float:
         for lr_i, hr_i in zip(to_uint8(np.asarray(lr)), to_uint8(np.asarray(hr)), strict=True):
             scores.append(bicubic_scores(hr_i, lr_i, scale)[0])
     return float(np.mean(scores)) if scores else math.nan
+
+
+def _float32_copy(network):
+    # generator.keras carries the architecture with the weights (a compact network's
+    # relu / leakyrelu is not in its weights file); float32, whatever precision trained it.
+    copy = network.__class__.from_config({**network.get_config(), "dtype": "float32"})
+    copy.build((None, None, None, network.in_channels))
+    copy.set_weights(network.get_weights())
+    return copy
 
 
 def evaluate_run(run_dir: Path, folder: str | Path, scale: int) -> DatasetScores:
@@ -395,6 +405,8 @@ def train_sr(
         network = harness.sr_network
         with atomic_path(run_dir / "generator.weights.h5") as tmp:
             network.save_weights(tmp)
+        with atomic_path(run_dir / "generator.keras") as tmp:
+            _float32_copy(network).save(tmp)
         if stage == "gan":
             with atomic_path(run_dir / "discriminator.weights.h5") as tmp:
                 harness.discriminator.save_weights(tmp)

@@ -323,8 +323,29 @@ def _srvgg_arch(f, path: Path) -> dict:
     if arch is None:
         raise KerasrError(f"{path} does not hold SRVGGNetCompact weights")
     if not prelu:
-        raise KerasrError(
-            f"{path} holds SRVGGNetCompact weights without PReLU slopes: relu and leakyrelu "
-            "cannot be told apart from the weights alone; save the network as .keras"
-        )
+        act_type = _activation_beside(path)
+        if act_type is None:
+            raise KerasrError(
+                f"{path} holds SRVGGNetCompact weights without PReLU slopes: relu and leakyrelu "
+                "cannot be told apart from the weights alone; load the .keras file saved with "
+                "them (kerasr training writes generator.keras), or save the network as .keras"
+            )
+        arch["act_type"] = act_type
     return arch
+
+
+def _activation_beside(path: Path) -> str | None:
+    """The activation of the SRVGGNetCompact `.keras` model saved beside a weights file
+    (`generator.keras` beside `generator.weights.h5`, as training writes them), if any."""
+    import json
+    import zipfile
+
+    archive_path = path.with_name(path.name.removesuffix(".weights.h5") + ".keras")
+    try:
+        with zipfile.ZipFile(archive_path) as archive:
+            config = json.loads(archive.read("config.json"))
+        if config.get("class_name") == "SRVGGNetCompact":
+            return config["config"]["act_type"]
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        pass
+    return None
