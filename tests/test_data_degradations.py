@@ -253,6 +253,37 @@ def test_jpeg_quality_is_the_references_float_draw_rounded():
     assert abs(wide.mean() - 62.5) < 0.5
 
 
+def test_grey_gaussian_noise_is_one_field_per_batch_unless_asked_per_sample():
+    x = tf.fill([3, 32, 32, 3], 0.5)
+    sigma = tf.constant([0.02, 0.04, 0.03])
+    gray = tf.constant([True, True, False])
+    shared = add_gaussian_noise(x, SEED, sigma, gray, shared_gray=True).numpy() - 0.5
+    # BasicSR: the grey samples carry the same field, each scaled by its own sigma.
+    np.testing.assert_allclose(shared[1] / 0.04, shared[0] / 0.02, atol=1e-4)
+    np.testing.assert_array_equal(shared[0, ..., 0], shared[0, ..., 2])
+    own = add_gaussian_noise(x, SEED, sigma, gray).numpy() - 0.5
+    assert abs(np.corrcoef(own[0, ..., 0].ravel(), own[1, ..., 0].ravel())[0, 1]) < 0.2
+    np.testing.assert_array_equal(own[0, ..., 0], own[0, ..., 2])
+    # The config switch reaches the pipeline: grey Gaussian noise only, flat image.
+    flat = {"blur_prob": 0.0, "resize_prob": [0, 0, 1], "gaussian_noise_prob": 1.0}
+    flat |= {"gray_noise_prob": 1.0, "noise_range": [20, 20], "jpeg_range": [100, 100]}
+    for per_batch in (True, False):
+        cfg = from_dict(
+            DegradationConfig,
+            {
+                "stage1": flat,
+                "stage2": flat,
+                "final_sinc_prob": 0.0,
+                "sharpen_gt": False,
+                "shared_gray_noise": per_batch,
+            },
+        )
+        lr, _, _ = realesrgan_degrade(tf.fill([2, 64, 64, 3], 0.5), SEED, cfg, 4)
+        d = lr.numpy() - lr.numpy().mean()
+        corr = np.corrcoef(d[0, ..., 0].ravel(), d[1, ..., 0].ravel())[0, 1]
+        assert (corr > 0.8) if per_batch else (abs(corr) < 0.3), (per_batch, corr)
+
+
 def test_realesrgan_parameters_follow_the_config():
     cfg = from_dict(
         DegradationConfig,

@@ -170,6 +170,10 @@ class DegradationConfig:
     # Exact Poisson sampling is ~10x slower on CPU than its Gaussian approximation
     # N(lambda, lambda), which differs only for the darkest pixels.
     poisson_exact: bool = False
+    # BasicSR draws one grey Gaussian noise field for the whole batch (each grey sample scales
+    # it by its own sigma); false draws one per sample, so grey-noise samples of a batch do
+    # not share a pattern.
+    shared_gray_noise: bool = True
     # Real-ESRGAN draws resize and noise type once per batch; this pool of degraded pairs
     # (its `queue_size`) mixes batches so that a batch sees several of them. 0 disables it.
     pool_size: int = 180

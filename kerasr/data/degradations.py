@@ -99,7 +99,7 @@ def standard_normal(shape, seed):
     return tf.reshape(z, shape)
 
 
-def add_gaussian_noise(images, seed, sigma, gray, draws=None):
+def add_gaussian_noise(images, seed, sigma, gray, draws=None, shared_gray: bool = False):
     """Adds N(0, sigma^2) noise, per sample; `gray` samples get the same noise on all channels.
 
     Args:
@@ -109,8 +109,10 @@ def add_gaussian_noise(images, seed, sigma, gray, draws=None):
         gray: [B] bool.
         draws: optional `(z, z_gray)` standard normal draws, [B, H, W, C] and [B or 1, H, W,
             1], used instead of drawing from `seed` (to replay another implementation's
-            draws). Real-ESRGAN draws one grey field for the whole batch; kerasr draws one
-            per sample (the first channel's draws), so grey noise is independent across a
+            draws).
+        shared_gray: one grey noise field for the whole batch, scaled by each sample's
+            sigma, as BasicSR's `add_gaussian_noise_pt` draws it (Real-ESRGAN's training);
+            False draws one per sample (the first channel's draws), independent across the
             batch.
 
     Returns:
@@ -119,6 +121,8 @@ def add_gaussian_noise(images, seed, sigma, gray, draws=None):
     if draws is None:
         z = standard_normal(tf.shape(images), fold(seed, 1))
         z_gray = z[..., :1]  # still i.i.d. N(0, 1) per pixel; saves a third of the draws
+        if shared_gray:
+            z_gray = z_gray[:1]
     else:
         z, z_gray = draws
     noise = tf.where(gray[:, None, None, None], z_gray, z) * sigma[:, None, None, None]
@@ -264,14 +268,14 @@ def _random_resize(images, seed, stage: StageConfig, base_h, base_w, by_factor: 
     return out, {"resize": factor, "resize_mode": mode}
 
 
-def _random_noise(images, seed, stage: StageConfig, batch, exact):
+def _random_noise(images, seed, stage: StageConfig, batch, exact, shared_gray):
     gaussian = _uniform(fold(seed, 1), [], 0.0, 1.0) < stage.gaussian_noise_prob
     gray = _uniform(fold(seed, 2), [batch], 0.0, 1.0) < stage.gray_noise_prob
     sigma = _uniform(fold(seed, 3), [batch], *stage.noise_range) / 255.0
     pscale = _uniform(fold(seed, 4), [batch], *stage.poisson_scale_range)
     out = tf.cond(
         gaussian,
-        lambda: add_gaussian_noise(images, fold(seed, 5), sigma, gray),
+        lambda: add_gaussian_noise(images, fold(seed, 5), sigma, gray, shared_gray=shared_gray),
         lambda: add_poisson_noise(images, fold(seed, 6), pscale, gray, exact),
     )
     level = tf.where(gaussian, sigma * 255.0, pscale)
@@ -283,7 +287,7 @@ def _random_jpeg(images, seed, stage: StageConfig, batch):
     return jpeg_batch(images, q), {"jpeg": q}
 
 
-def _stage(x, seed, stage: StageConfig, batch, base_h, base_w, exact, by_factor):
+def _stage(x, seed, stage: StageConfig, config, batch, base_h, base_w, by_factor):
     """Blur, resize, noise, JPEG: one order of Real-ESRGAN's degradation model."""
     kernels, kinfo = random_kernels(fold(seed, 1), batch, stage.blur, return_info=True)
     if stage.blur_prob >= 1.0:
@@ -293,7 +297,8 @@ def _stage(x, seed, stage: StageConfig, batch, base_h, base_w, exact, by_factor)
         blurred = _uniform(fold(seed, 2), [], 0.0, 1.0) < stage.blur_prob
         x = tf.cond(blurred, lambda: filter_batch(x, kernels), lambda: x)
     x, rinfo = _random_resize(x, fold(seed, 3), stage, base_h, base_w, by_factor)
-    x, ninfo = _random_noise(x, fold(seed, 4), stage, batch, exact)
+    exact, shared = config.poisson_exact, config.shared_gray_noise
+    x, ninfo = _random_noise(x, fold(seed, 4), stage, batch, exact, shared)
     x, jinfo = _random_jpeg(x, fold(seed, 5), stage, batch)
     return x, {"blurred": blurred, "kernel": kinfo, **rinfo, **ninfo, **jinfo}
 
@@ -318,10 +323,9 @@ def realesrgan_degrade(hr, seed, config: DegradationConfig, scale: int):
     # Real-ESRGAN degrades the sharpened GT whichever GT the losses use.
     usm = usm_sharpen(hr, config.usm_weight, config.usm_radius, config.usm_threshold)
     gt = usm if config.sharpen_gt else hr
-    exact = config.poisson_exact
 
-    x, p1 = _stage(usm, fold(seed, 1), config.stage1, batch, h, w, exact, by_factor=True)
-    x, p2 = _stage(x, fold(seed, 2), config.stage2, batch, lh, lw, exact, by_factor=False)
+    x, p1 = _stage(usm, fold(seed, 1), config.stage1, config, batch, h, w, by_factor=True)
+    x, p2 = _stage(x, fold(seed, 2), config.stage2, config, batch, lh, lw, by_factor=False)
 
     sinc = final_sinc_kernels(
         fold(seed, 3), batch, config.final_sinc_prob, config.final_kernel_range
