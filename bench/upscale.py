@@ -218,7 +218,13 @@ def bench_video(seconds: float, threads: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=list(REGISTRY), choices=sorted(REGISTRY))
+    parser.add_argument(
+        "--models",
+        nargs="*",
+        default=list(REGISTRY),
+        choices=sorted(REGISTRY),
+        help="none: video only",
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--video-seconds", type=float, default=10.0)
@@ -234,7 +240,7 @@ def main() -> None:
     photo = read_image(SAMPLE).astype(np.float32) / 255
     for name in args.models:
         bench_images(name, photo, args.sizes, args.repeats, threads, args.xla)
-    if args.tiles:
+    if args.tiles and args.models:
         bench_tiles(args.models[0], photo, max(args.sizes))
     if args.video_seconds > 0:
         bench_video(args.video_seconds, threads)
