@@ -1,4 +1,5 @@
-"""Small reusable layers: pixel (un)shuffle, the residual dense block and RRDB.
+"""Small reusable layers: pixel (un)shuffle, the residual dense block and RRDB, DiffAugment,
+spectral and PyTorch-style batch normalisation.
 
 Channel orderings follow PyTorch (`torch.nn.PixelShuffle` / `PixelUnshuffle`), so that
 weights converted from the official BasicSR / Real-ESRGAN checkpoints drop in unchanged.
@@ -381,3 +382,55 @@ def spectral_norm(layer, power_iterations=1):
     return keras.layers.SpectralNormalization(
         layer, power_iterations=power_iterations, name=f"{layer.name}_sn"
     )
+
+
+@keras.saving.register_keras_serializable(package="kerasr")
+class TorchBatchNorm(keras.layers.BatchNormalization):
+    """`BatchNormalization` as `torch.nn.BatchNorm2d` computes it, the norm of the reference
+    discriminators (BasicSR's VGG-style one).
+
+    Two differences from Keras' defaults: PyTorch's epsilon 1e-5 and momentum 0.1 (Keras
+    counts momentum the other way: 0.9 here; Keras' defaults are 1e-3 and 0.99), and the
+    moving variance is updated with the unbiased batch variance (`n / (n - 1)` times the one
+    that normalises the batch), as PyTorch does. On a discriminator's last 4x4 features with a
+    batch of 16, Keras' biased estimate is 1/256 low at every update.
+
+    Args:
+        momentum, epsilon: Keras' meaning (`torch momentum = 1 - momentum`).
+        **kwargs: other `keras.layers.BatchNormalization` arguments.
+
+    Reference:
+        `torch.nn.BatchNorm2d` (https://pytorch.org/docs/stable/generated/torch.nn.BatchNorm2d.html).
+    """
+
+    def __init__(self, momentum=0.9, epsilon=1e-5, **kwargs):
+        super().__init__(momentum=momentum, epsilon=epsilon, **kwargs)
+
+    def call(self, inputs, training=None, mask=None):
+        if not (training and self.trainable) or mask is not None or self.renorm:
+            return super().call(inputs, training=training, mask=mask)
+        x = ops.cast(inputs, keras.backend.result_type(inputs.dtype, "float32"))
+        mean, variance = self._moments(x, None)
+        dims = ops.shape(x)
+        n = 1
+        for axis in self._reduction_axes:
+            n = n * dims[axis]
+        n = ops.cast(n, x.dtype)
+        m = self.momentum
+        self.moving_mean.assign(ops.cast(self.moving_mean, x.dtype) * m + mean * (1.0 - m))
+        unbiased = variance * n / ops.maximum(n - 1.0, 1.0)
+        self.moving_variance.assign(
+            ops.cast(self.moving_variance, x.dtype) * m + unbiased * (1.0 - m)
+        )
+        # (x - mean) * rsqrt(var + eps), as PyTorch: TensorFlow's batch_normalization folds
+        # the mean into the offset (x * inv - mean * inv), which loses float32 digits to
+        # cancellation when the mean is large against the spread.
+        shape = [1] * len(x.shape)
+        shape[self.axis] = x.shape[self.axis]
+        inv = ops.rsqrt(ops.reshape(variance, shape) + self.epsilon)
+        if self.scale:
+            inv = inv * ops.reshape(ops.cast(self.gamma, x.dtype), shape)
+        outputs = (x - ops.reshape(mean, shape)) * inv
+        if self.center:
+            outputs = outputs + ops.reshape(ops.cast(self.beta, x.dtype), shape)
+        return ops.cast(outputs, self.compute_dtype)

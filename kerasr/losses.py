@@ -58,6 +58,8 @@ class PerceptualLoss(keras.layers.Layer):
             `{"conv1_2": 0.1, "conv2_2": 0.1, "conv3_4": 1, "conv4_4": 1, "conv5_4": 1}`.
         criterion: `"l1"` or `"l2"` distance between features.
         normalize_input: ImageNet preprocessing of the `[0, 1]` inputs.
+        input_norm: which: `"caffe"` (Keras' VGG weights) or `"torchvision"` (torchvision's,
+            as BasicSR); see `kerasr.models.vgg.VGGFeatures`.
         normalize_loss: divide by the sum of the layer weights.
         weights: `"imagenet"`, `"none"` or a local weights file (see `load_vgg_weights`).
 
@@ -81,6 +83,7 @@ class PerceptualLoss(keras.layers.Layer):
         normalize_input=True,
         normalize_loss=False,
         weights="imagenet",
+        input_norm="caffe",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -94,10 +97,12 @@ class PerceptualLoss(keras.layers.Layer):
         self.normalize_input = normalize_input
         self.normalize_loss = normalize_loss
         self.weights_source = weights
+        self.input_norm = input_norm
         self.vgg = VGGFeatures(
             vgg_type,
             tuple(self.layer_weights),
             normalize_input,
+            input_norm,
             name="vgg",
             dtype=self.dtype_policy,
         )
@@ -131,6 +136,7 @@ class PerceptualLoss(keras.layers.Layer):
             "normalize_input": self.normalize_input,
             "normalize_loss": self.normalize_loss,
             "weights": self.weights_source,
+            "input_norm": self.input_norm,
         }
 
 
@@ -143,30 +149,38 @@ def _per_sample_logits(x):
     return _per_sample(ops.cast(x, "float32"))
 
 
-def relative_logits(real_logits, fake_logits):
+def relative_logits(real_logits, fake_logits, detach: bool = False):
     """`C(x_r) - E[C(x_f)]` and `C(x_f) - E[C(x_r)]`: the logits of ESRGAN's relativistic
     average discriminator `D_Ra`. The batch means are over the (per-replica) batch, as in
-    BasicSR."""
+    BasicSR; with `detach`, no gradient flows through them."""
     real, fake = ops.cast(real_logits, "float32"), ops.cast(fake_logits, "float32")
-    return real - ops.mean(fake, axis=0, keepdims=True), fake - ops.mean(
-        real, axis=0, keepdims=True
-    )
+    real_mean = ops.mean(real, axis=0, keepdims=True)
+    fake_mean = ops.mean(fake, axis=0, keepdims=True)
+    if detach:
+        real_mean, fake_mean = ops.stop_gradient(real_mean), ops.stop_gradient(fake_mean)
+    return real - fake_mean, fake - real_mean
 
 
-def _relativistic(real_logits, fake_logits, real_target: float):
-    real_rel, fake_rel = relative_logits(real_logits, fake_logits)
+def _relativistic(real_logits, fake_logits, real_target: float, detach: bool = False):
+    real_rel, fake_rel = relative_logits(real_logits, fake_logits, detach)
     return 0.5 * (
         _per_sample_logits(_bce_logits(real_rel, real_target))
         + _per_sample_logits(_bce_logits(fake_rel, 1.0 - real_target))
     )
 
 
-def relativistic_d_loss(real_logits, fake_logits):
+def relativistic_d_loss(real_logits, fake_logits, detach: bool = False):
     """ESRGAN's relativistic average discriminator loss, per sample.
 
     `D_Ra(x_r, x_f) = sigmoid(C(x_r) - E[C(x_f)])`; the discriminator learns that a real
     image is *more* realistic than the average fake (and the reverse), instead of judging
     each image alone.
+
+    Args:
+        real_logits, fake_logits: the discriminator's outputs.
+        detach: hold each side's mean constant, as BasicSR's `ESRGANModel` (which computes
+            the real and the fake half separately); without it the gradient also flows
+            through the means, as the original 2018 ESRGAN code.
 
     Returns:
         float32 `[n]`: `-log D_Ra(x_r, x_f) - log(1 - D_Ra(x_f, x_r))`, halved as in BasicSR.
@@ -175,7 +189,7 @@ def relativistic_d_loss(real_logits, fake_logits):
         [Relativistic GAN](https://arxiv.org/abs/1807.00734);
         [ESRGAN](https://arxiv.org/abs/1809.00219) eq. 1-2.
     """
-    return _relativistic(real_logits, fake_logits, 1.0)
+    return _relativistic(real_logits, fake_logits, 1.0, detach)
 
 
 def relativistic_g_loss(real_logits, fake_logits):

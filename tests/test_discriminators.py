@@ -17,12 +17,19 @@ def test_vgg_discriminator_any_patch_size():
         VGGDiscriminator((8, 8, 16, 16)).build((None, 18, 18, 3))
 
 
-def test_vgg_discriminator_strides_follow_the_channel_rule():
-    d = VGGDiscriminator((8, 8, 16, 16, 16), (4,))
-    d.build((None, 32, 32, 3))
-    strides = [c.strides[0] for c in d.convs]
-    assert strides == [1, 2, 1, 2, 2]
-    assert d.norms[0] is None and all(n is not None for n in d.norms[1:])
+def test_vgg_discriminator_is_basicsr_vggstyle():
+    # BasicSR's VGGStyleDiscriminator: pairs of 3x3 / 4x4 stride-2 convolutions (so the
+    # 512 -> 512 pair of the default still has a 3x3 first), a bias on the first only,
+    # PyTorch's batch norm on all the others, a 4x4 map before the dense layers at 128 px.
+    d = VGGDiscriminator()
+    d.build((None, 128, 128, 3))
+    assert [c.strides[0] for c in d.convs] == [1, 2] * 5
+    assert [c.kernel_size[0] for c in d.convs] == [3, 4] * 5
+    assert [c.use_bias for c in d.convs] == [True] + [False] * 9
+    assert d.norms[0] is None
+    assert all(n.epsilon == 1e-5 and n.momentum == 0.9 for n in d.norms[1:])
+    assert d.dense[0].kernel.shape == (4 * 4 * 512, 100)
+    assert d.downsampling == 32
 
 
 def test_unet_discriminator_per_pixel_and_spectral_norm_updates_in_training():

@@ -50,6 +50,26 @@ def test_relativistic_losses_match_the_paper_formulas():
     )
 
 
+def test_detached_relativistic_loss_holds_the_other_sides_mean():
+    import tensorflow as tf
+
+    real = tf.constant(RNG.normal(size=(4, 1)).astype(np.float32))
+    fake = tf.constant(RNG.normal(size=(4, 1)).astype(np.float32))
+    grads = {}
+    for detach in (False, True):
+        with tf.GradientTape() as tape:
+            tape.watch([real, fake])
+            loss = tf.reduce_mean(losses.relativistic_d_loss(real, fake, detach=detach))
+        grads[detach] = [g.numpy() for g in tape.gradient(loss, [real, fake])]
+        values = losses.relativistic_d_loss(real, fake, detach=detach)
+        np.testing.assert_allclose(values, losses.relativistic_d_loss(real, fake), rtol=1e-6)
+    # BasicSR: d/d real_i of 0.5 * mean(BCE(real - mean(fake), 1)) only.
+    n = 4
+    expected_real = 0.5 / n * (_sigmoid(real.numpy() - fake.numpy().mean()) - 1)
+    np.testing.assert_allclose(grads[True][0], expected_real, rtol=1e-5)
+    assert not np.allclose(grads[False][0], grads[True][0])
+
+
 def test_vanilla_losses_on_per_pixel_logits():
     real = RNG.normal(size=(2, 4, 4, 1)).astype(np.float32)
     fake = RNG.normal(size=(2, 4, 4, 1)).astype(np.float32)

@@ -11,7 +11,14 @@ from harness import run_round_trip_test
 
 import kerasr.layers
 import kerasr.models
-from kerasr.layers import RRDB, DiffAugment, PixelShuffle, PixelUnshuffle, ResidualDenseBlock
+from kerasr.layers import (
+    RRDB,
+    DiffAugment,
+    PixelShuffle,
+    PixelUnshuffle,
+    ResidualDenseBlock,
+    TorchBatchNorm,
+)
 from kerasr.models import dcgan
 from kerasr.models.discriminators import UNetDiscriminator, VGGDiscriminator
 from kerasr.models.efficientnet_lite import EfficientNetLite0, MBConvBlock
@@ -34,6 +41,7 @@ CASES = [
     ("ResidualDenseBlock", ResidualDenseBlock, lambda: ResidualDenseBlock(8, 4), (1, 6, 6, 8)),
     ("RRDB", RRDB, lambda: RRDB(8, 4, 2, 3), (1, 6, 6, 8)),
     ("DiffAugment", DiffAugment, lambda: DiffAugment(["color", "cutout"], seed=2), (2, 8, 8, 3)),
+    ("TorchBatchNorm", TorchBatchNorm, lambda: TorchBatchNorm(), (2, 4, 4, 3)),
     ("RRDBNet-x4", RRDBNet, lambda: RRDBNet(**TINY), (1, 8, 8, 3)),
     (
         "RRDBNet-x2-subpixel",
@@ -72,6 +80,12 @@ CASES = [
         "VGGFeatures",
         VGGFeatures,
         lambda: VGGFeatures("vgg11", ("conv1_1", "conv2_1")),
+        (1, 16, 16, 3),
+    ),
+    (
+        "VGGFeatures-torchvision-norm",
+        VGGFeatures,
+        lambda: VGGFeatures("vgg11", ("conv1_1",), input_norm="torchvision"),
         (1, 16, 16, 3),
     ),
     ("MBConvBlock", MBConvBlock, lambda: MBConvBlock(8, 8, 3, 1, 6), (1, 8, 8, 8)),

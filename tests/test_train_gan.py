@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from kerasr.config import SROptimConfig
+from kerasr.errors import KerasrError
 from kerasr.losses import gan_losses
 from kerasr.models import RRDBNet
 from kerasr.models.discriminators import UNetDiscriminator, VGGDiscriminator
@@ -20,12 +21,14 @@ HR = RNG.random((2, 32, 32, 3), dtype=np.float32)
 LR = tf.image.resize(HR, (8, 8), method="area").numpy()
 
 
-def tiny_esrgan(discriminator, ema=0.0, **compile_kwargs):
+def tiny_esrgan(discriminator, ema=0.0, harness_kwargs=None, **compile_kwargs):
     keras.utils.set_random_seed(0)
     g = RRDBNet(num_basic_blocks=1, rrdb_channels=8, growth_channels=4, num_dense_blocks=1)
     g.build((None, None, None, 3))
     discriminator.build((None, 32, 32, 3))
-    gan = ESRGAN(g, discriminator, None, gan_type="relativistic", ema_decay=ema)
+    gan = ESRGAN(
+        g, discriminator, None, gan_type="relativistic", ema_decay=ema, **(harness_kwargs or {})
+    )
     gan.compile(
         make_optimizer(SROptimConfig(1e-3), gan.lr_scale),
         make_optimizer(SROptimConfig(1e-3), gan.lr_scale),
@@ -71,12 +74,65 @@ def test_generator_step_leaves_d_untouched_and_d_step_leaves_g_untouched(
 
 def test_compile_takes_the_gan_losses():
     gan = tiny_esrgan(VGGDiscriminator((4, 4, 8, 8), (8,)))
-    assert gan.d_loss_fn is gan_losses("relativistic")[0]
+    # BasicSR's loss by default: the relativistic one with the other side's mean detached.
+    assert gan.d_loss_fn.func is gan_losses("relativistic")[0]
+    assert gan.d_loss_fn.keywords == {"detach": True}
     d_loss, g_loss = gan_losses("hinge")
     gan.compile(gan.g_optimizer, gan.d_optimizer, losses=(d_loss, g_loss))
     assert (gan.d_loss_fn, gan.g_loss_fn) == (d_loss, g_loss)
     logs = gan.train_on_batch(LR, HR, return_dict=True)
     assert np.isfinite(logs["d_loss"]) and np.isfinite(logs["adversarial_loss"])
+
+
+@pytest.mark.parametrize(("detach", "calls"), [(True, [HR, "sr", "sr", HR, "sr"]), (False, None)])
+def test_discriminator_calls_follow_basicsr(monkeypatch, detach, calls):
+    # BasicSR: the generator step calls D on (gt, sr); the discriminator step on (sr, gt, sr),
+    # the first only for the real half's detached mean (and the batch-norm statistics). The
+    # 2018 ESRGAN loss (no detach) needs (gt, sr) only.
+    gan = tiny_esrgan(
+        VGGDiscriminator((4, 4, 8, 8), (8,)), harness_kwargs={"relativistic_detach": detach}
+    )
+    seen = []
+    real_call = VGGDiscriminator.call
+
+    def recording_call(self, images, training=False):
+        assert training
+        seen.append(np.array_equal(np.asarray(images), HR))
+        return real_call(self, images, training=training)
+
+    monkeypatch.setattr(VGGDiscriminator, "call", recording_call)
+    gan.train_step((LR, HR))
+    expected = calls or [HR, "sr", HR, "sr"]
+    assert seen == [c is HR for c in expected]
+
+
+def test_discriminator_warm_up_leaves_the_generator_alone():
+    # BasicSR's net_d_init_iters = 2: steps 1 and 2 train D only, step 3 both.
+    gan = tiny_esrgan(VGGDiscriminator((4, 4, 8, 8), (8,)), harness_kwargs={"net_d_init_iters": 2})
+    g0 = _values(gan.generator)
+    for step in (1, 2):
+        logs = gan.train_on_batch(LR, HR, return_dict=True)
+        assert not any(_changed(g0, gan.generator)), step
+        assert logs["last_g_loss"] == 0.0
+    assert int(gan.g_optimizer.iterations.numpy()) == 0
+    assert int(gan.d_optimizer.iterations.numpy()) == 2
+    gan.train_on_batch(LR, HR)
+    assert all(_changed(g0, gan.generator)) and int(gan.g_optimizer.iterations.numpy()) == 1
+
+
+def test_generator_every_second_step():
+    gan = tiny_esrgan(VGGDiscriminator((4, 4, 8, 8), (8,)), harness_kwargs={"net_d_iters": 2})
+    counts = []
+    for _ in range(4):
+        gan.train_on_batch(LR, HR)
+        counts.append(int(gan.g_optimizer.iterations.numpy()))
+    assert counts == [0, 1, 1, 2]
+
+
+def test_discriminator_only_steps_are_refused_under_a_strategy():
+    with tf.distribute.OneDeviceStrategy("/cpu:0").scope():
+        with pytest.raises(KerasrError, match="single device"):
+            tiny_esrgan(VGGDiscriminator((4, 4), (4,)), harness_kwargs={"net_d_iters": 2})
 
 
 class PoisonGenerator(keras.callbacks.Callback):

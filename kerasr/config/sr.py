@@ -59,14 +59,14 @@ class SRGeneratorConfig:
 class SRDiscriminatorConfig:
     """The discriminator: ESRGAN's VGG-style classifier or Real-ESRGAN's U-Net.
 
-    `vgg_blk_ch`: output channels of each convolution; a convolution with the same channels
-    as the one before it halves the resolution (the enhanced-srgan project's rule).
-    `fc_features`: hidden dense layers. `unet_features`: base channels of the U-Net;
+    `vgg_blk_ch`: output channels of each convolution, in pairs (3x3, then 4x4 stride 2 that
+    halves the resolution); the default is BasicSR's `VGGStyleDiscriminator` for 128 px
+    patches. `fc_features`: hidden dense layers. `unet_features`: base channels of the U-Net;
     `spectral_norm` applies to it.
     """
 
     kind: Literal["vgg", "unet"] = "vgg"
-    vgg_blk_ch: tuple[int, ...] = (64, 64, 128, 128, 256, 256, 512, 512)
+    vgg_blk_ch: tuple[int, ...] = (64, 64, 128, 128, 256, 256, 512, 512, 512, 512)
     fc_features: tuple[int, ...] = (100,)
     unet_features: int = 64
     spectral_norm: bool = True
@@ -102,7 +102,10 @@ class PerceptualConfig:
     `layer_weights` maps layer names (`conv5_4`, `conv3_1`...) to weights. `weights` is
     `"imagenet"` (Keras' download, VGG16/19 only), `"none"` (random: tests only) or a local
     weights file. `normalize_input` applies the preprocessing the weights were trained with;
-    `normalize_loss` divides by the sum of the layer weights.
+    `normalize_loss` divides by the sum of the layer weights. `input_norm` is what
+    `normalize_input` does, and must match the weights: `"caffe"` (BGR, 0..255, channel means
+    removed) for Keras' ImageNet weights, converted from the original Caffe VGG; `"torchvision"`
+    (RGB `(x - mean) / std`) for torchvision's VGG weights, which BasicSR loads.
     """
 
     vgg_type: Literal["vgg11", "vgg13", "vgg16", "vgg19"] = "vgg19"
@@ -111,6 +114,7 @@ class PerceptualConfig:
     normalize_input: bool = True
     normalize_loss: bool = False
     weights: str = "imagenet"
+    input_norm: Literal["caffe", "torchvision"] = "caffe"
 
     def __post_init__(self):
         counts = VGG_LAYERS[self.vgg_type]
@@ -143,6 +147,11 @@ class SRLossConfig:
 
     `gan_type`: `"relativistic"` (ESRGAN's relativistic average GAN) or `"vanilla"`
     (Real-ESRGAN, binary cross-entropy per U-Net pixel).
+
+    `relativistic_detach`: the discriminator's relativistic loss as BasicSR computes it (the
+    default): in two halves, each with the other side's mean logit held constant. `false` is
+    the original 2018 ESRGAN code, where the gradient also flows through both means (and
+    the discriminator sees the SR batch once per step instead of twice).
     """
 
     pixel: Literal["l1", "l2", "charbonnier"] = "l1"
@@ -150,6 +159,7 @@ class SRLossConfig:
     perceptual_weight: float = 1.0
     gan_type: Literal["relativistic", "vanilla"] = "relativistic"
     gan_weight: float = 5e-3
+    relativistic_detach: bool = True
 
     def __post_init__(self):
         for key in ("pixel_weight", "perceptual_weight", "gan_weight"):
@@ -236,6 +246,10 @@ class SRTrainConfig:
         image_every: LR | SR | HR grid cadence (also the frames of the final GIF).
         val_images: validation images used (0: all).
         seed: seeds the networks and the data order.
+        net_d_iters, net_d_init_iters: the GAN stage updates the generator at step `t`
+            (counted from 1) only when `t % net_d_iters == 0` and `t > net_d_init_iters`; the
+            discriminator is updated at every step. BasicSR's options and defaults (1, 0:
+            both networks at every step); `net_d_init_iters` warms the discriminator up.
     """
 
     steps: int = 400_000
@@ -251,6 +265,8 @@ class SRTrainConfig:
     image_every: int = 5000
     val_images: int = 0
     seed: int = 0
+    net_d_iters: int = 1
+    net_d_init_iters: int = 0
 
     def __post_init__(self):
         check(self.steps >= 1, f"steps must be >= 1. Received: {self.steps}")
@@ -268,6 +284,11 @@ class SRTrainConfig:
         ):
             check(getattr(self, key) >= 1, f"{key} must be >= 1. Received: {getattr(self, key)}")
         check(self.val_images >= 0, f"val_images must be >= 0. Received: {self.val_images}")
+        check(self.net_d_iters >= 1, f"net_d_iters must be >= 1. Received: {self.net_d_iters}")
+        check(
+            self.net_d_init_iters >= 0,
+            f"net_d_init_iters must be >= 0. Received: {self.net_d_init_iters}",
+        )
 
 
 @dataclasses.dataclass(frozen=True)

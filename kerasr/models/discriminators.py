@@ -8,7 +8,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from kerasr.layers import spectral_norm
+from kerasr.layers import TorchBatchNorm, spectral_norm
 
 
 def _lrelu(x):
@@ -20,15 +20,18 @@ def _lrelu(x):
 class VGGDiscriminator(keras.Model):
     """ESRGAN's VGG-style discriminator: a convolutional classifier returning one logit.
 
-    Each entry of `vgg_blk_ch` is a convolution; one whose channels equal the previous
-    one's is a 4x4 stride-2 convolution (the resolution halves), the others are 3x3 stride 1.
-    All but the first are followed by batch normalisation, all by LeakyReLU(0.2). The
-    features are flattened, so the dense layers are sized for the patch seen at build time:
-    any patch size works, one size per network.
+    Each entry of `vgg_blk_ch` is a convolution; they come in pairs, a 3x3 stride-1
+    convolution then a 4x4 stride-2 one that halves the resolution. All but the first are
+    followed by batch normalisation (PyTorch's: `kerasr.layers.TorchBatchNorm`), all by
+    LeakyReLU(0.2); only the first has a bias. The features are flattened (height, width,
+    channel order; PyTorch flattens channel first, which weight conversion accounts for),
+    so the dense layers are sized for the patch seen at build time: any patch size works,
+    one size per network.
 
     Args:
-        vgg_blk_ch: channels of the convolutions (the enhanced-srgan project's choice: 64,
-            64, 128, 128, 256, 256, 512, 512; BasicSR's VGG128 goes to 512 x 4 more).
+        vgg_blk_ch: channels of the convolutions. The default is BasicSR's
+            `VGGStyleDiscriminator` for 128 px patches (five pairs, base 64, at most 512:
+            a 4x4x512 map for the dense layers); its 256 px variant adds a sixth 512 pair.
         fc_features: hidden dense layers (100).
 
     Example:
@@ -37,11 +40,15 @@ class VGGDiscriminator(keras.Model):
         logits = d(images, training=True)  # (n, 1)
 
     Reference:
-        [SRGAN](https://arxiv.org/abs/1609.04802) figure 4; [ESRGAN](https://arxiv.org/abs/1809.00219).
+        [SRGAN](https://arxiv.org/abs/1609.04802) figure 4; [ESRGAN](https://arxiv.org/abs/1809.00219);
+        BasicSR's `basicsr/archs/discriminator_arch.py`.
     """
 
     def __init__(
-        self, vgg_blk_ch=(64, 64, 128, 128, 256, 256, 512, 512), fc_features=(100,), **kwargs
+        self,
+        vgg_blk_ch=(64, 64, 128, 128, 256, 256, 512, 512, 512, 512),
+        fc_features=(100,),
+        **kwargs,
     ):
         if not vgg_blk_ch or any(int(c) < 1 for c in vgg_blk_ch):
             raise ValueError(f"`vgg_blk_ch` must be positive. Received: vgg_blk_ch={vgg_blk_ch}")
@@ -50,9 +57,8 @@ class VGGDiscriminator(keras.Model):
         self.fc_features = tuple(int(f) for f in fc_features)
         dtype = self.dtype_policy
         self.convs, self.norms = [], []
-        previous = None
         for i, ch in enumerate(self.vgg_blk_ch):
-            down = ch == previous
+            down = i % 2 == 1
             self.convs.append(
                 keras.layers.Conv2D(
                     ch,
@@ -65,10 +71,7 @@ class VGGDiscriminator(keras.Model):
                 )
             )
             # No normalisation on the first layer, as in SRGAN / ESRGAN.
-            self.norms.append(
-                None if i == 0 else keras.layers.BatchNormalization(name=f"bn{i}", dtype=dtype)
-            )
-            previous = ch
+            self.norms.append(None if i == 0 else TorchBatchNorm(name=f"bn{i}", dtype=dtype))
         self.flatten = keras.layers.Flatten(dtype=dtype)
         self.dense = [
             keras.layers.Dense(f, activation=_lrelu, name=f"fc{i}", dtype=dtype)
@@ -79,11 +82,7 @@ class VGGDiscriminator(keras.Model):
     @property
     def downsampling(self) -> int:
         """The total stride: patch sides must be a multiple of it."""
-        previous, factor = None, 1
-        for ch in self.vgg_blk_ch:
-            factor *= 2 if ch == previous else 1
-            previous = ch
-        return factor
+        return 2 ** (len(self.vgg_blk_ch) // 2)
 
     def build(self, input_shape):
         n, h, w, c = input_shape

@@ -21,6 +21,10 @@ from kerasr.errors import KerasrError
 VGG_CHANNELS = (64, 128, 256, 512, 512)
 # Keras' VGG weights come from the original Caffe models: BGR input in 0..255, mean removed.
 _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+# torchvision's VGG weights (BasicSR's perceptual loss): RGB in [0, 1], ImageNet mean and std.
+_TORCHVISION_MEAN = (0.485, 0.456, 0.406)
+_TORCHVISION_STD = (0.229, 0.224, 0.225)
+INPUT_NORMS = ("caffe", "torchvision")
 
 
 def layer_names(vgg_type: str) -> list[str]:
@@ -35,8 +39,9 @@ class VGGFeatures(keras.Model):
     Args:
         vgg_type: `"vgg11"`, `"vgg13"`, `"vgg16"` or `"vgg19"`.
         layers: names of the taps, e.g. `("conv1_2", "conv5_4")`.
-        normalize_input: map `[0, 1]` RGB input to what the ImageNet weights expect
-            (Caffe preprocessing: BGR, 0..255, channel means removed).
+        normalize_input: map `[0, 1]` RGB input to what the ImageNet weights expect.
+        input_norm: how: `"caffe"` (BGR, 0..255, channel means removed: Keras' weights) or
+            `"torchvision"` (RGB, `(x - mean) / std`: torchvision's weights, as BasicSR).
 
     Example:
 
@@ -49,7 +54,18 @@ class VGGFeatures(keras.Model):
         section 3.3 (features before activation).
     """
 
-    def __init__(self, vgg_type="vgg19", layers=("conv5_4",), normalize_input=True, **kwargs):
+    def __init__(
+        self,
+        vgg_type="vgg19",
+        layers=("conv5_4",),
+        normalize_input=True,
+        input_norm="caffe",
+        **kwargs,
+    ):
+        if input_norm not in INPUT_NORMS:
+            raise ValueError(
+                f"`input_norm` must be one of {INPUT_NORMS}. Received: input_norm={input_norm!r}"
+            )
         if vgg_type not in VGG_LAYERS:
             raise ValueError(
                 f"`vgg_type` must be one of {tuple(VGG_LAYERS)}. Received: vgg_type={vgg_type!r}"
@@ -64,6 +80,7 @@ class VGGFeatures(keras.Model):
         self.vgg_type = vgg_type
         self.layers_wanted = tuple(layers)
         self.normalize_input = normalize_input
+        self.input_norm = input_norm
         last = max(names.index(n) for n in layers)
         self.conv_names = names[: last + 1]
         self.convs = [
@@ -81,8 +98,11 @@ class VGGFeatures(keras.Model):
 
     def call(self, images):
         x = images
-        if self.normalize_input:
+        if self.normalize_input and self.input_norm == "caffe":
             x = ops.flip(x, axis=-1) * 255.0 - ops.convert_to_tensor(_CAFFE_MEAN_BGR, x.dtype)
+        elif self.normalize_input:
+            mean = ops.convert_to_tensor(_TORCHVISION_MEAN, x.dtype)
+            x = (x - mean) / ops.convert_to_tensor(_TORCHVISION_STD, x.dtype)
         features = {}
         block = 1
         for name, conv in zip(self.conv_names, self.convs, strict=True):
@@ -102,6 +122,7 @@ class VGGFeatures(keras.Model):
             "vgg_type": self.vgg_type,
             "layers": list(self.layers_wanted),
             "normalize_input": self.normalize_input,
+            "input_norm": self.input_norm,
         }
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+
 import tensorflow as tf
 from keras import ops
 
-from kerasr.losses import pixel_loss, realness
+from kerasr.errors import KerasrError
+from kerasr.losses import pixel_loss, realness, relativistic_d_loss
 from kerasr.training.gan import GANHarness
 from kerasr.training.sr import LastValue, SRHarness, replica_mean
 
@@ -16,9 +19,10 @@ class ESRGAN(GANHarness, SRHarness):
     One `train_step`, as BasicSR's `ESRGANModel`: first the generator update with the
     discriminator frozen, on `perceptual_weight * perceptual + gan_weight * adversarial +
     pixel_weight * pixel`; then one discriminator update on the (detached) SR images. The
-    discriminator is called with `training=True` in both, so that spectral normalisation
-    runs its power iteration. Only the networks are meant to be saved (`harness.generator`,
-    `harness.discriminator`); this wrapper is a harness.
+    discriminator is called with `training=True` throughout, so that spectral normalisation
+    runs its power iteration and batch normalisation uses (and updates its running statistics
+    with) each call's batch, in the reference's order. Only the networks are meant to be saved
+    (`harness.generator`, `harness.discriminator`); this wrapper is a harness.
 
     Args:
         generator: an `RRDBNet`.
@@ -29,6 +33,12 @@ class ESRGAN(GANHarness, SRHarness):
         pixel: pixel loss kind.
         pixel_weight, perceptual_weight, gan_weight: the loss weights (ESRGAN: 1e-2, 1, 5e-3;
             Real-ESRGAN: 1, 1, 0.1).
+        relativistic_detach: BasicSR's discriminator loss (True): the real half against the
+            detached mean of a first call on the SR batch, then the fake half against the
+            detached mean of the real call: three discriminator calls. False: the 2018
+            ESRGAN code's loss, gradients through both means, two calls.
+        net_d_iters, net_d_init_iters: the generator trains at step `t` (from 1) only when
+            `t % net_d_iters == 0 and t > net_d_init_iters` (BasicSR's options; 1, 0: always).
         ema_decay, degradation, seed: as `SRModel`.
 
     Example:
@@ -39,7 +49,8 @@ class ESRGAN(GANHarness, SRHarness):
 
     Reference:
         [ESRGAN](https://arxiv.org/abs/1809.00219) section 3.2-3.3;
-        [Real-ESRGAN](https://arxiv.org/abs/2107.10833) section 4.1.
+        [Real-ESRGAN](https://arxiv.org/abs/2107.10833) section 4.1;
+        BasicSR's `basicsr/models/esrgan_model.py`.
     """
 
     def __init__(
@@ -55,6 +66,9 @@ class ESRGAN(GANHarness, SRHarness):
         ema_decay=0.0,
         degradation=None,
         seed=0,
+        relativistic_detach=True,
+        net_d_iters=1,
+        net_d_init_iters=0,
         **kwargs,
     ):
         super().__init__(generator, ema_decay, degradation, seed, **kwargs)
@@ -66,7 +80,30 @@ class ESRGAN(GANHarness, SRHarness):
         self.pixel_weight = pixel_weight
         self.perceptual_weight = perceptual_weight if perceptual is not None else 0.0
         self.gan_weight = gan_weight
+        self.three_calls = gan_type == "relativistic" and relativistic_detach
+        if self.three_calls:
+            self.d_loss_fn = functools.partial(relativistic_d_loss, detach=True)
+        if int(net_d_iters) < 1 or int(net_d_init_iters) < 0:
+            raise ValueError(
+                "`net_d_iters` must be >= 1 and `net_d_init_iters` >= 0. "
+                f"Received: net_d_iters={net_d_iters}, net_d_init_iters={net_d_init_iters}"
+            )
+        self.net_d_iters = int(net_d_iters)
+        self.net_d_init_iters = int(net_d_init_iters)
+        if self.skips_generator and tf.distribute.has_strategy():
+            # The skipped update is a tf.cond around the optimizer's gradient all-reduce, which
+            # tf.distribute cannot synchronise from inside a replica.
+            raise KerasrError(
+                "train.net_d_iters > 1 or train.net_d_init_iters > 0 needs a single device "
+                "(no --strategy). Received: "
+                f"net_d_iters={self.net_d_iters}, net_d_init_iters={self.net_d_init_iters}"
+            )
         self.last_loss = LastValue(name="last_g_loss")
+
+    @property
+    def skips_generator(self) -> bool:
+        """Whether some steps train the discriminator alone (BasicSR's warm-up options)."""
+        return self.net_d_iters != 1 or self.net_d_init_iters != 0
 
     @property
     def metrics(self):
@@ -78,11 +115,8 @@ class ESRGAN(GANHarness, SRHarness):
             self.val_pixel,
         ]
 
-    def train_step(self, data):
-        lr, hr = self.pair(data)
-        g_vars = self.generator.trainable_variables
-        d_vars = self.discriminator.trainable_variables
-
+    def generator_step(self, lr, hr):
+        """The generator's update; returns the SR batch (before the update) and the losses."""
         with tf.GradientTape() as tape:
             sr = self.generator(lr, training=True)
             pix = pixel_loss(hr, sr, self.pixel)
@@ -98,25 +132,53 @@ class ESRGAN(GANHarness, SRHarness):
             total = total + self.gan_weight * adv
             g_loss = replica_mean(total)
             scaled = self.g_optimizer.scale_loss(g_loss)
-        self.update(self.g_optimizer, tape, scaled, g_vars)
+        self.update(self.g_optimizer, tape, scaled, self.generator.trainable_variables)
+        return sr, (ops.mean(total), ops.mean(pix), ops.mean(perc), ops.mean(adv))
+
+    def generator_forward(self, lr):
+        """The discriminator's warm-up steps: the SR batch without a generator update (the
+        generator's losses are reported as 0)."""
+        sr = self.generator(lr, training=True)
+        zero = ops.zeros((), "float32")
+        return sr, (zero, zero, zero, zero)
+
+    def train_step(self, data):
+        lr, hr = self.pair(data)
+        if not self.skips_generator:
+            sr, g_values = self.generator_step(lr, hr)
+        else:
+            # BasicSR's `current_iter`, counted from 1.
+            step = ops.cast(self.step.value, "int64") + 1
+            train_g = ops.logical_and(
+                ops.equal(step % self.net_d_iters, 0), ops.greater(step, self.net_d_init_iters)
+            )
+            sr, g_values = tf.cond(
+                train_g, lambda: self.generator_step(lr, hr), lambda: self.generator_forward(lr)
+            )
 
         fake = ops.stop_gradient(sr)
         with tf.GradientTape() as tape:
+            if self.three_calls:
+                # BasicSR's first call on the SR batch gives the real half its (detached) fake
+                # mean; with batch statistics it equals the third call, but it also moves the
+                # batch-norm running statistics, so it is made all the same.
+                self.discriminator(fake, training=True)
             real_logits = self.discriminator(hr, training=True)
             fake_logits = self.discriminator(fake, training=True)
-            d_loss = replica_mean(self.d_loss_fn(real_logits, fake_logits))
+            d_per_sample = self.d_loss_fn(real_logits, fake_logits)
+            d_loss = replica_mean(d_per_sample)
             scaled = self.d_optimizer.scale_loss(d_loss)
-        self.update(self.d_optimizer, tape, scaled, d_vars)
+        self.update(self.d_optimizer, tape, scaled, self.discriminator.trainable_variables)
         self.after_step()
 
         d_real, d_fake = realness(real_logits, fake_logits, self.gan_type)
-        mean_total = ops.mean(total)
+        mean_total, pix, perc, adv = g_values
         values = {
             "g_loss": mean_total,
-            "pixel_loss": ops.mean(pix),
-            "perceptual_loss": ops.mean(perc),
-            "adversarial_loss": ops.mean(adv),
-            "d_loss": ops.mean(self.d_loss_fn(real_logits, fake_logits)),
+            "pixel_loss": pix,
+            "perceptual_loss": perc,
+            "adversarial_loss": adv,
+            "d_loss": ops.mean(d_per_sample),
             "d_real": d_real,
             "d_fake": d_fake,
         }

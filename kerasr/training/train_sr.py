@@ -235,7 +235,13 @@ def build_harness(recipe: SRRecipe, stage: Stage):
     perceptual = None
     if recipe.loss.perceptual_weight > 0:
         perceptual = PerceptualLoss(
-            p.vgg_type, p.layer_weights, p.criterion, p.normalize_input, p.normalize_loss, p.weights
+            p.vgg_type,
+            p.layer_weights,
+            p.criterion,
+            p.normalize_input,
+            p.normalize_loss,
+            p.weights,
+            p.input_norm,
         )
     harness = ESRGAN(
         generator,
@@ -249,6 +255,9 @@ def build_harness(recipe: SRRecipe, stage: Stage):
         ema_decay=train.ema_decay,
         degradation=degradation,
         seed=train.seed,
+        relativistic_detach=recipe.loss.relativistic_detach,
+        net_d_iters=train.net_d_iters,
+        net_d_init_iters=train.net_d_init_iters,
         name="esrgan",
     )
     harness.compile(

@@ -44,3 +44,42 @@ def keras_to_rrdbnet(weights: list[list[np.ndarray]], num_block: int) -> dict[st
         state[f"{name}.weight"] = hwio_to_oihw(kernel)
         state[f"{name}.bias"] = bias
     return state
+
+
+def vgg_discriminator_layer_names(num_convs: int) -> list[str]:
+    """BasicSR VGGStyleDiscriminator's layers in forward order (`conv0_0`, `conv0_1`,
+    `bn0_1`, `conv1_0`, `bn1_0`, ..., `linear1`, `linear2`): kerasr's `VGGDiscriminator`
+    with `num_convs` convolutions has them in the same order (`convs[i]`, `norms[i]`, the
+    dense layers)."""
+    names = []
+    for i in range(num_convs):
+        names.append(f"conv{i // 2}_{i % 2}")
+        if i:
+            names.append(f"bn{i // 2}_{i % 2}")
+    return [*names, "linear1", "linear2"]
+
+
+# Parameters (and buffers) of each PyTorch layer kind, in the order of the Keras layer's
+# `weights`: Conv2D (kernel, bias), BatchNormalization (gamma, beta, moving mean, moving
+# variance), Dense (kernel, bias).
+TORCH_SUFFIXES = {
+    "conv": ("weight", "bias"),
+    "bn": ("weight", "bias", "running_mean", "running_var"),
+    "linear": ("weight", "bias"),
+}
+
+
+def to_keras(name: str, value: np.ndarray, flatten_chw: tuple[int, int, int] | None = None):
+    """One PyTorch tensor in Keras' layout: convolution kernels OIHW -> HWIO, dense weights
+    [out, in] -> [in, out]. `flatten_chw` (channels, height, width) marks the dense layer after
+    a flatten: PyTorch flattens NCHW maps channel first, Keras NHWC maps channel last, so its
+    input rows are reordered."""
+    if value.ndim == 4:
+        return oihw_to_hwio(value)
+    if value.ndim == 2 and flatten_chw is not None:
+        c, h, w = flatten_chw
+        rows = value.reshape(value.shape[0], c, h, w).transpose(2, 3, 1, 0)
+        return np.ascontiguousarray(rows.reshape(h * w * c, value.shape[0]))
+    if value.ndim == 2:
+        return np.ascontiguousarray(value.T)
+    return value

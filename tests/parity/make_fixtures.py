@@ -21,6 +21,7 @@ FIXTURES = ROOT / "tests" / "fixtures"
 sys.path.insert(0, str(HERE))
 
 import ref_degradations  # noqa: E402
+import ref_esrgan  # noqa: E402
 import ref_evaluation  # noqa: E402
 import ref_pretrain  # noqa: E402
 
@@ -47,6 +48,7 @@ def main() -> None:
     _write("degradations", ref_degradations.all_fixtures(photo))
     _write("evaluation", ref_evaluation.evaluation(photo))
     _write("pretrain", ref_pretrain.pretrain())
+    _write("esrgan", ref_esrgan.esrgan(photo))
 
 
 if __name__ == "__main__":
