@@ -70,6 +70,11 @@ def test_configs_hold_the_paper_defaults():
         1e-2,
     )
     assert gan.loss.gan_type == "relativistic" and gan.discriminator.kind == "vgg"
+    # BasicSR's train_ESRGAN_x4.yml: its VGGStyleDiscriminator, detached relativistic halves,
+    # no discriminator warm-up, generator EMA 0.999.
+    assert gan.discriminator.vgg_blk_ch == (64, 64, 128, 128, 256, 256, 512, 512, 512, 512)
+    assert gan.loss.relativistic_detach
+    assert (gan.train.net_d_iters, gan.train.net_d_init_iters, gan.train.ema_decay) == (1, 0, 0.999)
     real = load_config(SRRecipe, ROOT / "configs" / "realesrgan_x4plus.toml")
     assert real.perceptual.layer_weights == {
         "conv1_2": 0.1,

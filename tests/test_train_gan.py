@@ -130,9 +130,9 @@ def test_generator_every_second_step():
 
 
 def test_discriminator_only_steps_are_refused_under_a_strategy():
-    with tf.distribute.OneDeviceStrategy("/cpu:0").scope():
-        with pytest.raises(KerasrError, match="single device"):
-            tiny_esrgan(VGGDiscriminator((4, 4), (4,)), harness_kwargs={"net_d_iters": 2})
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    with strategy.scope(), pytest.raises(KerasrError, match="single device"):
+        tiny_esrgan(VGGDiscriminator((4, 4), (4,)), harness_kwargs={"net_d_iters": 2})
 
 
 class PoisonGenerator(keras.callbacks.Callback):
