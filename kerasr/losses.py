@@ -273,6 +273,20 @@ def gan_losses(name: str, label_smoothing: float = 0.0):
     return pair
 
 
+def d_loss_terms(real_logits, fake_logits, gan_type: str):
+    """The real and the fake half of the discriminator loss, per sample (BasicSR's `l_d_real`
+    and `l_d_fake`, whose sum is the loss of `gan_losses(gan_type)[0]`)."""
+    real, fake = ops.cast(real_logits, "float32"), ops.cast(fake_logits, "float32")
+    if gan_type == "relativistic":
+        real_rel, fake_rel = relative_logits(real, fake)
+        return 0.5 * _per_sample_logits(_bce_logits(real_rel, 1.0)), 0.5 * _per_sample_logits(
+            _bce_logits(fake_rel, 0.0)
+        )
+    if gan_type == "hinge":
+        return _per_sample_logits(ops.relu(1.0 - real)), _per_sample_logits(ops.relu(1.0 + fake))
+    return _per_sample_logits(_bce_logits(real, 1.0)), _per_sample_logits(_bce_logits(fake, 0.0))
+
+
 def realness(real_logits, fake_logits, gan_type: str):
     """Mean probabilities D(real), D(fake) as the discriminator sees them.
 

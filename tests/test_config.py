@@ -168,8 +168,10 @@ def test_realesrgan_recipes_hold_the_x4plus_training_options():
     assert (net.train.steps, net.train.ema_decay, net.loss.pixel) == (1_000_000, 0.999, "l1")
     assert net.generator.num_basic_blocks == 23 and net.generator.rrdb_channels == 64
     for name in ("realesrnet_x4plus", "realesrgan_x4plus", "realesr_general_x4v3"):
-        data = load_config(SRRecipe, configs / f"{name}.toml").data
+        recipe = load_config(SRRecipe, configs / f"{name}.toml")
+        data, loss = recipe.data, recipe.loss
         assert (data.patch_size, data.batch_size, data.degradation.kind) == (256, 12, "realesrgan")
-        assert data.degradation.sharpen_gt and data.degradation.crop_pad_size == 400, name
+        assert data.degradation.crop_pad_size == 400, name
+        assert (loss.l1_gt_usm, loss.percep_gt_usm, loss.gan_gt_usm) == (True, True, False), name
         assert data.degradation.pool_size == 180 and data.augment.hflip_prob == 0.5
         assert data.augment.vflip_prob == data.augment.transpose_prob == 0

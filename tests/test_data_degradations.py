@@ -274,7 +274,6 @@ def test_grey_gaussian_noise_is_one_field_per_batch_unless_asked_per_sample():
                 "stage1": flat,
                 "stage2": flat,
                 "final_sinc_prob": 0.0,
-                "sharpen_gt": False,
                 "shared_gray_noise": per_batch,
             },
         )
@@ -294,7 +293,6 @@ def test_realesrgan_parameters_follow_the_config():
                 "jpeg_range": [40, 41],
             },
             "stage2": {"blur_prob": 0.0, "gaussian_noise_prob": 1.0, "noise_range": [5, 6]},
-            "sharpen_gt": False,
         },
     )
     hr = tf.constant(_smooth_image(4, 32, 32))
@@ -304,7 +302,7 @@ def test_realesrgan_parameters_follow_the_config():
         assert set(p["stage1"]["jpeg"].numpy()) <= {40, 41}
         assert not bool(p["stage2"]["blurred"]) and bool(p["stage2"]["gaussian"])
         assert np.all((p["stage2"]["noise"].numpy() >= 5) & (p["stage2"]["noise"].numpy() <= 6))
-        np.testing.assert_array_equal(gt.numpy(), hr.numpy())  # sharpen_gt = false
+        np.testing.assert_array_equal(gt.numpy(), hr.numpy())  # the losses sharpen it
 
 
 def test_degrade_batch_runs_inside_a_tf_function_with_unknown_batch():

@@ -212,7 +212,7 @@ def test_two_runs_with_a_seed_give_identical_batches_and_seeds_differ(tmp_path):
 
 def test_validation_is_one_deterministic_pass_of_centre_crops(tmp_path):
     root = _folder(tmp_path, n=3, size=(48, 40))
-    deg = DegradationConfig(sharpen_gt=False)
+    deg = DegradationConfig()
     cfg = dataclasses.replace(_config(root, degradation=deg), val_source=str(root))
     ds = make_sr_dataset(cfg, "validation")
     first, second = _take(ds, 10), _take(ds, 10)

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 
+from kerasr.layers import SpectralConv2D
 from kerasr.models.discriminators import UNetDiscriminator, VGGDiscriminator
 
 
@@ -38,11 +39,27 @@ def test_unet_discriminator_per_pixel_and_spectral_norm_updates_in_training():
     out = d(x, training=True)
     assert out.shape == (2, 16, 16, 1)
     sn = d.conv1
-    assert isinstance(sn, keras.layers.SpectralNormalization)
-    u0 = np.array(sn.vector_u.numpy())
+    assert isinstance(sn, SpectralConv2D) and sn.bias is None
+    u0 = np.array(sn.u.numpy())
+    kernel = np.array(sn.kernel.numpy())
     d(x, training=False)
-    np.testing.assert_array_equal(u0, sn.vector_u.numpy())  # inference leaves it alone
+    np.testing.assert_array_equal(u0, sn.u.numpy())  # inference leaves it alone
     d(x, training=True)
-    assert not np.allclose(u0, sn.vector_u.numpy())  # the power iteration runs in training
+    assert not np.allclose(u0, sn.u.numpy())  # the power iteration runs in training
+    # As PyTorch's spectral_norm: the variable stays unnormalised, the call divides by sigma.
+    np.testing.assert_array_equal(kernel, sn.kernel.numpy())
     with pytest.raises(ValueError, match="multiples of 8"):
         UNetDiscriminator(4).build((None, 20, 20, 3))
+
+
+def test_spectral_conv_divides_by_the_largest_singular_value():
+    conv = SpectralConv2D(3, 3, padding="same", power_iterations=30)
+    conv.build((None, 8, 8, 2))
+    x = np.random.default_rng(1).random((1, 8, 8, 2)).astype(np.float32)
+    conv(x, training=True)  # converges u, v
+    kernel = conv.kernel.numpy()
+    sigma = np.linalg.svd(kernel.transpose(3, 2, 0, 1).reshape(3, -1), compute_uv=False)[0]
+    plain = keras.layers.Conv2D(3, 3, padding="same")
+    plain.build((None, 8, 8, 2))
+    plain.set_weights([kernel / sigma, conv.bias.numpy()])
+    np.testing.assert_allclose(conv(x), plain(x), rtol=1e-4, atol=1e-5)

@@ -162,8 +162,8 @@ class DegradationConfig:
     # The last step: resize to the LR size followed by a sinc filter, and JPEG, in random order.
     final_sinc_prob: float = 0.8
     final_kernel_range: tuple[int, int] = (7, 21)
-    # Unsharp masking of the GT (Real-ESRGAN trains x4plus against the sharpened GT).
-    sharpen_gt: bool = True
+    # Unsharp masking (Real-ESRGAN's USMSharp): the degradations start from the sharpened GT;
+    # which losses compare against it is `loss.l1_gt_usm` / `percep_gt_usm` / `gan_gt_usm`.
     usm_weight: float = 0.5
     usm_radius: int = 50
     usm_threshold: float = 10.0

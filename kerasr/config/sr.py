@@ -152,6 +152,12 @@ class SRLossConfig:
     default): in two halves, each with the other side's mean logit held constant. `false` is
     the original 2018 ESRGAN code, where the gradient also flows through both means (and
     the discriminator sees the SR batch once per step instead of twice).
+
+    `l1_gt_usm`, `percep_gt_usm`, `gan_gt_usm` (Real-ESRGAN's switches, x4plus values): which
+    losses compare against the unsharp-masked GT rather than the GT itself. They apply when
+    the data recipe sharpens (`data.degradation.kind = "realesrgan"`, with its `usm_*`
+    parameters), also to paired data, as Real-ESRGAN's `feed_data`; the bicubic recipe
+    (ESRGAN) never sharpens. Pretraining uses `l1_gt_usm` (Real-ESRNet's `gt_usm`).
     """
 
     pixel: Literal["l1", "l2", "charbonnier"] = "l1"
@@ -160,6 +166,9 @@ class SRLossConfig:
     gan_type: Literal["relativistic", "vanilla"] = "relativistic"
     gan_weight: float = 5e-3
     relativistic_detach: bool = True
+    l1_gt_usm: bool = True
+    percep_gt_usm: bool = True
+    gan_gt_usm: bool = False
 
     def __post_init__(self):
         for key in ("pixel_weight", "perceptual_weight", "gan_weight"):

@@ -313,8 +313,9 @@ def realesrgan_degrade(hr, seed, config: DegradationConfig, scale: int):
         scale: the super-resolution factor.
 
     Returns:
-        `(lr, gt, params)`: lr [B, H/scale, W/scale, 3] on 8-bit levels, gt (the USM-sharpened
-        HR if `config.sharpen_gt`), and a dict of the drawn parameters (for labels).
+        `(lr, gt, params)`: lr [B, H/scale, W/scale, 3] on 8-bit levels, gt (`hr` itself: the
+        training harness sharpens the GT per loss, see `SRLossConfig.l1_gt_usm`), and a dict
+        of the drawn parameters (for labels).
     """
     batch = tf.shape(hr)[0]
     shape = tf.shape(hr)
@@ -322,7 +323,7 @@ def realesrgan_degrade(hr, seed, config: DegradationConfig, scale: int):
     lh, lw = h // scale, w // scale
     # Real-ESRGAN degrades the sharpened GT whichever GT the losses use.
     usm = usm_sharpen(hr, config.usm_weight, config.usm_radius, config.usm_threshold)
-    gt = usm if config.sharpen_gt else hr
+    gt = hr
 
     x, p1 = _stage(usm, fold(seed, 1), config.stage1, config, batch, h, w, by_factor=True)
     x, p2 = _stage(x, fold(seed, 2), config.stage2, config, batch, lh, lw, by_factor=False)
@@ -375,8 +376,8 @@ def degrade_batch(hr, seed, config: DegradationConfig, scale: int):
         scale: the super-resolution factor.
 
     Returns:
-        `(lr, hr)`: lr [B, H/scale, W/scale, 3] float32 in [0, 1]; hr is the training target
-        (USM-sharpened for Real-ESRGAN when `config.sharpen_gt`).
+        `(lr, hr)`: lr [B, H/scale, W/scale, 3] float32 in [0, 1]; hr unchanged (the training
+        harness sharpens it for the losses that want Real-ESRGAN's sharpened GT).
 
     Example:
 

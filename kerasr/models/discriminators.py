@@ -8,7 +8,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from kerasr.layers import TorchBatchNorm, spectral_norm
+from kerasr.layers import SpectralConv2D, TorchBatchNorm
 
 
 def _lrelu(x):
@@ -131,13 +131,15 @@ class UNetDiscriminator(keras.Model):
     """Real-ESRGAN's U-Net discriminator: one logit per pixel, spectral normalisation.
 
     Three stride-2 4x4 convolutions down (features x2 each), three bilinear x2 upsamplings
-    with skip additions back up, two more convolutions and a 1-channel output. Per-pixel
-    realness lets the generator learn where an image looks fake, and spectral normalisation
-    keeps the bigger discriminator stable against second-order degradations.
+    (half-pixel centres, PyTorch's `align_corners=False`) with skip additions back up, two
+    more convolutions and a 1-channel output. Per-pixel realness lets the generator learn
+    where an image looks fake, and spectral normalisation keeps the bigger discriminator
+    stable against second-order degradations.
 
     Args:
         features: channels of the first convolution (64).
-        spectral_norm: wrap every convolution but the first and the last.
+        spectral_norm: spectrally normalise every convolution but the first and the last
+            (`kerasr.layers.SpectralConv2D`, PyTorch's `spectral_norm`).
 
     Example:
 
@@ -158,16 +160,19 @@ class UNetDiscriminator(keras.Model):
         dtype = self.dtype_policy
 
         def conv(filters, kernel, stride, name, wrap=True):
-            layer = keras.layers.Conv2D(
+            # As Real-ESRGAN: the normalised convolutions have no bias, the first and the
+            # last are plain and keep theirs.
+            sn = wrap and spectral_norm
+            cls = SpectralConv2D if sn else keras.layers.Conv2D
+            return cls(
                 filters,
                 kernel,
                 strides=stride,
                 padding="same",
-                use_bias=not (wrap and spectral_norm),
+                use_bias=not sn,
                 name=name,
                 dtype=dtype,
             )
-            return _sn(layer) if wrap and spectral_norm else layer
 
         self.conv0 = conv(f, 3, 1, "conv0", wrap=False)
         self.conv1 = conv(f * 2, 4, 2, "conv1")
@@ -216,10 +221,6 @@ class UNetDiscriminator(keras.Model):
             "features": self.features,
             "spectral_norm": self.spectral_norm,
         }
-
-
-def _sn(layer):
-    return spectral_norm(layer)
 
 
 def _up(x):

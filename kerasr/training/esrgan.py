@@ -8,7 +8,7 @@ import tensorflow as tf
 from keras import ops
 
 from kerasr.errors import KerasrError
-from kerasr.losses import pixel_loss, realness, relativistic_d_loss
+from kerasr.losses import d_loss_terms, pixel_loss, realness, relativistic_d_loss
 from kerasr.training.gan import GANHarness
 from kerasr.training.sr import LastValue, SRHarness, replica_mean
 
@@ -39,7 +39,9 @@ class ESRGAN(GANHarness, SRHarness):
             ESRGAN code's loss, gradients through both means, two calls.
         net_d_iters, net_d_init_iters: the generator trains at step `t` (from 1) only when
             `t % net_d_iters == 0 and t > net_d_init_iters` (BasicSR's options; 1, 0: always).
-        ema_decay, degradation, seed: as `SRModel`.
+        ema_decay, degradation, seed, usm: as `SRModel`.
+        l1_gt_usm, percep_gt_usm, gan_gt_usm: which losses see the sharpened GT (when `usm`
+            is set); Real-ESRGAN x4plus: pixel and perceptual yes, the discriminator no.
 
     Example:
 
@@ -69,11 +71,17 @@ class ESRGAN(GANHarness, SRHarness):
         relativistic_detach=True,
         net_d_iters=1,
         net_d_init_iters=0,
+        usm=None,
+        l1_gt_usm=True,
+        percep_gt_usm=True,
+        gan_gt_usm=False,
         **kwargs,
     ):
-        super().__init__(generator, ema_decay, degradation, seed, **kwargs)
+        super().__init__(generator, ema_decay, degradation, seed, usm, **kwargs)
         names = ("g_loss", "pixel_loss", "perceptual_loss", "adversarial_loss", "d_loss")
-        self.setup_gan(discriminator, gan_type, (*names, "d_real", "d_fake"))
+        names = (*names, "d_real_loss", "d_fake_loss", "d_real", "d_fake")
+        self.setup_gan(discriminator, gan_type, names)
+        self.gt_usm = {"l1": l1_gt_usm, "percep": percep_gt_usm, "gan": gan_gt_usm}
         self.perceptual = perceptual
         self.gan_type = gan_type
         self.pixel = pixel
@@ -115,18 +123,24 @@ class ESRGAN(GANHarness, SRHarness):
             self.val_pixel,
         ]
 
-    def generator_step(self, lr, hr):
-        """The generator's update; returns the SR batch (before the update) and the losses."""
+    def generator_step(self, lr, gts):
+        """The generator's update; returns the SR batch (before the update) and the losses.
+        `gts`: the GT of the pixel, perceptual and adversarial losses."""
+        l1_gt, percep_gt, gan_gt = gts
         with tf.GradientTape() as tape:
             sr = self.generator(lr, training=True)
-            pix = pixel_loss(hr, sr, self.pixel)
+            pix = pixel_loss(l1_gt, sr, self.pixel)
             total = self.pixel_weight * pix
             perc = ops.zeros_like(pix)
             if self.perceptual is not None:
-                perc = self.perceptual(hr, sr)
+                perc = self.perceptual(percep_gt, sr)
                 total = total + self.perceptual_weight * perc
             # The real logits only steer the relativistic loss; no gradient flows into D here.
-            real_logits = ops.stop_gradient(self.discriminator(hr, training=True))
+            # The other losses ignore them and, as Real-ESRGAN, D sees only the SR batch (every
+            # training call of a spectrally normalised D advances its power iteration).
+            real_logits = None
+            if self.gan_type == "relativistic":
+                real_logits = ops.stop_gradient(self.discriminator(gan_gt, training=True))
             fake_logits = self.discriminator(sr, training=True)
             adv = self.g_loss_fn(real_logits, fake_logits)
             total = total + self.gan_weight * adv
@@ -144,8 +158,11 @@ class ESRGAN(GANHarness, SRHarness):
 
     def train_step(self, data):
         lr, hr = self.pair(data)
+        # Real-ESRGAN's switches: each loss compares against the GT or its sharpened version.
+        usm = self.sharpened(hr, any(self.gt_usm.values()))
+        gts = tuple(usm if self.gt_usm[k] else hr for k in ("l1", "percep", "gan"))
         if not self.skips_generator:
-            sr, g_values = self.generator_step(lr, hr)
+            sr, g_values = self.generator_step(lr, gts)
         else:
             # BasicSR's `current_iter`, counted from 1.
             step = ops.cast(self.step.value, "int64") + 1
@@ -153,7 +170,7 @@ class ESRGAN(GANHarness, SRHarness):
                 ops.equal(step % self.net_d_iters, 0), ops.greater(step, self.net_d_init_iters)
             )
             sr, g_values = tf.cond(
-                train_g, lambda: self.generator_step(lr, hr), lambda: self.generator_forward(lr)
+                train_g, lambda: self.generator_step(lr, gts), lambda: self.generator_forward(lr)
             )
 
         fake = ops.stop_gradient(sr)
@@ -163,7 +180,7 @@ class ESRGAN(GANHarness, SRHarness):
                 # mean; with batch statistics it equals the third call, but it also moves the
                 # batch-norm running statistics, so it is made all the same.
                 self.discriminator(fake, training=True)
-            real_logits = self.discriminator(hr, training=True)
+            real_logits = self.discriminator(gts[2], training=True)
             fake_logits = self.discriminator(fake, training=True)
             d_per_sample = self.d_loss_fn(real_logits, fake_logits)
             d_loss = replica_mean(d_per_sample)
@@ -173,12 +190,15 @@ class ESRGAN(GANHarness, SRHarness):
 
         d_real, d_fake = realness(real_logits, fake_logits, self.gan_type)
         mean_total, pix, perc, adv = g_values
+        d_real_loss, d_fake_loss = d_loss_terms(real_logits, fake_logits, self.gan_type)
         values = {
             "g_loss": mean_total,
             "pixel_loss": pix,
             "perceptual_loss": perc,
             "adversarial_loss": adv,
             "d_loss": ops.mean(d_per_sample),
+            "d_real_loss": ops.mean(d_real_loss),
+            "d_fake_loss": ops.mean(d_fake_loss),
             "d_real": d_real,
             "d_fake": d_fake,
         }

@@ -144,10 +144,13 @@ class LastValue(keras.metrics.Metric):
 
 class SRHarness(MultiWorkerFit, keras.Model):
     """What the PSNR and GAN stages share: generator, optional EMA, step counter,
-    learning-rate scale, validation metrics and the on-device degradation hook."""
+    learning-rate scale, validation metrics, the on-device degradation hook and the
+    unsharp-masked GT (`usm`: `(weight, radius, threshold)` of Real-ESRGAN's `USMSharp`, or
+    None when the recipe never sharpens)."""
 
-    def __init__(self, generator, ema_decay=0.0, degradation=None, seed=0, **kwargs):
+    def __init__(self, generator, ema_decay=0.0, degradation=None, seed=0, usm=None, **kwargs):
         super().__init__(**kwargs)
+        self.usm = None if usm is None else tuple(usm)
         self.generator = generator
         self.scale = generator.scale
         self.ema_decay = float(ema_decay)
@@ -197,6 +200,17 @@ class SRHarness(MultiWorkerFit, keras.Model):
         seed = ops.stack([base, self.step.value])
         return degrade_batch(x, seed, self.degradation, self.scale)
 
+    def sharpened(self, hr, wanted: bool):
+        """The GT a loss compares against: Real-ESRGAN's unsharp-masked GT when `wanted` and
+        the recipe sharpens (made here from the final GT batch, as Real-ESRGAN's `feed_data`
+        does after its crop and pool), else `hr` itself."""
+        if not wanted or self.usm is None:
+            return hr
+        from kerasr.data import usm_sharpen
+
+        weight, radius, threshold = self.usm
+        return usm_sharpen(hr, weight, radius, threshold)
+
     def after_step(self):
         self.step.assign_add(1)
         if self.ema_generator is not None:
@@ -224,6 +238,8 @@ class SRModel(SRHarness):
         ema_decay: decay of the generator EMA (0: off).
         degradation: a `DegradationConfig` for HR-only batches (on-device degradation).
         seed: base seed of the on-device degradation.
+        usm: `(weight, radius, threshold)` of the GT sharpening, or None (never sharpen).
+        l1_gt_usm: the pixel loss compares against the sharpened GT (Real-ESRNet's `gt_usm`).
 
     Example:
 
@@ -235,9 +251,20 @@ class SRModel(SRHarness):
         [ESRGAN](https://arxiv.org/abs/1809.00219) section 4.1 (PSNR-oriented pretraining).
     """
 
-    def __init__(self, generator, pixel="l1", ema_decay=0.0, degradation=None, seed=0, **kwargs):
-        super().__init__(generator, ema_decay, degradation, seed, **kwargs)
+    def __init__(
+        self,
+        generator,
+        pixel="l1",
+        ema_decay=0.0,
+        degradation=None,
+        seed=0,
+        usm=None,
+        l1_gt_usm=True,
+        **kwargs,
+    ):
+        super().__init__(generator, ema_decay, degradation, seed, usm, **kwargs)
         self.pixel = pixel
+        self.l1_gt_usm = bool(l1_gt_usm)
         self.loss_tracker = keras.metrics.Mean(name="pixel_loss")
         self.last_loss = LastValue(name="last_g_loss")
 
@@ -254,10 +281,11 @@ class SRModel(SRHarness):
 
     def train_step(self, data):
         lr, hr = self.pair(data)
+        target = self.sharpened(hr, self.l1_gt_usm)
         g_vars = self.generator.trainable_variables
         with tf.GradientTape() as tape:
             sr = self.generator(lr, training=True)
-            per_sample = pixel_loss(hr, sr, self.pixel)
+            per_sample = pixel_loss(target, sr, self.pixel)
             loss = replica_mean(per_sample)
             scaled = self.g_optimizer.scale_loss(loss)
         self.g_optimizer.apply(tape.gradient(scaled, g_vars), g_vars)

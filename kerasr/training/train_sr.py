@@ -218,10 +218,14 @@ def build_harness(recipe: SRRecipe, stage: Stage):
     # Keras 3 compiles the step of all replicas as one XLA function, which cannot reach
     # variables on several devices (or all-reduce through a merge call): no XLA there.
     jit = train.jit_compile and degradation is None and not tf.distribute.has_strategy()
+    deg, loss = recipe.data.degradation, recipe.loss
+    # Real-ESRGAN's recipe sharpens the GT the losses see (per switch); ESRGAN's never does.
+    usm = (deg.usm_weight, deg.usm_radius, deg.usm_threshold) if deg.kind == "realesrgan" else None
     if stage == "pretrain":
         harness = SRModel(
-            generator, recipe.loss.pixel, train.ema_decay, degradation, train.seed, name="sr"
-        )
+            generator, loss.pixel, train.ema_decay, degradation, train.seed, usm,
+            loss.l1_gt_usm, name="sr",
+        )  # fmt: skip
         harness.compile(
             make_optimizer(recipe.g_optim, harness.lr_scale, loss_scaling), jit_compile=jit
         )
@@ -258,6 +262,10 @@ def build_harness(recipe: SRRecipe, stage: Stage):
         relativistic_detach=recipe.loss.relativistic_detach,
         net_d_iters=train.net_d_iters,
         net_d_init_iters=train.net_d_init_iters,
+        usm=usm,
+        l1_gt_usm=loss.l1_gt_usm,
+        percep_gt_usm=loss.percep_gt_usm,
+        gan_gt_usm=loss.gan_gt_usm,
         name="esrgan",
     )
     harness.compile(

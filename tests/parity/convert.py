@@ -83,3 +83,53 @@ def to_keras(name: str, value: np.ndarray, flatten_chw: tuple[int, int, int] | N
     if value.ndim == 2:
         return np.ascontiguousarray(value.T)
     return value
+
+
+UNET_CONVS = [f"conv{i}" for i in range(10)]
+# The convolutions of UNetDiscriminatorSN without spectral norm (and with a bias).
+UNET_PLAIN = ("conv0", "conv9")
+
+
+def unet_to_keras(state: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+    """Per convolution of a BasicSR `UNetDiscriminatorSN` state_dict, kerasr's variables:
+    `kernel` (HWIO, from `weight` or spectral norm's `weight_orig`), `bias`, and the power
+    iteration's `u` / `v` (`weight_u` / `weight_v`; `SpectralConv2D` keeps PyTorch's
+    `[out, in * kh * kw]` matrix layout, so they convert as they are)."""
+    out = {}
+    for name in UNET_CONVS:
+        if name in UNET_PLAIN:
+            out[name] = {
+                "kernel": oihw_to_hwio(state[f"{name}.weight"]),
+                "bias": state[f"{name}.bias"],
+            }
+        else:
+            out[name] = {
+                "kernel": oihw_to_hwio(state[f"{name}.weight_orig"]),
+                "u": state[f"{name}.weight_u"],
+                "v": state[f"{name}.weight_v"],
+            }
+    return out
+
+
+def unet_param_name(conv: str, variable: str) -> str:
+    """The PyTorch parameter (or buffer) name of a kerasr U-Net variable."""
+    if variable == "bias":
+        return f"{conv}.bias"
+    if variable == "kernel":
+        return f"{conv}.weight" if conv in UNET_PLAIN else f"{conv}.weight_orig"
+    return f"{conv}.weight_{variable}"
+
+
+# torchvision's `vgg19().features` indices of the first convolutions (BasicSR's names).
+VGG19_FEATURE_INDEX = {"conv1_1": 0, "conv1_2": 2, "conv2_1": 5, "conv2_2": 7}
+
+
+def vgg_to_keras(state: dict[str, np.ndarray], names) -> list[list[np.ndarray]]:
+    """[kernel (HWIO), bias] per VGG convolution from torchvision `features` state_dict keys."""
+    return [
+        [
+            oihw_to_hwio(state[f"{VGG19_FEATURE_INDEX[n]}.weight"].astype(np.float32)),
+            state[f"{VGG19_FEATURE_INDEX[n]}.bias"].astype(np.float32),
+        ]
+        for n in names
+    ]

@@ -24,6 +24,7 @@ import ref_degradations  # noqa: E402
 import ref_esrgan  # noqa: E402
 import ref_evaluation  # noqa: E402
 import ref_pretrain  # noqa: E402
+import ref_realesrgan  # noqa: E402
 
 
 def _photo() -> np.ndarray:
@@ -49,6 +50,7 @@ def main() -> None:
     _write("evaluation", ref_evaluation.evaluation(photo))
     _write("pretrain", ref_pretrain.pretrain())
     _write("esrgan", ref_esrgan.esrgan(photo))
+    _write("realesrgan", ref_realesrgan.realesrgan(photo))
 
 
 if __name__ == "__main__":
