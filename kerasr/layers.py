@@ -499,5 +499,12 @@ class SpectralConv2D(keras.layers.Conv2D):
             outputs = self.activation(outputs)
         return outputs
 
+    # Keras' convolutions save only their kernel and bias; u and v are state too.
+    def save_own_variables(self, store):
+        keras.layers.Layer.save_own_variables(self, store)
+
+    def load_own_variables(self, store):
+        keras.layers.Layer.load_own_variables(self, store)
+
     def get_config(self):
         return {**super().get_config(), "power_iterations": self.power_iterations, "eps": self.eps}

@@ -17,8 +17,7 @@ from kerasr.layers import (
     PixelShuffle,
     PixelUnshuffle,
     ResidualDenseBlock,
-    TorchBatchNorm,
-)
+    SpectralConv2D)
 from kerasr.models import dcgan
 from kerasr.models.discriminators import UNetDiscriminator, VGGDiscriminator
 from kerasr.models.efficientnet_lite import EfficientNetLite0, MBConvBlock
@@ -40,6 +39,12 @@ CASES = [
     ("PixelShuffle", PixelShuffle, lambda: PixelShuffle(2), (1, 4, 4, 12)),
     ("ResidualDenseBlock", ResidualDenseBlock, lambda: ResidualDenseBlock(8, 4), (1, 6, 6, 8)),
     ("RRDB", RRDB, lambda: RRDB(8, 4, 2, 3), (1, 6, 6, 8)),
+    (
+        "SpectralConv2D",
+        SpectralConv2D,
+        lambda: SpectralConv2D(4, 3, padding="same", power_iterations=2),
+        (1, 6, 6, 3),
+    ),
     ("DiffAugment", DiffAugment, lambda: DiffAugment(["color", "cutout"], seed=2), (2, 8, 8, 3)),
     ("TorchBatchNorm", TorchBatchNorm, lambda: TorchBatchNorm(), (2, 4, 4, 3)),
     ("RRDBNet-x4", RRDBNet, lambda: RRDBNet(**TINY), (1, 8, 8, 3)),
