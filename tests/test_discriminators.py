@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from kerasr.layers import SpectralConv2D
 from kerasr.models.discriminators import UNetDiscriminator, VGGDiscriminator
+from kerasr.spectral import SpectralConv2D
 
 
 def test_vgg_discriminator_any_patch_size():

@@ -10,6 +10,7 @@ import pytest
 from harness import run_round_trip_test
 
 import kerasr.layers
+import kerasr.spectral
 import kerasr.models
 from kerasr.layers import (
     RRDB,
@@ -17,7 +18,8 @@ from kerasr.layers import (
     PixelShuffle,
     PixelUnshuffle,
     ResidualDenseBlock,
-    SpectralConv2D)
+    TorchBatchNorm,
+)
 from kerasr.models import dcgan
 from kerasr.models.discriminators import UNetDiscriminator, VGGDiscriminator
 from kerasr.models.efficientnet_lite import EfficientNetLite0, MBConvBlock
@@ -25,6 +27,7 @@ from kerasr.models.rescaled import Rescaled
 from kerasr.models.rrdbnet import RRDBNet
 from kerasr.models.srvgg import SRVGGNetCompact
 from kerasr.models.vgg import VGGFeatures
+from kerasr.spectral import SpectralConv2D
 
 TINY = {"num_basic_blocks": 1, "rrdb_channels": 8, "growth_channels": 4, "num_dense_blocks": 1}
 
@@ -126,7 +129,7 @@ def test_round_trip(factory, shape, tmp_path):
 def _kerasr_objects():
     """The Keras layers and models defined in kerasr.layers and kerasr.models, and the builders
     of functional networks there."""
-    modules = [kerasr.layers] + [
+    modules = [kerasr.layers, kerasr.spectral] + [
         importlib.import_module(f"kerasr.models.{m.name}")
         for m in pkgutil.iter_modules(kerasr.models.__path__)
     ]

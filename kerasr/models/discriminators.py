@@ -8,7 +8,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from kerasr.layers import SpectralConv2D, TorchBatchNorm
+from kerasr.layers import TorchBatchNorm
+from kerasr.spectral import SpectralConv2D
 
 
 def _lrelu(x):
@@ -139,7 +140,7 @@ class UNetDiscriminator(keras.Model):
     Args:
         features: channels of the first convolution (64).
         spectral_norm: spectrally normalise every convolution but the first and the last
-            (`kerasr.layers.SpectralConv2D`, PyTorch's `spectral_norm`).
+            (`kerasr.spectral.SpectralConv2D`, PyTorch's `spectral_norm`).
 
     Example:
 

@@ -1,0 +1,81 @@
+"""Spectral normalisation as PyTorch computes it (`torch.nn.utils.spectral_norm`), for the
+Real-ESRGAN U-Net discriminator: the weights and the power-iteration state of BasicSR /
+Real-ESRGAN checkpoints and training runs carry over unchanged.
+"""
+
+import keras
+from keras import ops
+
+
+def _unit_normal(shape, dtype=None):
+    x = keras.random.normal(shape, dtype="float32")
+    return ops.cast(x / ops.sqrt(ops.sum(ops.square(x))), dtype or "float32")
+
+
+@keras.saving.register_keras_serializable(package="kerasr")
+class SpectralConv2D(keras.layers.Conv2D):
+    """A `Conv2D` whose kernel is divided by its largest singular value, as PyTorch's
+    `torch.nn.utils.spectral_norm` does it (BasicSR's and Real-ESRGAN's U-Net discriminator).
+
+    The trainable `kernel` is the unnormalised weight (PyTorch's `weight_orig`); each call
+    convolves with `kernel / sigma`, the gradient flowing through `sigma = u . (W v)`, `W` the
+    kernel as an `[out, in * kh * kw]` matrix (PyTorch's layout: `u`, `v` convert unchanged).
+    A training call first runs `power_iterations` steps of `v = W^T u / |W^T u|, u = W v /
+    |W v|` (norms clamped to `eps`) and stores `u`, `v`. (`keras.layers.SpectralNormalization`
+    writes `W / sigma` into the kernel instead: Adam steps on it and `sigma` gets no gradient.)
+
+    Args:
+        power_iterations: power-iteration steps per training call (1, as PyTorch).
+        eps: the norm clamp (1e-12, as PyTorch).
+        Others: as `keras.layers.Conv2D`.
+
+    Reference:
+        [Spectral normalization for GANs](https://arxiv.org/abs/1802.05957).
+    """
+
+    def __init__(self, *args, power_iterations=1, eps=1e-12, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.power_iterations = int(power_iterations)
+        self.eps = float(eps)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        kh, kw, cin, cout = self.kernel.shape
+        # The same on every replica (they depend on the weights only), hence first replica.
+        for name, shape in (("u", (cout,)), ("v", (kh * kw * cin,))):
+            weight = self.add_weight(shape, _unit_normal, trainable=False, name=name,
+                                     aggregation="only_first_replica")  # fmt: skip
+            setattr(self, name, weight)
+
+    def _normalize(self, x):
+        return x / ops.maximum(ops.sqrt(ops.sum(ops.square(x))), self.eps)
+
+    def call(self, inputs, training=False):
+        kernel = ops.cast(self.kernel, "float32")
+        w = ops.reshape(ops.transpose(kernel, (3, 2, 0, 1)), (self.filters, -1))
+        u, v = ops.cast(self.u, "float32"), ops.cast(self.v, "float32")
+        if training:
+            for _ in range(self.power_iterations):
+                v = self._normalize(ops.matmul(u, w))
+                u = self._normalize(ops.matmul(w, v))
+            u, v = ops.stop_gradient(u), ops.stop_gradient(v)
+            self.u.assign(u)
+            self.v.assign(v)
+        sigma = ops.sum(u * ops.matmul(w, v))
+        kernel = ops.cast(kernel / sigma, self.compute_dtype)
+        outputs = self.convolution_op(inputs, kernel)
+        if self.use_bias:
+            outputs = ops.add(outputs, ops.reshape(self.bias, (1, 1, 1, self.filters)))
+        if self.activation is not None:
+            outputs = self.activation(outputs)
+        return outputs
+
+    # Keras' convolutions save only their kernel and bias; u and v are state too.
+    def save_own_variables(self, store):
+        keras.layers.Layer.save_own_variables(self, store)
+
+    def load_own_variables(self, store):
+        keras.layers.Layer.load_own_variables(self, store)
+
+    def get_config(self):
+        return {**super().get_config(), "power_iterations": self.power_iterations, "eps": self.eps}
