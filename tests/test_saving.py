@@ -1,4 +1,5 @@
-"""Every layer of kerasr.layers and every network of kerasr.models through the saving harness."""
+"""Every layer of kerasr.layers and kerasr.spectral and every network of kerasr.models through
+the saving harness."""
 
 import importlib
 import inspect
@@ -10,8 +11,8 @@ import pytest
 from harness import run_round_trip_test
 
 import kerasr.layers
-import kerasr.spectral
 import kerasr.models
+import kerasr.spectral
 from kerasr.layers import (
     RRDB,
     DiffAugment,
