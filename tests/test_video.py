@@ -65,7 +65,8 @@ def run(*args):
 def test_video_end_to_end_keeps_frames_rate_and_audio(tmp_path, compact):
     clip = make_clip(tmp_path / "clip.mp4")
     out = tmp_path / "big.mp4"
-    result, text = run("upscale", clip, "-m", compact, "-o", out, "--crf", 0)
+    # Two frames per model call: the batched path, checked against frames one by one.
+    result, text = run("upscale", clip, "-m", compact, "-o", out, "--crf", 0, "--batch-size", 2)
     assert result.exit_code == 0, text
     assert "10 frames 96x64 at 12 fps, 1 audio stream(s) copied" in text
     with av.open(str(out)) as container:

@@ -119,7 +119,8 @@ def upscale(
         ),
     ] = Precision.auto,
     batch_size: Annotated[
-        int | None, typer.Option(help="Tiles per model call. Default: 1 on CPU, 4 on GPU.")
+        int | None,
+        typer.Option(help="Tiles (video: frames) per model call. Default: 1 on CPU, 4 on GPU."),
     ] = None,
     alpha_upsampler: Annotated[
         AlphaMode, typer.Option(help="How to upscale an alpha channel: with the model or bicubic.")
@@ -144,9 +145,22 @@ def upscale(
     if len(inputs) == 1 and is_video(inputs[0]):
         if ext != Ext.auto and ext not in _VIDEO_EXTS:
             raise fail(f"--ext {ext.value} is an image format; a video's is mp4, mkv, webm or mov")
-        video_ext = None if ext == Ext.auto else ext.value
         _upscale_video(
-            inputs[0], output, model, alpha, suffix, overwrite, outscale, crf, codec, fps, video_ext
+            inputs[0],
+            model,
+            alpha,
+            output=output,
+            suffix=suffix,
+            overwrite=overwrite,
+            outscale=outscale,
+            crf=crf,
+            codec=codec.value if codec else None,
+            fps=fps,
+            ext=None if ext == Ext.auto else ext.value,
+            tile=tile,
+            tile_pad=tile_pad,
+            precision=precision.value,
+            batch_size=batch_size,  # frames per model call
         )
         return
     if ext in _VIDEO_EXTS:
@@ -171,22 +185,12 @@ def upscale(
         raise typer.Exit(EXIT_USER_ERROR)
 
 
-def _upscale_video(source, output, model, alpha, suffix, overwrite, outscale, crf, codec, fps, ext):
+def _upscale_video(source, model, alpha, **options):
     from kerasr.video import upscale_video_file
 
-    result = upscale_video_file(
-        source,
-        output,
-        # As Real-ESRGAN's video script: the compact network, ~25x cheaper than x4plus.
-        model=_interpolated_or_named(model or ["realesr-animevideov3"], alpha),
-        suffix=suffix,
-        overwrite=overwrite,
-        outscale=outscale,
-        crf=crf,
-        codec=codec.value if codec else None,
-        fps=fps,
-        ext=ext,
-    )
+    # As Real-ESRGAN's video script: the compact network, ~25x cheaper than x4plus.
+    network = _interpolated_or_named(model or ["realesr-animevideov3"], alpha)
+    result = upscale_video_file(source, model=network, **options)
     width, height = result.size
     typer.echo(
         f"{source} -> {result.output}: {result.frames} frames {width}x{height} at "
