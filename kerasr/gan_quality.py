@@ -237,15 +237,17 @@ def folder_images(
     count: int | None = None,
     background: Sequence[int] = (255, 255, 255),
     seed: int = SEED,
+    fit: bool = False,
 ) -> np.ndarray:
-    """The images of a folder as `train-dcgan` sees them, at most `count` of them (a fixed draw).
+    """The images of a folder as `train-dcgan` sees them, at most `count` of them (a fixed draw);
+    `fit` fits each creature to the frame as `data.fit_to_frame` does.
 
     Returns:
         uint8 `[n, image_size, image_size, 3]`.
     """
     from kerasr.data.sprites import load_sprites
 
-    images = load_sprites(folder, image_size=image_size, background=background)
+    images = load_sprites(folder, image_size=image_size, background=background, fit=fit)
     if count is not None and len(images) > count:
         keep = np.sort(np.random.default_rng(seed).choice(len(images), count, replace=False))
         images = images[keep]
@@ -266,6 +268,7 @@ def evaluate_gan(
     count: int = DEFAULT_COUNT,
     background: Sequence[int] = (255, 255, 255),
     image_size: int | None = None,
+    fit_to_frame: bool = False,
     progress=None,
 ) -> GanScores:
     """Scores generated images against real ones (KID, FD, two-sample accuracy).
@@ -279,6 +282,8 @@ def evaluate_gan(
         background: RGB colour behind transparent pixels, as in training.
         image_size: side both kinds are brought to before the network's resize; default the
             generator's side, or 64 (the Pokemon DCGAN's) for a folder.
+        fit_to_frame: fit each real creature to the frame, as training with
+            `data.fit_to_frame` saw them (the generated side is left as it is).
         progress: called with a short message between stages.
 
     Returns:
@@ -302,7 +307,7 @@ def evaluate_gan(
         size = image_size or fake.shape[1]
         if fake.shape[1] != size:
             fake = np.stack([_resize(image, size) for image in fake])
-    real_images = folder_images(real, size, count, background)
+    real_images = folder_images(real, size, count, background, fit=fit_to_frame)
     n = min(len(fake), len(real_images))
     if n < 4:
         raise KerasrError(f"need at least 4 images on each side; got {n}")

@@ -385,7 +385,7 @@ def _read_architecture(weights: Path) -> dict:
         kwargs = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise KerasrError(f"cannot read {path}: {first_line(e)}") from None
-    allowed = {"image_size", "latent_dim", "filters", "max_filters"}
+    allowed = {"image_size", "latent_dim", "filters", "max_filters", "upsample"}
     if not isinstance(kwargs, dict) or not set(kwargs) <= allowed:
         raise KerasrError(f"{path} must hold an object with keys among {sorted(allowed)}")
     return kwargs

@@ -69,6 +69,21 @@ def test_non_square_images_are_padded_not_cropped(tmp_path):
     assert (image[5:15] == 0).all()
 
 
+def test_fit_to_frame_centres_the_creature_and_fills_the_frame(tmp_path):
+    rgba = np.zeros((40, 40, 4), np.uint8)
+    rgba[2:12, 4:24] = (0, 0, 200, 255)  # a 10 x 20 creature in the top-left corner
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "small.png")
+    plain = load_sprites(tmp_path, image_size=32)[0].astype(int)
+    fitted = load_sprites(tmp_path, image_size=32, fit=True)[0].astype(int)
+    blue = fitted[..., 2] > fitted[..., 0] + 100
+    rows, cols = np.nonzero(blue.any(axis=1))[0], np.nonzero(blue.any(axis=0))[0]
+    # 20 px wide at 32 / 40 before; after, the width fills the frame but for the margins.
+    assert (plain[..., 2] > plain[..., 0] + 100).any(axis=0).sum() <= 17
+    assert cols.min() >= 1 and cols.max() <= 30 and len(cols) >= 27
+    # Centred: as much white above as below, left as right (within one source pixel, scaled).
+    assert abs(rows.min() - (31 - rows.max())) <= 2 and abs(cols.min() - (31 - cols.max())) <= 2
+
+
 def test_empty_or_missing_folder_is_a_clear_error(tmp_path):
     (tmp_path / "notes.txt").write_text("not an image")
     with pytest.raises(KerasrError, match="no images in"):

@@ -30,6 +30,23 @@ def test_generator_widths_double_towards_4x4_and_cap():
     assert g.get_layer("reshape").output.shape[-1] == 32
 
 
+def test_resize_convolution_generator_has_no_transposed_convolution():
+    g = build_generator(image_size=16, latent_dim=4, filters=2, max_filters=8, upsample="resize")
+    assert not any(isinstance(layer, keras.layers.Conv2DTranspose) for layer in g.layers)
+    # A constant feature map stays constant through nearest upsampling and a 3x3 convolution
+    # away from the border: the stage adds no checkerboard of its own.
+    stage = keras.Model(g.get_layer("up1_resize").input, g.get_layer("up1").output)
+    out = np.asarray(stage(np.ones((1, 4, 4, stage.input.shape[-1]), "float32")))[0, 1:-1, 1:-1]
+    np.testing.assert_allclose(out, np.broadcast_to(out[:1, :1], out.shape), atol=1e-6)
+    # The transposed convolution's output alternates between its kernel's four phases.
+    g = build_generator(image_size=16, latent_dim=4, filters=2, max_filters=8)
+    stage = keras.Model(g.get_layer("up1").input, g.get_layer("up1").output)
+    out = np.asarray(stage(np.ones((1, 4, 4, stage.input.shape[-1]), "float32")))[0, 2:-2, 2:-2]
+    assert not np.allclose(out[0::2, 0::2], out[1::2, 1::2], atol=1e-6)
+    with pytest.raises(ValueError, match="upsample"):
+        build_generator(image_size=16, upsample="bilinear")
+
+
 @pytest.mark.parametrize("size", [0, 4, 48, 100])
 def test_impossible_sizes_raise(size):
     with pytest.raises(ValueError, match="power of two"):

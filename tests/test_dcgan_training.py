@@ -7,6 +7,7 @@ import tensorflow as tf
 from PIL import Image
 
 from kerasr.config import DCGANConfig, load_config
+from kerasr.errors import KerasrError
 from kerasr.generation import load_generator
 from kerasr.quality import QualityReference, quality_signals
 from kerasr.training.callbacks import TimeLimit
@@ -76,6 +77,36 @@ def test_one_train_step_updates_both_networks(overrides):
     assert any(
         not np.allclose(a, b) for a, b in zip(d_before, _weights(gan.discriminator), strict=True)
     )
+
+
+def test_generator_ema_follows_the_generator_and_is_what_samples_come_from():
+    gan = build_dcgan(_config("train.ema_decay=0.5", 'model.upsample="resize"'))
+    assert gan.sampler is gan.ema_generator
+    for step in range(2):
+        before = _weights(gan.ema_generator)
+        gan.train_on_batch(_batch(step))
+        live, ema = _weights(gan.generator), _weights(gan.ema_generator)
+        # The decay ramps up as (1 + step) / (10 + step), capped by ema_decay.
+        decay = min(0.5, (1 + step) / (10 + step))
+        for b, g, e in zip(before, live, ema, strict=True):
+            np.testing.assert_allclose(e, decay * b + (1 - decay) * g, rtol=1e-5, atol=1e-6)
+    plain = build_dcgan(_config())
+    assert plain.ema_generator is None and plain.sampler is plain.generator
+
+
+def test_train_init_starts_from_a_generator_file_that_fits(tmp_path):
+    from kerasr.generation import write_architecture
+
+    source = build_dcgan(_config("train.seed=5")).generator
+    source.save_weights(tmp_path / "g.weights.h5")
+    write_architecture(tmp_path, image_size=16, latent_dim=8, filters=4, max_filters=16)
+    gan = build_dcgan(_config(f'train.init="{tmp_path / "g.weights.h5"}"', "train.ema_decay=0.9"))
+    ema = gan.ema_generator
+    for a, b, e in zip(_weights(source), _weights(gan.generator), _weights(ema), strict=True):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, e)
+    with pytest.raises(KerasrError, match="does not fit"):
+        build_dcgan(_config(f'train.init="{tmp_path / "g.weights.h5"}"', "model.latent_dim=4"))
 
 
 def test_losses_match_their_definitions():
@@ -149,7 +180,9 @@ def _sprites(folder, n=8):
 def test_train_dcgan_fills_the_run_folder_and_resumes(tmp_path):
     data = _sprites(tmp_path / "sprites")
     run = tmp_path / "run"
-    cfg = _config(f'data.folder="{data}"', "train.epochs=1")
+    # The shipped recipe's levers: creatures fitted to the frame, resize-convolutions, EMA.
+    levers = ("data.fit_to_frame=true", 'model.upsample="resize"', "train.ema_decay=0.9")
+    cfg = _config(f'data.folder="{data}"', "train.epochs=1", *levers)
     lines = []
     result = train_dcgan(cfg, run, report=lines.append)
     assert (result.epochs, result.images, result.initial_epoch, result.step) == (1, 8, 0, 2)
@@ -167,6 +200,7 @@ def test_train_dcgan_fills_the_run_folder_and_resumes(tmp_path):
     epoch1 = run / "generators" / "epoch_0001.weights.h5"
     g1 = load_generator(epoch1)
     assert g1.output_shape == (None, 16, 16, 3)
+    assert not any(isinstance(layer, keras.layers.Conv2DTranspose) for layer in g1.layers)
 
     # A run killed between an epoch's log row and its checkpoint logged one epoch ahead.
     history = run / "history.csv"
@@ -174,7 +208,7 @@ def test_train_dcgan_fills_the_run_folder_and_resumes(tmp_path):
     history.write_text("\n".join([*rows, "2" + rows[1][rows[1].index(",") :]]) + "\n")
 
     lines.clear()
-    cfg = _config(f'data.folder="{data}"', "train.epochs=2")
+    cfg = _config(f'data.folder="{data}"', "train.epochs=2", *levers)
     resumed = train_dcgan(cfg, run, report=lines.append)
     assert resumed.initial_epoch == 1 and resumed.epochs == 2 and resumed.step == 4
     assert lines == [f"resumed from {run / 'checkpoints' / 'ckpt-2'} at epoch 1"]
@@ -184,6 +218,7 @@ def test_train_dcgan_fills_the_run_folder_and_resumes(tmp_path):
     # Resuming continued from epoch 1's networks and optimizers.
     ckpt = tf.train.load_checkpoint(str(run / "checkpoints"))
     assert ckpt.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE") == 2
+    assert any(name.startswith("ema_weights/") for name in ckpt.get_variable_to_shape_map())
 
 
 def test_checkpoints_of_the_earlier_dcgan_layout_still_resume(tmp_path):

@@ -130,6 +130,10 @@ def test_evaluate_gan_cli_on_tiny_folders(tmp_path):
     # Sprites on white against squares on black: far apart on every measure.
     assert scores["kid"] > same.kid + 2 * same.kid_std and scores["fd"] > 10
     assert scores["two_sample_accuracy"] > 0.5
+    # --fit-to-frame prepares the real side only (as training with data.fit_to_frame).
+    fitted = runner.invoke(app, ["evaluate-gan", str(real), str(real), "--fit-to-frame"])
+    assert fitted.exit_code == 0, fitted.output
+    assert float(fitted.output.split("Frechet distance:")[1].split()[0]) > 1
 
 
 def test_evaluate_gan_draws_from_a_registered_generator(tmp_path):

@@ -30,6 +30,13 @@ def evaluate_gan_command(
             "-n", "--count", min=4, help="Images per side at most (samples use seeds 0..n-1)."
         ),
     ] = 1000,
+    fit_to_frame: Annotated[
+        bool,
+        typer.Option(
+            "--fit-to-frame",
+            help="Fit each real creature to the frame, as training with data.fit_to_frame.",
+        ),
+    ] = False,
 ) -> None:
     """Score generated images against real ones on EfficientNet-Lite0 ImageNet features.
 
@@ -45,11 +52,18 @@ def evaluate_gan_command(
 
     console = Console(stderr=True)
     with console.status(f"scoring {generated} against {real}") as status:
-        scores = evaluate_gan(generated, real, count=count, progress=status.update)
+        scores = evaluate_gan(
+            generated, real, count=count, fit_to_frame=fit_to_frame, progress=status.update
+        )
     typer.echo(scores.describe())
     if json_out is not None:
         from kerasr.io import write_text
 
-        payload = {"generated": str(generated), "real": str(real), **scores.as_dict()}
+        payload = {
+            "generated": str(generated),
+            "real": str(real),
+            "fit_to_frame": fit_to_frame,
+            **scores.as_dict(),
+        }
         write_text(json_out, json.dumps(payload, indent=2) + "\n", make_parents=False)
         typer.echo(f"wrote {json_out}", err=True)

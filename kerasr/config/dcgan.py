@@ -23,6 +23,9 @@ class DCGANModelConfig:
         spectral_norm: spectral normalisation on every discriminator weight layer.
         d_batch_norm: batch norm in the discriminator (DCGAN paper), after each convolution
             but the first.
+        upsample: how the generator doubles its resolution: `"transposed"` (4x4 stride-2
+            transposed convolutions, DCGAN) or `"resize"` (nearest upsampling and a 3x3
+            convolution, free of checkerboard patterns).
     """
 
     image_size: int = 64
@@ -32,6 +35,7 @@ class DCGANModelConfig:
     max_filters: int = 512
     spectral_norm: bool = True
     d_batch_norm: bool = False
+    upsample: Literal["transposed", "resize"] = "transposed"
 
     def __post_init__(self):
         size = self.image_size
@@ -58,6 +62,8 @@ class DCGANDataConfig:
             PokemonGan web app).
         white_background_only: train on the images whose border is white only.
         white_border: fraction of border pixels that must be white for that filter.
+        fit_to_frame: crop each sprite to its creature and centre it with a small margin,
+            so that every creature fills the frame (sprites leave 40 % of it empty on median).
         flip: random horizontal flips.
         cache: cache the decoded images in `tf.data`.
     """
@@ -66,6 +72,7 @@ class DCGANDataConfig:
     background: tuple[int, int, int] = (255, 255, 255)
     white_background_only: bool = False
     white_border: float = 0.99
+    fit_to_frame: bool = False
     flip: bool = True
     cache: bool = True
 
@@ -97,6 +104,13 @@ class DCGANTrainConfig:
             (non-saturating loss only).
         instance_noise: std of Gaussian noise added to every image the discriminator sees.
         diffaugment: DiffAugment policies applied to real and fake images (empty: off).
+        ema_decay: decay of an exponential moving average of the generator's weights, updated
+            after every step; grids, KID and the saved generators use it (0: off, the
+            generator itself). The decay ramps up as `(1 + step) / (10 + step)` until it
+            reaches this value, so that early averages do not hold the random start.
+        init: starting generator of a new run: "" (random), a `.weights.h5` / `.keras`
+            file or a registry name such as `pokemon-dcgan-64` (fine-tuning; the
+            architecture must match `[model]`).
         seed: seeds the networks, the noise, the augmentations and the data order.
         jit_compile: compile the train step with XLA.
         grid_size: the fixed-noise sample grid is `grid_size x grid_size` images.
@@ -118,6 +132,8 @@ class DCGANTrainConfig:
     label_smoothing: float = 0.0
     instance_noise: float = 0.0
     diffaugment: tuple[DiffAugmentPolicy, ...] = ("color", "translation", "cutout")
+    ema_decay: float = 0.0
+    init: str = ""
     seed: int = 0
     jit_compile: bool = True
     grid_size: int = 8
@@ -150,6 +166,10 @@ class DCGANTrainConfig:
         check(
             len(set(self.diffaugment)) == len(self.diffaugment),
             f"diffaugment lists a policy twice. Received: {list(self.diffaugment)}",
+        )
+        check(
+            0 <= self.ema_decay < 1,
+            f"ema_decay must be in [0, 1). Received: {self.ema_decay}",
         )
         check(
             1 <= self.grid_size <= 16,

@@ -19,6 +19,8 @@ from kerasr.layers import spectral_norm as spectral_norm_layer
 # The DCGAN paper initialises every weight from N(0, 0.02).
 _INIT_STDDEV = 0.02
 
+UPSAMPLING = ("transposed", "resize")
+
 
 def _check_sizes(image_size: int, filters: int, max_filters: int) -> int:
     """Returns the number of stride-2 stages between 4x4 and `image_size`."""
@@ -39,11 +41,30 @@ def _init():
     return keras.initializers.RandomNormal(stddev=_INIT_STDDEV)
 
 
+def _upsample(x, width: int, mode: str, name: str, use_bias: bool):
+    """Doubles the resolution of `x`, giving `width` channels."""
+    if mode == "transposed":
+        return keras.layers.Conv2DTranspose(
+            width,
+            4,
+            strides=2,
+            padding="same",
+            use_bias=use_bias,
+            kernel_initializer=_init(),
+            name=name,
+        )(x)
+    x = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_resize")(x)
+    return keras.layers.Conv2D(
+        width, 3, padding="same", use_bias=use_bias, kernel_initializer=_init(), name=name
+    )(x)
+
+
 def build_generator(
     image_size: int = 64,
     latent_dim: int = 128,
     filters: int = 64,
     max_filters: int = 512,
+    upsample: str = "transposed",
     name: str = "dcgan_generator",
 ) -> keras.Model:
     """The DCGAN generator: a latent vector to an RGB image in [-1, 1].
@@ -53,11 +74,17 @@ def build_generator(
     3 channels and tanh. The stage before the output has `filters` channels, and channel
     counts double towards the 4x4 map, capped at `max_filters`.
 
+    `upsample="resize"` doubles the resolution with a nearest-neighbour upsampling followed
+    by a 3x3 convolution instead: a stride-2 4x4 transposed convolution adds each input
+    pixel's kernel to overlapping output pixels unevenly, which leaves a checkerboard
+    pattern that the generator must learn to cancel; resize-convolution has none.
+
     Args:
         image_size: output height and width, a power of two >= 8 (64 by default, 128 too).
         latent_dim: length of the input latent vector.
         filters: channels of the last hidden stage (the widest resolution).
         max_filters: cap on channels at low resolution.
+        upsample: `"transposed"` (DCGAN) or `"resize"` (nearest upsampling + convolution).
         name: model name.
 
     Returns:
@@ -68,10 +95,15 @@ def build_generator(
     >>> g = build_generator(image_size=64, latent_dim=128)
     >>> g(keras.random.normal((2, 128))).shape
     (2, 64, 64, 3)
+
+    Reference:
+        [Deconvolution and Checkerboard Artifacts](https://distill.pub/2016/deconv-checkerboard/).
     """
     stages = _check_sizes(image_size, filters, max_filters)
     if latent_dim < 1:
         raise ValueError(f"`latent_dim` must be at least 1. Received: latent_dim={latent_dim}")
+    if upsample not in UPSAMPLING:
+        raise ValueError(f"`upsample` must be one of {UPSAMPLING}. Received: upsample={upsample!r}")
     widths = [min(filters * 2 ** (stages - 1 - i), max_filters) for i in range(stages)]
     z = keras.Input((latent_dim,), name="latent")
     # use_bias=False wherever batch norm follows: its beta is the bias.
@@ -84,20 +116,10 @@ def build_generator(
     x = keras.layers.BatchNormalization(momentum=0.9, name="project_bn")(x)
     x = keras.layers.ReLU(name="project_relu")(x)
     for i, width in enumerate(widths[1:], start=1):
-        x = keras.layers.Conv2DTranspose(
-            width,
-            4,
-            strides=2,
-            padding="same",
-            use_bias=False,
-            kernel_initializer=_init(),
-            name=f"up{i}",
-        )(x)
+        x = _upsample(x, width, upsample, f"up{i}", use_bias=False)
         x = keras.layers.BatchNormalization(momentum=0.9, name=f"up{i}_bn")(x)
         x = keras.layers.ReLU(name=f"up{i}_relu")(x)
-    x = keras.layers.Conv2DTranspose(
-        3, 4, strides=2, padding="same", kernel_initializer=_init(), name="to_rgb"
-    )(x)
+    x = _upsample(x, 3, upsample, "to_rgb", use_bias=True)
     image = keras.layers.Activation("tanh", name="tanh", dtype="float32")(x)
     return keras.Model(z, image, name=name)
 

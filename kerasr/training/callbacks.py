@@ -394,7 +394,7 @@ class DCGANMonitor(keras.callbacks.Callback):
             # is not done; its steps are saved by the final checkpoint alone.
             return
         number = done
-        generator = self.model.generator
+        generator = self.model.sampler
         grid = image_grid(
             generate(generator, self.grid_seeds), columns=int(len(self.grid_seeds) ** 0.5)
         )

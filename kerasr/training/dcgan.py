@@ -18,6 +18,7 @@ from kerasr.errors import KerasrError
 from kerasr.layers import DiffAugment
 from kerasr.models.dcgan import build_discriminator, build_generator
 from kerasr.training.gan import GANHarness
+from kerasr.training.sr import update_ema
 
 LOSSES = ("hinge", "nonsaturating")
 
@@ -39,6 +40,8 @@ class DCGAN(GANHarness):
         loss: `"hinge"` or `"nonsaturating"`.
         label_smoothing: one-sided smoothing of the real target (non-saturating loss only).
         instance_noise: std of Gaussian noise added to the discriminator's inputs.
+        ema_decay: decay of the generator EMA `ema_generator`, updated after every step
+            (0: none); `sampler` is the network to draw samples from.
         seed: seed of the latent / noise `keras.random.SeedGenerator`.
 
     Example:
@@ -59,6 +62,7 @@ class DCGAN(GANHarness):
         loss="hinge",
         label_smoothing=0.0,
         instance_noise=0.0,
+        ema_decay=0.0,
         seed=None,
         **kwargs,
     ):
@@ -66,6 +70,14 @@ class DCGAN(GANHarness):
         if loss not in LOSSES:
             raise KerasrError(f"`loss` must be one of {LOSSES}. Received: loss={loss!r}")
         self.generator = generator
+        self.ema_decay = float(ema_decay)
+        self.ema_generator = None
+        if ema_decay > 0:
+            # Every weight is averaged, batch norm's moving statistics too: they describe the
+            # averaged network's activations better than the live generator's last steps.
+            self.ema_generator = keras.models.clone_model(generator)
+            self.ema_generator.set_weights(generator.get_weights())
+            self.ema_generator.trainable = False
         # Mean logits on the (augmented) real and fake batches: the gap between them is what
         # the generator is closing; hinge keeps them near +1 / -1 when D is winning.
         self.setup_gan(
@@ -90,6 +102,11 @@ class DCGAN(GANHarness):
             0, dtype="int64", trainable=False, name="epoch", aggregation="only_first_replica"
         )
         self.steps_per_epoch = 1  # set by the recipe from the data
+
+    @property
+    def sampler(self):
+        """The generator samples are drawn from and saved: the EMA when there is one."""
+        return self.ema_generator if self.ema_generator is not None else self.generator
 
     @property
     def metrics(self):
@@ -127,6 +144,12 @@ class DCGAN(GANHarness):
             d_loss, g_loss = self.losses_from_scores(real_scores, fake_scores)
         self.update(self.d_optimizer, d_tape, d_loss, self.discriminator.trainable_variables)
         self.update(self.g_optimizer, g_tape, g_loss, self.generator.trainable_variables)
+        if self.ema_generator is not None:
+            # Ramped as TensorFlow's ExponentialMovingAverage with num_updates: a run of a
+            # few hundred steps would otherwise sample from an average of its random start.
+            steps = ops.cast(self.step, "float32")
+            decay = ops.minimum(self.ema_decay, (1.0 + steps) / (10.0 + steps))
+            update_ema(self.ema_generator.weights, self.generator.weights, decay)
         self.step.assign_add(1)
         return self.track(
             {
@@ -143,7 +166,7 @@ def build_dcgan(config: DCGANConfig) -> DCGAN:
     model, train = config.model, config.train
     keras.utils.set_random_seed(train.seed)
     generator = build_generator(
-        model.image_size, model.latent_dim, model.g_filters, model.max_filters
+        model.image_size, model.latent_dim, model.g_filters, model.max_filters, model.upsample
     )
     discriminator = build_discriminator(
         model.image_size,
@@ -152,6 +175,8 @@ def build_dcgan(config: DCGANConfig) -> DCGAN:
         spectral_norm=model.spectral_norm,
         batch_norm=model.d_batch_norm,
     )
+    if train.init:
+        _load_init(generator, train.init)
     augment = DiffAugment(train.diffaugment, seed=train.seed + 1) if train.diffaugment else None
     gan = DCGAN(
         generator,
@@ -160,6 +185,7 @@ def build_dcgan(config: DCGANConfig) -> DCGAN:
         loss=train.loss,
         label_smoothing=train.label_smoothing,
         instance_noise=train.instance_noise,
+        ema_decay=train.ema_decay,
         seed=train.seed + 2,
     )
     gan.compile(
@@ -168,3 +194,13 @@ def build_dcgan(config: DCGANConfig) -> DCGAN:
         jit_compile=train.jit_compile,
     )
     return gan
+
+
+def _load_init(generator, spec: str) -> None:
+    """Copies the weights of a generator file or registry name into `generator`."""
+    from kerasr.generation import load_generator
+
+    source = load_generator(spec)
+    if [w.shape for w in source.weights] != [w.shape for w in generator.weights]:
+        raise KerasrError(f"train.init {spec} does not fit the [model] config of this run")
+    generator.set_weights(source.get_weights())

@@ -153,6 +153,7 @@ def train_dcgan(
         background=data.background,
         white_background_only=data.white_background_only,
         white_border=data.white_border,
+        fit=data.fit_to_frame,
     )
     dataset = sprite_dataset(
         images, train.batch_size, flip=data.flip, seed=train.seed, cache=data.cache
@@ -168,6 +169,7 @@ def train_dcgan(
         latent_dim=model_cfg.latent_dim,
         filters=model_cfg.g_filters,
         max_filters=model_cfg.max_filters,
+        upsample=model_cfg.upsample,
     )
 
     gan = build_dcgan(config)
