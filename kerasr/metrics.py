@@ -68,22 +68,35 @@ def ssim(a, b, border: int = 0, y_channel: bool = True):
 
 
 class _ImageScore(keras.metrics.Mean):
-    """Mean of a per-image score over the images seen (Y channel, `border` crop)."""
+    """Mean of a per-image score over the images seen (Y channel, `border` crop).
+
+    Predictions are clipped to [0, 1] and, with `quantize` (the default), rounded to 8-bit
+    levels first: the image a user saves, the one `kerasr evaluate` scores and BasicSR's
+    validation (`tensor2img`) scores.
+    """
 
     score = None  # the per-image function, set by subclasses
 
-    def __init__(self, border=0, y_channel=True, name=None, **kwargs):
+    def __init__(self, border=0, y_channel=True, quantize=True, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
         self.border = border
         self.y_channel = y_channel
+        self.quantize = quantize
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_pred = tf.clip_by_value(tf.cast(y_pred, tf.float32), 0.0, 1.0)
+        if self.quantize:
+            y_pred = tf.round(y_pred * 255.0) / 255.0
         scores = type(self).score(y_true, y_pred, self.border, self.y_channel)
         return super().update_state(scores, sample_weight)
 
     def get_config(self):
-        return {**super().get_config(), "border": self.border, "y_channel": self.y_channel}
+        return {
+            **super().get_config(),
+            "border": self.border,
+            "y_channel": self.y_channel,
+            "quantize": self.quantize,
+        }
 
 
 @keras.saving.register_keras_serializable(package="kerasr")
@@ -92,8 +105,8 @@ class PSNR(_ImageScore):
 
     score = staticmethod(psnr)
 
-    def __init__(self, border=0, y_channel=True, name="psnr", **kwargs):
-        super().__init__(border, y_channel, name=name, **kwargs)
+    def __init__(self, border=0, y_channel=True, quantize=True, name="psnr", **kwargs):
+        super().__init__(border, y_channel, quantize, name=name, **kwargs)
 
 
 @keras.saving.register_keras_serializable(package="kerasr")
@@ -102,5 +115,5 @@ class SSIM(_ImageScore):
 
     score = staticmethod(ssim)
 
-    def __init__(self, border=0, y_channel=True, name="ssim", **kwargs):
-        super().__init__(border, y_channel, name=name, **kwargs)
+    def __init__(self, border=0, y_channel=True, quantize=True, name="ssim", **kwargs):
+        super().__init__(border, y_channel, quantize, name=name, **kwargs)

@@ -139,3 +139,26 @@ def test_training_bicubic_baseline_is_the_evaluation_protocol(tmp_path, photo):
     scores = evaluate(nearest, folder, 4)
     assert len(scores.images) == 3
     assert baseline == pytest.approx(scores.mean("bicubic_psnr"), abs=1e-6)
+
+
+def test_validation_scores_are_the_evaluation_protocol(photo):
+    # The per-step validation PSNR / SSIM of training score the generator's output as
+    # `kerasr evaluate` does: rounded to 8 bits, Y channel, `scale` border pixels cropped.
+    import keras
+
+    from kerasr.evaluation import score_pair
+    from kerasr.images import to_uint8
+    from kerasr.models import RRDBNet
+    from kerasr.training.sr import SRModel
+
+    keras.utils.set_random_seed(1)
+    g = RRDBNet(num_basic_blocks=1, rrdb_channels=8, growth_channels=4, num_dense_blocks=1)
+    model = SRModel(g, "l1")
+    model.compile(keras.optimizers.Adam(), jit_compile=False)
+    hr = np.stack([photo[:32, :32], photo[64:96, 32:64]]).astype(np.float32) / 255
+    lr = np.stack([photo[:8, :8], photo[16:24, 8:16]]).astype(np.float32) / 255
+    logs = model.evaluate(lr, hr, batch_size=2, verbose=0, return_dict=True)
+    sr = to_uint8(np.asarray(g(lr)))
+    scores = [score_pair(to_uint8(h), s, 4) for h, s in zip(hr, sr, strict=True)]
+    assert logs["psnr"] == pytest.approx(np.mean([p for p, _ in scores]), abs=1e-4)
+    assert logs["ssim"] == pytest.approx(np.mean([s for _, s in scores]), abs=1e-5)

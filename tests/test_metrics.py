@@ -47,8 +47,17 @@ def test_ssim_on_y_with_border(pair):
 
 def test_keras_metrics_average_over_images(pair):
     a, b = pair
-    m, s = PSNR(border=4), SSIM(border=4)
+    m, s = PSNR(border=4, quantize=False), SSIM(border=4, quantize=False)
     m.update_state(a, b)
     s.update_state(a, b)
     assert float(m.result()) == pytest.approx(float(np.mean(psnr(a, b, border=4))), abs=1e-4)
     assert float(s.result()) == pytest.approx(float(np.mean(ssim(a, b, border=4))), abs=1e-5)
+    # By default the prediction is scored as saved: rounded to 8-bit levels.
+    b8 = np.round(np.clip(b, 0, 1) * 255) / 255
+    assert np.abs(b8 - b).max() > 1e-3
+    m, s = PSNR(border=4), SSIM(border=4)
+    m.update_state(a, b)
+    s.update_state(a, b)
+    assert float(m.result()) == pytest.approx(float(np.mean(psnr(a, b8, border=4))), abs=1e-4)
+    assert float(s.result()) == pytest.approx(float(np.mean(ssim(a, b8, border=4))), abs=1e-5)
+    assert PSNR.from_config(m.get_config()).quantize
