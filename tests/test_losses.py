@@ -1,9 +1,12 @@
 """Pixel, perceptual and GAN losses against direct NumPy computations."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from kerasr import losses
+from kerasr.config.sr import PerceptualConfig
 from kerasr.errors import KerasrError
 from kerasr.models.vgg import VGGFeatures, layer_names, load_vgg_weights
 
@@ -143,3 +146,22 @@ def test_vgg19_weights_from_a_local_keras_file(tmp_path):
 def test_vgg_weights_file_errors(tmp_path):
     with pytest.raises(KerasrError, match="not found"):
         load_vgg_weights(VGGFeatures("vgg16", ("conv1_1",)), str(tmp_path / "missing.h5"))
+
+
+def test_vgg_weights_from_a_torchvision_state_dict():
+    # tests/fixtures/parity_esrgan_vgg19.pth: torchvision's `vgg19().features` keys for
+    # conv1_1, conv1_2 and conv2_1 (features.0, .2, .5), as the reference wrote them.
+    from kerasr.models.vgg import torchvision_index
+    from kerasr.weights.torch_pickle import read_state_dict
+
+    path = Path(__file__).parent / "fixtures" / "parity_esrgan_vgg19.pth"
+    assert torchvision_index("vgg19")["conv2_1"] == 5
+    assert torchvision_index("vgg19")["conv5_4"] == 34  # the last of features[:36]
+    vgg = load_vgg_weights(VGGFeatures("vgg19", ("conv2_1",), input_norm="torchvision"), path)
+    state = read_state_dict(path)
+    kernel = vgg.convs[1].kernel.numpy()  # conv1_2: HWIO
+    np.testing.assert_array_equal(kernel, state["features.2.weight"].transpose(2, 3, 1, 0))
+    with pytest.raises(KerasrError, match=r"features\.7\.weight is missing"):
+        load_vgg_weights(VGGFeatures("vgg19", ("conv2_2",)), path)
+    with pytest.raises(KerasrError, match="input_norm"):
+        PerceptualConfig(weights=str(path))

@@ -2,8 +2,9 @@
 
 tests/fixtures/parity_esrgan.npz holds what three steps of BasicSR's `ESRGANModel` did to a
 tiny RRDBNet and the VGG-style discriminator (relativistic average GAN 5e-3, perceptual
-loss on VGG19 conv1_2 / conv2_1 before ReLU, L1 1e-2, Adam(1e-4, betas 0.9 / 0.99) for both,
-one discriminator warm-up step): the initial weights (and the VGG cut's), the batches, and
+loss on VGG19 conv1_2 / conv2_1 before ReLU (seeded weights in torchvision's layout,
+parity_esrgan_vgg19.pth), L1 1e-2, Adam(1e-4, betas 0.9 / 0.99) for both,
+one discriminator warm-up step): the initial weights, the batches, and
 after each step the loss terms, the logits of every discriminator call, the weights, Adam's
 moments and the batch-norm running statistics. kerasr loads the same weights, takes the
 same three steps and must agree within 1e-5 (relative, float32 on the CPU): the loss terms
@@ -40,6 +41,7 @@ from kerasr.training.sr import make_optimizer
 from kerasr.weights.ncnn import conv_layers
 
 FIXTURE = Path(__file__).parent / "fixtures" / "parity_esrgan.npz"
+VGG = Path(__file__).parent / "fixtures" / "parity_esrgan_vgg19.pth"
 NUM_BLOCK = 1
 D_CHANNELS = (1, 1, 2, 2, 4, 4, 8, 8, 8, 8)  # BasicSR's VGGStyleDiscriminator, num_feat 1
 LAYER_WEIGHTS = {"conv1_2": 0.1, "conv2_1": 1.0}
@@ -93,14 +95,10 @@ def trained():
     discriminator.build((None, 128, 128, 3))
     for var, name in _pairs(_d_layers(discriminator)):
         var.assign(_to_keras(name, ref[f"init/d/{name}"]))
+    # The VGG19 cut in torchvision's layout, loaded as torchvision's own VGG19 file would be.
     perceptual = PerceptualLoss(
-        "vgg19", LAYER_WEIGHTS, "l1", True, False, weights="none", input_norm="torchvision"
+        "vgg19", LAYER_WEIGHTS, "l1", True, False, weights=str(VGG), input_norm="torchvision"
     )
-    for conv in perceptual.vgg.convs:
-        conv.set_weights(
-            [to_keras("w", ref[f"vgg/{conv.name}.weight"].astype(np.float32)),
-             ref[f"vgg/{conv.name}.bias"].astype(np.float32)]
-        )  # fmt: skip
     model = ESRGAN(generator, discriminator, perceptual, net_d_init_iters=1)
     optim = SROptimConfig(learning_rate=1e-4, beta_1=0.9, beta_2=0.99, milestones=(1000,))
     g_opt, d_opt = (make_optimizer(optim, model.lr_scale) for _ in range(2))

@@ -101,7 +101,8 @@ class PerceptualConfig:
 
     `layer_weights` maps layer names (`conv5_4`, `conv3_1`...) to weights. `weights` is
     `"imagenet"` (Keras' download, VGG16/19 only), `"none"` (random: tests only) or a local
-    weights file. `normalize_input` applies the preprocessing the weights were trained with;
+    weights file (Keras `.h5`, or torchvision's `.pth`, BasicSR's, with `input_norm =
+    "torchvision"`). `normalize_input` applies the preprocessing the weights were trained with;
     `normalize_loss` divides by the sum of the layer weights. `input_norm` is what
     `normalize_input` does, and must match the weights: `"caffe"` (BGR, 0..255, channel means
     removed) for Keras' ImageNet weights, converted from the original Caffe VGG; `"torchvision"`
@@ -132,6 +133,11 @@ class PerceptualConfig:
         check(
             self.weights in ("imagenet", "none") or not self.weights.startswith("http"),
             f"weights must be imagenet, none or a local file. Received: {self.weights}",
+        )
+        check(
+            not self.weights.endswith((".pth", ".pt")) or self.input_norm == "torchvision",
+            f"weights: {self.weights} is a PyTorch (torchvision) VGG; it expects "
+            'perceptual.input_norm = "torchvision"',
         )
         check(
             self.weights != "imagenet" or self.vgg_type in ("vgg16", "vgg19"),

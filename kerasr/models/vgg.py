@@ -141,7 +141,10 @@ def load_vgg_weights(features: VGGFeatures, weights: str | os.PathLike | None) -
         features: the extractor (built here if needed).
         weights: `"imagenet"` (downloaded by Keras on first use, VGG16/19), `None` or
             `"none"` (random, for tests), a `.h5` / `.weights.h5` file of the matching
-            `keras.applications` VGG16/19, or a `.weights.h5` file of a `VGGFeatures`.
+            `keras.applications` VGG16/19, a `.weights.h5` file of a `VGGFeatures`, or a
+            PyTorch `.pth` state dict of torchvision's VGG (`features.<i>.weight`, as
+            torchvision's `vgg19-dcbb9e9d.pth`, which BasicSR loads; use it with
+            `input_norm="torchvision"`).
 
     Returns:
         `features`, non-trainable.
@@ -156,6 +159,8 @@ def load_vgg_weights(features: VGGFeatures, weights: str | os.PathLike | None) -
         return features
     if weights != "imagenet" and not os.path.isfile(weights):
         raise KerasrError(f"VGG weights file not found: {weights}")
+    if str(weights).endswith((".pth", ".pt")):
+        return _load_torchvision(features, weights)
     try:
         if weights != "imagenet" and _is_features_file(weights):
             features.load_weights(weights)
@@ -171,6 +176,37 @@ def load_vgg_weights(features: VGGFeatures, weights: str | os.PathLike | None) -
     for conv, name in zip(features.convs, features.conv_names, strict=True):
         b, i = name[4:].split("_")
         conv.set_weights(source.get_layer(f"block{b}_conv{i}").get_weights())
+    return features
+
+
+def torchvision_index(vgg_type: str) -> dict[str, int]:
+    """Each convolution's index in torchvision's `vgg*().features` (conv, ReLU per
+    convolution, a max-pool after each block): `{"conv1_1": 0, "conv1_2": 2, ...}`."""
+    index, i = {}, 0
+    for b, n in enumerate(VGG_LAYERS[vgg_type]):
+        for c in range(n):
+            index[f"conv{b + 1}_{c + 1}"] = i
+            i += 2
+        i += 1
+    return index
+
+
+def _load_torchvision(features: VGGFeatures, path) -> VGGFeatures:
+    from kerasr.weights.torch_pickle import read_state_dict
+
+    state = read_state_dict(path)
+    index = torchvision_index(features.vgg_type)
+    for conv, name in zip(features.convs, features.conv_names, strict=True):
+        key = f"features.{index[name]}"
+        kernel, bias = state.get(f"{key}.weight"), state.get(f"{key}.bias")
+        expected = (conv.filters, conv.kernel.shape[2], 3, 3)
+        if kernel is None or bias is None or kernel.shape != expected:
+            found = "missing" if kernel is None else f"shape {tuple(kernel.shape)}"
+            raise KerasrError(
+                f"{path} is not a torchvision {features.vgg_type}: {key}.weight is {found}, "
+                f"expected {expected}"
+            )
+        conv.set_weights([kernel.transpose(2, 3, 1, 0).astype("float32"), bias.astype("float32")])
     return features
 
 

@@ -51,6 +51,11 @@ def main() -> None:
     _write("pretrain", ref_pretrain.pretrain())
     _write("esrgan", ref_esrgan.esrgan(photo))
     _write("realesrgan", ref_realesrgan.realesrgan(photo))
+    vgg = FIXTURES / "parity_esrgan_vgg19.pth"
+    tmp = vgg.with_suffix(".tmp.pth")
+    ref_esrgan.write_vgg_cut(tmp)
+    tmp.replace(vgg)
+    print(f"{vgg.relative_to(ROOT)}: {vgg.stat().st_size / 1e3:.0f} kB")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ The discriminator warms up for one step (`net_d_init_iters = 1`): step 1 trains 
 
 BasicSR's VGG feature extractor downloads torchvision's ImageNet weights; there is no network
 here, so it gets seeded random weights instead (rounded to float16, so the fixture stores
-them in half the bytes and both sides use the same float32 values).
+them in half the bytes and both sides use the same float32 values). They are written as a
+torchvision-layout state dict, `tests/fixtures/parity_esrgan_vgg19.pth`, which kerasr loads
+the way it loads torchvision's own VGG19 file.
 """
 
 from __future__ import annotations
@@ -88,6 +90,16 @@ def vgg_cut_weights() -> dict[str, np.ndarray]:
         out[f"{name}.weight"] = (rng.standard_normal((cout, cin, 3, 3)) * std).astype(np.float16)
         out[f"{name}.bias"] = (rng.standard_normal(cout) * 0.05).astype(np.float16)
     return out
+
+
+def write_vgg_cut(path) -> None:
+    """The seeded VGG19 cut as torchvision's `vgg19().features` state dict (float16)."""
+    state = {
+        f"features.{index}.{kind}": torch.from_numpy(vgg_cut_weights()[f"{name}.{kind}"])
+        for name, index in VGG_CONVS.items()
+        for kind in ("weight", "bias")
+    }
+    torch.save(state, path)
 
 
 def _patch_vgg(weights: dict[str, np.ndarray]) -> None:
@@ -170,8 +182,7 @@ def _run(photo: np.ndarray, dtype) -> dict:
     # Converted in place, before any step: the optimizers keep the same parameters.
     for module in (model.net_g, model.net_d, model.cri_pix, model.cri_perceptual, model.cri_gan):
         module.to(dtype)
-    out = {f"vgg/{k}": v for k, v in vgg.items()}
-    out.update({f"init/g/{k}": v for k, v in _state(model.net_g).items()})
+    out = {f"init/g/{k}": v for k, v in _state(model.net_g).items()}
     out.update({f"init/d/{k}": v for k, v in _state(model.net_d).items()})
     # Every discriminator call's logits, in order: (gt, sr) for the generator when it
     # trains, then (sr, gt, sr) for the discriminator.
