@@ -147,6 +147,8 @@ def test_loss_terms_match_esrganmodel(trained, step):
     p = f"step{step}"
     d_loss = float(ref[f"{p}/l_d_real"] + ref[f"{p}/l_d_fake"])
     assert logs["d_loss"] == pytest.approx(d_loss, rel=RTOL)
+    assert logs["d_real_loss"] == pytest.approx(float(ref[f"{p}/l_d_real"]), rel=RTOL)
+    assert logs["d_fake_loss"] == pytest.approx(float(ref[f"{p}/l_d_fake"]), rel=RTOL)
     # The discriminator's own calls: (sr, gt, sr) at the end of `d_calls`.
     calls = ref[f"{p}/d_calls"]
     assert float(np.mean(calls[-2])) == pytest.approx(float(ref[f"{p}/out_d_real"]), rel=1e-6)
