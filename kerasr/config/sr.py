@@ -163,7 +163,8 @@ class SRLossConfig:
     losses compare against the unsharp-masked GT rather than the GT itself. They apply when
     the data recipe sharpens (`data.degradation.kind = "realesrgan"`, with its `usm_*`
     parameters), also to paired data, as Real-ESRGAN's `feed_data`; the bicubic recipe
-    (ESRGAN) never sharpens. Pretraining uses `l1_gt_usm` (Real-ESRNet's `gt_usm`).
+    (ESRGAN) never sharpens. Pretraining uses `l1_gt_usm` (Real-ESRNet's `gt_usm`), on
+    synthesised pairs only, as Real-ESRNet.
     """
 
     pixel: Literal["l1", "l2", "charbonnier"] = "l1"

@@ -222,6 +222,8 @@ def build_harness(recipe: SRRecipe, stage: Stage):
     # Real-ESRGAN's recipe sharpens the GT the losses see (per switch); ESRGAN's never does.
     usm = (deg.usm_weight, deg.usm_radius, deg.usm_threshold) if deg.kind == "realesrgan" else None
     if stage == "pretrain":
+        # Real-ESRNet sharpens synthesised pairs only; paired folders train on the GT as is.
+        usm = None if recipe.data.lr_source else usm
         harness = SRModel(
             generator, loss.pixel, train.ema_decay, degradation, train.seed, usm,
             loss.l1_gt_usm, name="sr",
