@@ -8,9 +8,10 @@ import tensorflow as tf
 
 from kerasr.config import SROptimConfig
 from kerasr.errors import KerasrError
-from kerasr.losses import gan_losses
+from kerasr.losses import gan_losses, pixel_loss
 from kerasr.models import RRDBNet
 from kerasr.models.discriminators import UNetDiscriminator, VGGDiscriminator
+from kerasr.training import esrgan as esrgan_module
 from kerasr.training.esrgan import ESRGAN
 from kerasr.training.gan import GANHarness
 from kerasr.training.memory import MemorySupport
@@ -165,3 +166,41 @@ def test_memory_support_with_the_gan_harness_recovers_both_networks_from_nan():
     assert int(gan.d_optimizer.iterations.numpy()) == 10
     logs = gan.train_on_batch(LR, HR, return_dict=True)
     assert all(np.isfinite(float(v)) for v in logs.values())
+
+
+def test_realesrgan_switches_pick_the_gt_of_each_loss(monkeypatch):
+    # Real-ESRGAN x4plus: L1 (and perceptual) against the sharpened GT, D against the GT
+    # itself, and in the generator step D sees the SR batch only (vanilla loss).
+    from kerasr.data import usm_sharpen
+
+    keras.utils.set_random_seed(0)
+    g = RRDBNet(num_basic_blocks=1, rrdb_channels=8, growth_channels=4, num_dense_blocks=1)
+    g.build((None, None, None, 3))
+    d = UNetDiscriminator(4)
+    d.build((None, 32, 32, 3))
+    gan = ESRGAN(g, d, None, gan_type="vanilla", pixel_weight=1.0, usm=(0.5, 50, 10.0))
+    gan.compile(
+        make_optimizer(SROptimConfig(1e-3), gan.lr_scale),
+        make_optimizer(SROptimConfig(1e-3), gan.lr_scale),
+    )
+    usm = usm_sharpen(HR, 0.5, 50, 10.0).numpy()
+    assert not np.allclose(usm, HR)
+    seen, targets = [], []
+    real_call = UNetDiscriminator.call
+
+    def recording_call(self, images, training=False):
+        images = np.asarray(images)
+        seen.append(
+            "gt" if np.array_equal(images, HR) else "usm" if np.allclose(images, usm) else "sr"
+        )
+        return real_call(self, images, training=training)
+
+    def recording_pixel_loss(y_true, y_pred, kind="l1"):
+        targets.append(np.asarray(y_true))
+        return pixel_loss(y_true, y_pred, kind)
+
+    monkeypatch.setattr(UNetDiscriminator, "call", recording_call)
+    monkeypatch.setattr(esrgan_module, "pixel_loss", recording_pixel_loss)
+    gan.train_step((LR, HR))
+    assert seen == ["sr", "gt", "sr"]
+    np.testing.assert_allclose(targets[0], usm, atol=1e-6)
