@@ -46,9 +46,11 @@ _ARCHITECTURES: dict[str, dict[str, Any]] = {
 
 _DESCRIPTIONS = {
     "pokemon-dcgan-64": "DCGAN trained on all 898 sprites composited on white, 35 min on a "
-    "shared CPU core (141 epochs); generator of epoch 134.",
+    "shared CPU core (141 epochs), then fine-tuned with a generator EMA for 10 epochs of a "
+    "52 min run (the epoch with the lowest KID).",
     "pokemon-dcgan-64-white": "DCGAN trained on the 890 white-bordered sprites, 20 min on a "
-    "shared CPU core (139 epochs); generator of epoch 133.",
+    "shared CPU core (139 epochs), then fine-tuned with a generator EMA for 5 epochs of a "
+    "52 min run (the epoch with the lowest KID).",
 }
 
 
