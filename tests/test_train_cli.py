@@ -58,6 +58,7 @@ def test_configs_hold_the_paper_defaults():
         2e-4,
     )
     assert psnr.g_optim.milestones[0] == 200_000 and psnr.g_optim.gamma == 0.5
+    assert psnr.generator.num_basic_blocks == 23  # the paper and BasicSR
     gan = load_config(SRRecipe, ROOT / "configs" / "esrgan_x4_gan.toml")
     assert gan.g_optim.learning_rate == 1e-4 and (gan.g_optim.beta_1, gan.g_optim.beta_2) == (
         0.9,

@@ -19,8 +19,8 @@ from kerasr.config.loader import check
 @dataclasses.dataclass(frozen=True)
 class SRGeneratorConfig:
     """The generator. `kind = "rrdbnet"` (see `kerasr.models.RRDBNet`): the ESRGAN paper's
-    defaults but 16 blocks, as in the enhanced-srgan PyTorch project (the paper and
-    Real-ESRGAN use 23). `kind = "srvgg"` (see `kerasr.models.SRVGGNetCompact`): Real-ESRGAN's
+    and BasicSR's defaults (23 blocks; the enhanced-srgan PyTorch project uses a lighter 16).
+    `kind = "srvgg"` (see `kerasr.models.SRVGGNetCompact`): Real-ESRGAN's
     compact network, read from `num_feat`, `num_conv` and `act_type` (the RRDB knobs are
     then unused); realesr-general-x4v3 is 64 features, 32 convolutions, PReLU."""
 
@@ -28,7 +28,7 @@ class SRGeneratorConfig:
     scale: int = 4
     rrdb_channels: int = 64
     growth_channels: int = 32
-    num_basic_blocks: int = 16
+    num_basic_blocks: int = 23
     num_dense_blocks: int = 3
     num_residual_blocks: int = 5
     residual_scaling: float = 0.2
