@@ -55,10 +55,18 @@ def test_unet_discriminator_per_pixel_and_spectral_norm_updates_in_training():
 def test_spectral_conv_divides_by_the_largest_singular_value():
     conv = SpectralConv2D(3, 3, padding="same", power_iterations=30)
     conv.build((None, 8, 8, 2))
-    x = np.random.default_rng(1).random((1, 8, 8, 2)).astype(np.float32)
+    rng = np.random.default_rng(1)
+    # A kernel with a clear gap between its singular values (3, 1, 0.5), so that 30 power
+    # iterations converge from any starting vector (a random kernel may have a tiny gap).
+    left, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    right, _ = np.linalg.qr(rng.normal(size=(18, 3)))
+    matrix = (left * [3.0, 1.0, 0.5]) @ right.T  # (out, in * 3 * 3), PyTorch's layout
+    conv.kernel.assign(matrix.reshape(3, 2, 3, 3).transpose(2, 3, 1, 0).astype(np.float32))
+    x = rng.random((1, 8, 8, 2)).astype(np.float32)
     conv(x, training=True)  # converges u, v
     kernel = conv.kernel.numpy()
     sigma = np.linalg.svd(kernel.transpose(3, 2, 0, 1).reshape(3, -1), compute_uv=False)[0]
+    assert sigma == pytest.approx(3.0, rel=1e-5)
     plain = keras.layers.Conv2D(3, 3, padding="same")
     plain.build((None, 8, 8, 2))
     plain.set_weights([kernel / sigma, conv.bias.numpy()])
