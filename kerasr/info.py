@@ -96,9 +96,12 @@ def system_info() -> SystemInfo:
         else "on a CPU one tile already keeps every core busy",
     )
     upscale_xla = Choice("off", "the plain TensorFlow graph is faster than XLA for upscaling")
+    from kerasr.training.train_sr import resolve_jit
+
     training_xla = Choice(
-        "the recipe's train.jit_compile (true in the shipped recipes)",
-        "XLA fuses the train step; on a CPU it can be slower, try --set train.jit_compile=false",
+        "on" if resolve_jit("auto") else "off",
+        'train.jit_compile = "auto" (the shipped recipes): XLA fuses the train step on a GPU '
+        "or TPU; on a CPU the plain graph's oneDNN kernels are faster (docs/benchmarks.md)",
     )
     cached = [entry.name for entry in weights.list_models() if weights.is_cached(entry.name)]
     return SystemInfo(

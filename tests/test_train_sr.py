@@ -237,3 +237,31 @@ def test_checkpoint_holds_discriminator_state_and_generator_alone(tmp_path):
     assert restore_generator(generator, tmp_path / "checkpoints")
     for a, b in zip(gan.generator.weights, generator.weights, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+@pytest.mark.parametrize("setting", ["auto", "true", "false"])
+def test_jit_compile_setting_and_its_auto_default(setting):
+    from kerasr.config import SRRecipe, load_config
+    from kerasr.training.train_sr import build_harness, resolve_jit
+
+    overrides = [
+        "generator.num_basic_blocks=1",
+        "generator.rrdb_channels=8",
+        "generator.growth_channels=4",
+        "data.patch_size=32",
+        "data.batch_size=2",
+    ]
+    if setting != "auto":
+        overrides.append(f"train.jit_compile={setting}")
+    recipe = load_config(SRRecipe, "configs/esrgan_x4_psnr.toml", overrides)
+    assert recipe.train.jit_compile == {"auto": "auto", "true": True, "false": False}[setting]
+    harness = build_harness(recipe, "pretrain")
+    # "auto": XLA where an accelerator runs the step, the plain graph on a CPU.
+    accelerated = bool(
+        tf.config.list_logical_devices("GPU") + tf.config.list_logical_devices("TPU")
+    )
+    expected = accelerated if setting == "auto" else setting == "true"
+    assert resolve_jit(recipe.train.jit_compile) is expected
+    assert bool(harness.jit_compile) is expected
+    harness.fit(dataset(), steps_per_epoch=1, epochs=1, verbose=0)
+    assert int(harness.step.numpy()) == 1

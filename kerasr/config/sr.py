@@ -255,7 +255,9 @@ class SRTrainConfig:
             `kerasr pretrain` run folder, a `.weights.h5` / `.keras` file or a registry name
             such as `realesrgan-x4plus` (fine-tuning).
         ema_decay: generator EMA decay (0: off); the EMA is validated and exported.
-        jit_compile: compile the train step with XLA.
+        jit_compile: compile the train step with XLA: true, false or "auto" (on with a
+            GPU or TPU, off on a CPU, where TensorFlow's oneDNN kernels run the step faster
+            than XLA's; `bench/train.py` measures both).
         precision: `float32`, `mixed_bfloat16` or `mixed_float16` (with loss scaling).
         checkpoint_every, keep_checkpoints: checkpoint cadence and how many are kept.
         log_every: TensorBoard scalars cadence; val_every: validation cadence;
@@ -272,7 +274,7 @@ class SRTrainConfig:
     max_minutes: float = 0.0
     init: str = ""
     ema_decay: float = 0.0
-    jit_compile: bool = True
+    jit_compile: bool | Literal["auto"] = "auto"
     precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = "float32"
     checkpoint_every: int = 5000
     keep_checkpoints: int = 3

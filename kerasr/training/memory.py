@@ -68,6 +68,15 @@ class MemorySupport(keras.callbacks.Callback):
         self.candidate = None
         self.lr_used = 1.0
 
+    @classmethod
+    def from_config(cls, config, report=None) -> MemorySupport:
+        """The callback of a `kerasr.config.MemoryConfig` (its `enabled` is the caller's)."""
+        c = config
+        return cls(
+            c.check_every, c.factor, c.patience, c.momentum, c.remember_every,
+            c.lr_factor, c.warmup_checks, report=report,
+        )  # fmt: skip
+
     @staticmethod
     def _moments(optimizer):
         # Moments only: the iteration counters drive the learning-rate schedule and the

@@ -206,6 +206,19 @@ def evaluate_run(run_dir: Path, folder: str | Path, scale: int) -> DatasetScores
     return scores
 
 
+def resolve_jit(setting: bool | str) -> bool:
+    """What `train.jit_compile` means on this machine: `"auto"` is XLA with a GPU or TPU and
+    none on a CPU.
+
+    On a CPU TensorFlow's plain graph, with its oneDNN convolution kernels, ran the GAN step
+    about twice as fast as XLA (`bench/train.py`, docs/benchmarks.md); on GPUs XLA's
+    fusions are expected to pay.
+    """
+    if setting != "auto":
+        return bool(setting)
+    return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
+
+
 def build_harness(recipe: SRRecipe, stage: Stage):
     """The compiled training harness (`SRModel` or `ESRGAN`) for a recipe, in the current
     distribution strategy's scope."""
@@ -217,7 +230,9 @@ def build_harness(recipe: SRRecipe, stage: Stage):
     # JPEG in the on-device degradation has no XLA kernel. Under a tf.distribute strategy
     # Keras 3 compiles the step of all replicas as one XLA function, which cannot reach
     # variables on several devices (or all-reduce through a merge call): no XLA there.
-    jit = train.jit_compile and degradation is None and not tf.distribute.has_strategy()
+    jit = (
+        resolve_jit(train.jit_compile) and degradation is None and not tf.distribute.has_strategy()
+    )
     deg, loss = recipe.data.degradation, recipe.loss
     # Real-ESRGAN's recipe sharpens the GT the losses see (per switch); ESRGAN's never does.
     usm = (deg.usm_weight, deg.usm_radius, deg.usm_threshold) if deg.kind == "realesrgan" else None
@@ -393,11 +408,7 @@ def train_sr(
 
         all_callbacks = [limit, checkpointer, monitor]
         if recipe.memory.enabled:
-            m = recipe.memory
-            memory = MemorySupport(
-                m.check_every, m.factor, m.patience, m.momentum, m.remember_every,
-                m.lr_factor, m.warmup_checks, report=memory_report,
-            )  # fmt: skip
+            memory = MemorySupport.from_config(recipe.memory, report=memory_report)
             all_callbacks.insert(0, memory)
         all_callbacks.extend(callbacks)
 
