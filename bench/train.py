@@ -282,65 +282,62 @@ def main():
         variants = [("float32", "float32", False), ("float32", "float32", True)]
     if not args.no_bf16:
         variants.append(("mixed_bfloat16", "mixed_bfloat16", None))
-    runs = {}
+    print(f"{started}; load average {load_before} (before); best of {args.rounds} "
+          "interleaved rounds", flush=True)  # fmt: skip
+    if args.peer and peer is None:
+        print(f"kerasr alone: {why}")
+    print()
+    print("| step | kerasr setting | kerasr steps/s | BasicSR steps/s | kerasr / BasicSR |")
+    print("|---|---|---|---|---|", flush=True)
     failed = []
     peer_threads = None
+    # Row by row: build every setting of the row, then the rounds, then its lines (a
+    # stopped run keeps the rows it finished).
     for row in rows:
         recipe = load_config(SRRecipe, ROOT / row.config, list(row.overrides))
+        runs = {}
         for label, precision, jit in variants:
             jit = recipe.train.jit_compile if jit is None else jit
             try:
-                runs[row.name, label, jit] = KerasrRow(recipe, row.stage, precision, jit)
+                runs[label, jit] = KerasrRow(recipe, row.stage, precision, jit)
             except Exception as e:  # e.g. a setting XLA refuses on this device: say so, go on
                 first = (str(e).strip().splitlines() or [""])[-1][:160]
                 failed.append(f"{row.label}, {label}{', XLA' if jit else ''}: {first}")
         if peer is not None:
             reply = peer.ask(cmd="build", row=row.name, spec=peer_spec(recipe, row))
             if "error" in reply:
-                print(f"BasicSR {row.name}: {reply['error']}", file=sys.stderr)
+                failed.append(f"{row.label}, BasicSR: {reply['error']}")
             else:
                 peer_threads = (reply["threads"], reply["torch"])
                 peer.ask(cmd="time", row=row.name, steps=1)  # warm-up
-                runs[row.name, "BasicSR", None] = None
-
-    best: dict = {}
-    for _ in range(args.rounds):
-        for row in rows:
-            steps = max(1, round(row.steps * args.steps_scale))
+                runs["BasicSR", None] = None
+        best: dict = {}
+        steps = max(1, round(row.steps * args.steps_scale))
+        for _ in range(args.rounds):
             for key, run in runs.items():
-                if key[0] != row.name:
-                    continue
                 if run is None:
                     seconds = peer.ask(cmd="time", row=row.name, steps=steps)["seconds"] / steps
                 else:
                     seconds = run.run(steps)
                 best[key] = min(best.get(key, float("inf")), seconds)
-                print(f"  {key[0]} {key[1]} XLA={key[2]}: {1 / seconds:.3f} steps/s",
-                      file=sys.stderr, flush=True)  # fmt: skip
-    if peer is not None:
-        peer.close()
-
-    print(f"{started}; {describe_machine(peer_threads)}; load average {load_before} "
-          f"(before), {load()} (after); best of {args.rounds} interleaved rounds")  # fmt: skip
-    if args.peer and peer is None:
-        print(f"kerasr alone: {why}")
-    print()
-    print("| step | kerasr setting | kerasr steps/s | BasicSR steps/s | kerasr / BasicSR |")
-    print("|---|---|---|---|---|")
-    for row in rows:
-        reference = best.get((row.name, "BasicSR", None))
+        reference = best.get(("BasicSR", None))
         for key, run in runs.items():
-            if key[0] != row.name or run is None:
+            if run is None:
                 continue
             rate = 1 / best[key]
-            cells = [row.label, key[1] + (", XLA" if run.jit else ""), f"{rate:.2f}"]
+            cells = [row.label, key[0] + (", XLA" if run.jit else ""), f"{rate:.2f}"]
             if reference is not None:
                 cells += [f"{1 / reference:.2f}", f"**{rate * reference:.2f}**"]
             else:
                 cells += ["", ""]
-            print("| " + " | ".join(cells) + " |")
+            print("| " + " | ".join(cells) + " |", flush=True)
+        del runs
+    if peer is not None:
+        peer.close()
+    print()
     for line in failed:
         print(f"failed: {line}")
+    print(f"{describe_machine(peer_threads)}; load average {load()} (after)")
 
 
 if __name__ == "__main__":
