@@ -11,7 +11,7 @@ ACTIVATIONS = ("prelu", "relu", "leakyrelu")
 def _prelu(x, alpha):
     # PReLU as x + (alpha - 1) * min(x, 0): three element-wise ops instead of the five of
     # keras.layers.PReLU (relu(x) - alpha * relu(-x)), which on a CPU cost as much as half
-    # the convolutions of this thin network (bench/upscale.py; 1.5x faster end to end).
+    # the convolutions of this thin network (1.5x faster forward pass on a 480x270 frame).
     alpha = ops.cast(alpha, x.dtype)
     return x + (alpha - 1) * ops.minimum(x, 0)
 
