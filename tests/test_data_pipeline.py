@@ -388,3 +388,23 @@ def test_crop_pad_size_is_checked_against_the_patch_and_on_device():
 
         data = load_data_config(path)
         assert (data.degradation.crop_pad_size, data.patch_size) == (400, 256)
+
+
+def test_sharpen_gt_sharpens_the_whole_crop_before_the_patch_is_cut(tmp_path):
+    # Real-ESRNet's gt_usm: the 48 px crop is sharpened whole, then the patch is cut; near the
+    # patch's edges this differs from sharpening the patch alone (the mask reaches 25 px).
+    from kerasr.data import usm_sharpen
+
+    root = _folder(tmp_path, n=1, size=(48, 48))
+    image = load_image(str(next(root.iterdir()))).numpy()
+    deg = DegradationConfig(kind="realesrgan", crop_pad_size=48, pool_size=0)
+    cfg = _config(root, patch_size=16, degradation=deg, val_source=str(root))
+    ((lr, hr),) = _take(make_sr_dataset(cfg, "validation"), 1)
+    ((lr_s, hr_s),) = _take(make_sr_dataset(cfg, "validation", sharpen_gt=True), 1)
+    np.testing.assert_array_equal(lr_s, lr)  # the same degradation of the same crop
+    np.testing.assert_array_equal(hr[0], image[16:32, 16:32])
+    usm = (deg.usm_weight, deg.usm_radius, deg.usm_threshold)
+    whole = usm_sharpen(tf.constant(image[None]), *usm).numpy()[0, 16:32, 16:32]
+    np.testing.assert_allclose(hr_s[0], whole, atol=1e-6)
+    patch_only = usm_sharpen(tf.constant(hr), *usm).numpy()[0]
+    assert np.abs(patch_only - hr_s[0]).max() > 1 / 255

@@ -265,3 +265,27 @@ def test_jit_compile_setting_and_its_auto_default(setting):
     assert bool(harness.jit_compile) is expected
     harness.fit(dataset(), steps_per_epoch=1, epochs=1, verbose=0)
     assert int(harness.step.numpy()) == 1
+
+
+@pytest.mark.parametrize(
+    ("extra", "in_data"),
+    [
+        ([], True),  # Real-ESRNet: the pipeline sharpens the crop it degrades
+        (["data.degradation.on_device=true", "data.degradation.crop_pad_size=0"], False),
+        (["loss.l1_gt_usm=false"], False),
+    ],
+)
+def test_pretraining_sharpens_the_gt_once_where_real_esrnet_does(extra, in_data):
+    from pathlib import Path
+
+    from kerasr.config import SRRecipe, load_config
+    from kerasr.training.train_sr import build_harness, data_sharpens_gt
+
+    path = Path(__file__).resolve().parents[1] / "configs" / "realesrnet_x4plus.toml"
+    recipe = load_config(SRRecipe, path, ["generator.num_basic_blocks=1", *extra])
+    harness = build_harness(recipe, "pretrain")
+    assert data_sharpens_gt(recipe, "pretrain") is in_data
+    assert data_sharpens_gt(recipe, "gan") is False  # Real-ESRGAN sharpens the final patch
+    # Never twice: the step sharpens only what the pipeline did not.
+    step_sharpens = harness.usm is not None and harness.l1_gt_usm
+    assert step_sharpens is (recipe.loss.l1_gt_usm and not in_data)

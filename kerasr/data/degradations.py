@@ -303,7 +303,7 @@ def _stage(x, seed, stage: StageConfig, config, batch, base_h, base_w, by_factor
     return x, {"blurred": blurred, "kernel": kinfo, **rinfo, **ninfo, **jinfo}
 
 
-def realesrgan_degrade(hr, seed, config: DegradationConfig, scale: int):
+def realesrgan_degrade(hr, seed, config: DegradationConfig, scale: int, sharpen_gt=False):
     """Real-ESRGAN's second-order degradation of a batch, with the drawn parameters.
 
     Args:
@@ -311,11 +311,13 @@ def realesrgan_degrade(hr, seed, config: DegradationConfig, scale: int):
         seed: [2] int stateless seed.
         config: the degradation parameters.
         scale: the super-resolution factor.
+        sharpen_gt: return the sharpened GT that was degraded (Real-ESRNet's `gt_usm`, which
+            sharpens the whole crop before the patch is cut) instead of `hr`.
 
     Returns:
-        `(lr, gt, params)`: lr [B, H/scale, W/scale, 3] on 8-bit levels, gt (`hr` itself: the
-        training harness sharpens the GT per loss, see `SRLossConfig.l1_gt_usm`), and a dict
-        of the drawn parameters (for labels).
+        `(lr, gt, params)`: lr [B, H/scale, W/scale, 3] on 8-bit levels, gt (`hr` itself
+        unless `sharpen_gt`: the GAN harness sharpens the GT per loss, see
+        `SRLossConfig.l1_gt_usm`), and a dict of the drawn parameters (for labels).
     """
     batch = tf.shape(hr)[0]
     shape = tf.shape(hr)
@@ -323,7 +325,7 @@ def realesrgan_degrade(hr, seed, config: DegradationConfig, scale: int):
     lh, lw = h // scale, w // scale
     # Real-ESRGAN degrades the sharpened GT whichever GT the losses use.
     usm = usm_sharpen(hr, config.usm_weight, config.usm_radius, config.usm_threshold)
-    gt = hr
+    gt = usm if sharpen_gt else hr
 
     x, p1 = _stage(usm, fold(seed, 1), config.stage1, config, batch, h, w, by_factor=True)
     x, p2 = _stage(x, fold(seed, 2), config.stage2, config, batch, lh, lw, by_factor=False)
@@ -364,7 +366,7 @@ def _div(n, scale):
     return None if n is None else n // scale
 
 
-def degrade_batch(hr, seed, config: DegradationConfig, scale: int):
+def degrade_batch(hr, seed, config: DegradationConfig, scale: int, sharpen_gt=False):
     """Makes an (LR, HR) batch from an HR batch, as configured; pure TF, no Python state.
 
     Usable in `dataset.batch(...).map(...)` and inside a train step.
@@ -374,10 +376,13 @@ def degrade_batch(hr, seed, config: DegradationConfig, scale: int):
         seed: [2] int stateless seed (e.g. `[base_seed, batch_index]`).
         config: `DegradationConfig`; `kind` selects bicubic or Real-ESRGAN.
         scale: the super-resolution factor.
+        sharpen_gt: Real-ESRGAN degradations only: return the sharpened HR (see
+            `realesrgan_degrade`).
 
     Returns:
-        `(lr, hr)`: lr [B, H/scale, W/scale, 3] float32 in [0, 1]; hr unchanged (the training
-        harness sharpens it for the losses that want Real-ESRGAN's sharpened GT).
+        `(lr, hr)`: lr [B, H/scale, W/scale, 3] float32 in [0, 1]; hr unchanged unless
+        `sharpen_gt` (the GAN harness sharpens it for the losses that want Real-ESRGAN's
+        sharpened GT).
 
     Example:
 
@@ -386,5 +391,5 @@ def degrade_batch(hr, seed, config: DegradationConfig, scale: int):
     hr = tf.convert_to_tensor(hr, tf.float32)
     if config.kind == "bicubic":
         return bicubic_downscale(hr, scale), hr
-    lr, gt, _ = realesrgan_degrade(hr, seed, config, scale)
+    lr, gt, _ = realesrgan_degrade(hr, seed, config, scale, sharpen_gt)
     return lr, gt

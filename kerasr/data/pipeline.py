@@ -95,7 +95,7 @@ def _decode(paths):
 
 
 def make_sr_dataset(
-    config: DataConfig, split: Literal["train", "validation"] = "train"
+    config: DataConfig, split: Literal["train", "validation"] = "train", sharpen_gt=False
 ) -> tf.data.Dataset:
     """Builds the tf.data pipeline of (LR, HR) batches for super-resolution.
 
@@ -104,6 +104,9 @@ def make_sr_dataset(
             degradation...).
         split: "train" (endless, shuffled, augmented, random crops) or "validation" (one pass,
             centre crops, fixed degradation per image).
+        sharpen_gt: with Real-ESRGAN degradations made here (not paired, not on the device),
+            yield the unsharp-masked HR, sharpened before the patch is cut, as Real-ESRNet's
+            `gt_usm` does (see `SRLossConfig.l1_gt_usm`).
 
     Returns:
         A dataset of `(lr, hr)` float32 batches in [0, 1]: lr [B, P/scale, P/scale, 3],
@@ -192,7 +195,7 @@ def make_sr_dataset(
 
         def degrade(index, hr):
             base = seed + (0 if train else 1)
-            lr, gt = degrade_batch(hr, _seed(base, _DEGRADE, index), degradation, scale)
+            lr, gt = degrade_batch(hr, _seed(base, _DEGRADE, index), degradation, scale, sharpen_gt)
             if pre_size:
                 cut = _seed(base, _CUT, index)
                 lr, gt = crop_batch_pair(lr, gt, cut, lr_patch, scale, random=train)

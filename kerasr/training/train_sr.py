@@ -219,6 +219,20 @@ def resolve_jit(setting: bool | str) -> bool:
     return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
 
 
+def data_sharpens_gt(recipe: SRRecipe, stage: Stage) -> bool:
+    """Whether pretraining's sharpened GT comes from the data pipeline: Real-ESRNet sharpens
+    the whole crop before the patch is cut (`gt_usm`), so the pipeline that degrades the crop
+    sharpens it too. The GAN stage sharpens the final patch in its step, as Real-ESRGAN does."""
+    data, deg = recipe.data, recipe.data.degradation
+    return (
+        stage == "pretrain"
+        and recipe.loss.l1_gt_usm
+        and deg.kind == "realesrgan"
+        and not deg.on_device
+        and not data.lr_source
+    )
+
+
 def build_harness(recipe: SRRecipe, stage: Stage):
     """The compiled training harness (`SRModel` or `ESRGAN`) for a recipe, in the current
     distribution strategy's scope."""
@@ -238,7 +252,7 @@ def build_harness(recipe: SRRecipe, stage: Stage):
     usm = (deg.usm_weight, deg.usm_radius, deg.usm_threshold) if deg.kind == "realesrgan" else None
     if stage == "pretrain":
         # Real-ESRNet sharpens synthesised pairs only; paired folders train on the GT as is.
-        usm = None if recipe.data.lr_source else usm
+        usm = None if recipe.data.lr_source or data_sharpens_gt(recipe, stage) else usm
         harness = SRModel(
             generator, loss.pixel, train.ema_decay, degradation, train.seed, usm,
             loss.l1_gt_usm, name="sr",
@@ -342,7 +356,7 @@ def train_sr(
 
     if resume:
         resume = check_resume(run_dir, stage, report)
-    train_ds = make_sr_dataset(recipe.data, "train")
+    train_ds = make_sr_dataset(recipe.data, "train", data_sharpens_gt(recipe, stage))
     val_ds = None
     if recipe.data.val_source:
         val_ds = make_sr_dataset(recipe.data, "validation")
