@@ -20,6 +20,7 @@ import types
 
 import numpy as np
 import torch
+from ref_pretrain import basicsr_options, gan_options
 
 G_ARCH = {"num_feat": 4, "num_block": 1, "num_grow_ch": 2}
 D_ARCH = {"num_in_ch": 3, "num_feat": 1, "input_size": 128}
@@ -35,49 +36,18 @@ BATCH, SCALE, GT_SIZE = 2, 4, 128
 
 def _options() -> dict:
     adam = {"type": "Adam", "lr": LEARNING_RATE, "weight_decay": 0, "betas": [0.9, 0.99]}
-    return {
-        "name": "parity_esrgan",
-        "model_type": "ESRGANModel",
-        "scale": SCALE,
-        "num_gpu": 0,
-        "dist": False,
-        "rank": 0,
-        "world_size": 1,
-        "is_train": True,
-        "network_g": {"type": "RRDBNet", "num_in_ch": 3, "num_out_ch": 3, "scale": SCALE, **G_ARCH},
-        "network_d": {"type": "VGGStyleDiscriminator", **D_ARCH},
-        "path": {"pretrain_network_g": None, "strict_load_g": True, "resume_state": None},
-        "train": {
-            "ema_decay": 0,
-            "optim_g": dict(adam),
-            "optim_d": dict(adam),
-            "scheduler": {"type": "MultiStepLR", "milestones": [1000], "gamma": 0.5},
-            "total_iter": STEPS,
-            "warmup_iter": -1,
-            "pixel_opt": {"type": "L1Loss", "loss_weight": PIXEL_WEIGHT, "reduction": "mean"},
-            "perceptual_opt": {
-                "type": "PerceptualLoss",
-                "layer_weights": LAYER_WEIGHTS,
-                "vgg_type": "vgg19",
-                "use_input_norm": True,
-                "range_norm": False,
-                "perceptual_weight": PERCEPTUAL_WEIGHT,
-                "style_weight": 0,
-                "criterion": "l1",
-            },
-            "gan_opt": {
-                "type": "GANLoss",
-                "gan_type": "vanilla",
-                "real_label_val": 1.0,
-                "fake_label_val": 0.0,
-                "loss_weight": GAN_WEIGHT,
-            },
-            "net_d_iters": NET_D_ITERS,
-            "net_d_init_iters": NET_D_INIT_ITERS,
-        },
-        "val": None,
-        "logger": {"print_freq": 1, "save_checkpoint_freq": 1000, "use_tb_logger": False},
+    train = {
+        "ema_decay": 0,
+        "optim_g": dict(adam),
+        "optim_d": dict(adam),
+        "scheduler": {"type": "MultiStepLR", "milestones": [1000], "gamma": 0.5},
+        "pixel_opt": {"type": "L1Loss", "loss_weight": PIXEL_WEIGHT, "reduction": "mean"},
+        **gan_options(LAYER_WEIGHTS, PERCEPTUAL_WEIGHT, GAN_WEIGHT),
+        "net_d_iters": NET_D_ITERS,
+        "net_d_init_iters": NET_D_INIT_ITERS,
     }
+    d_net = {"type": "VGGStyleDiscriminator", **D_ARCH}
+    return basicsr_options("parity_esrgan", "ESRGANModel", G_ARCH, train, network_d=d_net)
 
 
 def vgg_cut_weights() -> dict[str, np.ndarray]:

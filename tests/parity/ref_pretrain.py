@@ -22,34 +22,61 @@ STEPS = 3
 BATCH, LR_SIZE, SCALE = 2, 8, 4
 
 
-def _options() -> dict:
+def basicsr_options(name: str, model_type: str, g_arch: dict, train: dict, **top) -> dict:
+    """BasicSR's options for one model on one CPU process: what every comparison shares
+    (scale x4, RRDBNet generator, no validation, no logger), plus its own `train` and
+    top-level entries."""
     return {
-        "name": "parity_pretrain",
-        "model_type": "SRModel",
+        "name": name,
+        "model_type": model_type,
         "scale": SCALE,
         "num_gpu": 0,
         "dist": False,
         "rank": 0,
         "world_size": 1,
         "is_train": True,
-        "network_g": {"type": "RRDBNet", "num_in_ch": 3, "num_out_ch": 3, "scale": SCALE, **ARCH},
+        "network_g": {"type": "RRDBNet", "num_in_ch": 3, "num_out_ch": 3, "scale": SCALE, **g_arch},
         "path": {"pretrain_network_g": None, "strict_load_g": True, "resume_state": None},
-        "train": {
-            "ema_decay": 0,
-            "optim_g": {
-                "type": "Adam",
-                "lr": LEARNING_RATE,
-                "weight_decay": 0,
-                "betas": [0.9, 0.99],
-            },
-            "scheduler": {"type": "MultiStepLR", "milestones": MILESTONES, "gamma": GAMMA},
-            "total_iter": STEPS,
-            "warmup_iter": -1,
-            "pixel_opt": {"type": "L1Loss", "loss_weight": 1.0, "reduction": "mean"},
-        },
+        "train": {"total_iter": STEPS, "warmup_iter": -1, **train},
         "val": None,
         "logger": {"print_freq": 1, "save_checkpoint_freq": 1000, "use_tb_logger": False},
+        **top,
     }
+
+
+def gan_options(layer_weights: dict, perceptual_weight: float, gan_weight: float) -> dict:
+    """The perceptual (VGG19 before ReLU, L1, ImageNet input normalisation) and vanilla GAN
+    loss options of both GAN stages."""
+    return {
+        "perceptual_opt": {
+            "type": "PerceptualLoss",
+            "layer_weights": dict(layer_weights),
+            "vgg_type": "vgg19",
+            "use_input_norm": True,
+            "range_norm": False,
+            "perceptual_weight": perceptual_weight,
+            "style_weight": 0,
+            "criterion": "l1",
+        },
+        "gan_opt": {
+            "type": "GANLoss",
+            "gan_type": "vanilla",
+            "real_label_val": 1.0,
+            "fake_label_val": 0.0,
+            "loss_weight": gan_weight,
+        },
+    }
+
+
+def _options() -> dict:
+    adam = {"type": "Adam", "lr": LEARNING_RATE, "weight_decay": 0, "betas": [0.9, 0.99]}
+    train = {
+        "ema_decay": 0,
+        "optim_g": adam,
+        "scheduler": {"type": "MultiStepLR", "milestones": MILESTONES, "gamma": GAMMA},
+        "pixel_opt": {"type": "L1Loss", "loss_weight": 1.0, "reduction": "mean"},
+    }
+    return basicsr_options("parity_pretrain", "SRModel", ARCH, train)
 
 
 def _weights(net) -> dict:

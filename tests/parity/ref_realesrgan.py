@@ -19,6 +19,7 @@ import logging
 
 import numpy as np
 import torch
+from ref_pretrain import basicsr_options, gan_options
 from torch import nn
 
 G_ARCH = {"num_feat": 4, "num_block": 1, "num_grow_ch": 2}
@@ -37,57 +38,22 @@ BATCH, LR_SIZE, SCALE = 2, 8, 4
 
 def _options() -> dict:
     adam = {"type": "Adam", "lr": LEARNING_RATE, "weight_decay": 0, "betas": [0.9, 0.99]}
-    return {
-        "name": "parity_realesrgan",
-        "model_type": "RealESRGANModel",
-        "scale": SCALE,
-        "num_gpu": 0,
-        "dist": False,
-        "rank": 0,
-        "world_size": 1,
-        "is_train": True,
-        "l1_gt_usm": True,
-        "percep_gt_usm": True,
-        "gan_gt_usm": False,
-        "network_g": {"type": "RRDBNet", "num_in_ch": 3, "num_out_ch": 3, "scale": SCALE, **G_ARCH},
-        "network_d": {
-            "type": "UNetDiscriminatorSN",
-            "num_in_ch": 3,
-            "num_feat": D_FEATURES,
-            "skip_connection": True,
-        },
-        "path": {"pretrain_network_g": None, "strict_load_g": True, "resume_state": None},
-        "train": {
-            "ema_decay": EMA_DECAY,
-            "optim_g": dict(adam),
-            "optim_d": dict(adam),
-            "scheduler": {"type": "MultiStepLR", "milestones": [400000], "gamma": 0.5},
-            "total_iter": STEPS,
-            "warmup_iter": -1,
-            "pixel_opt": {"type": "L1Loss", "loss_weight": 1.0, "reduction": "mean"},
-            "perceptual_opt": {
-                "type": "PerceptualLoss",
-                "layer_weights": dict(LAYER_WEIGHTS),
-                "vgg_type": "vgg19",
-                "use_input_norm": True,
-                "perceptual_weight": 1.0,
-                "style_weight": 0,
-                "range_norm": False,
-                "criterion": "l1",
-            },
-            "gan_opt": {
-                "type": "GANLoss",
-                "gan_type": "vanilla",
-                "real_label_val": 1.0,
-                "fake_label_val": 0.0,
-                "loss_weight": 0.1,
-            },
-            "net_d_iters": 1,
-            "net_d_init_iters": 0,
-        },
-        "val": None,
-        "logger": {"print_freq": 1, "save_checkpoint_freq": 1000, "use_tb_logger": False},
+    train = {
+        "ema_decay": EMA_DECAY,
+        "optim_g": dict(adam),
+        "optim_d": dict(adam),
+        "scheduler": {"type": "MultiStepLR", "milestones": [400000], "gamma": 0.5},
+        "pixel_opt": {"type": "L1Loss", "loss_weight": 1.0, "reduction": "mean"},
+        **gan_options(LAYER_WEIGHTS, 1.0, 0.1),
+        "net_d_iters": 1,
+        "net_d_init_iters": 0,
     }
+    d_net = {"type": "UNetDiscriminatorSN", "num_in_ch": 3, "num_feat": D_FEATURES}
+    d_net["skip_connection"] = True
+    switches = {"l1_gt_usm": True, "percep_gt_usm": True, "gan_gt_usm": False}
+    return basicsr_options(
+        "parity_realesrgan", "RealESRGANModel", G_ARCH, train, network_d=d_net, **switches
+    )
 
 
 def _vgg_weights() -> dict[str, np.ndarray]:
