@@ -175,3 +175,12 @@ def test_realesrgan_recipes_hold_the_x4plus_training_options():
         assert (loss.l1_gt_usm, loss.percep_gt_usm, loss.gan_gt_usm) == (True, True, False), name
         assert data.degradation.pool_size == 180 and data.augment.hflip_prob == 0.5
         assert data.augment.vflip_prob == data.augment.transpose_prob == 0
+
+
+def test_a_setting_of_several_kinds_names_them_all_when_wrong():
+    with pytest.raises(ConfigError) as error:
+        load_config(SRRecipe, overrides=["train.jit_compile=maybe"])
+    assert str(error.value) == (
+        "'train.jit_compile' must be true or false or one of 'auto'. Received: 'maybe'"
+    )
+    assert load_config(SRRecipe, overrides=["train.jit_compile=auto"]).train.jit_compile == "auto"

@@ -217,6 +217,11 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
                 return _convert(option, value, where)
             except ConfigError as e:
                 errors.append(str(e))
+        # One line naming every accepted form, e.g. "must be true or false or one of 'auto'".
+        head, tail = f"'{where}' must be ", f". Received: {value!r}"
+        if len(errors) > 1 and all(e.startswith(head) and e.endswith(tail) for e in errors):
+            wants = " or ".join(e[len(head) : -len(tail)] for e in errors)
+            raise ConfigError(f"{head}{wants}{tail}")
         raise ConfigError(errors[0])
     if origin is Literal:
         if value in args:
