@@ -95,8 +95,11 @@ def test_a_single_warning_is_one_line_without_a_count(tmp_path, tiny_model_file)
 
     frames = [Image.new("RGB", (8, 8), (v, 0, 0)) for v in (10, 200)]
     frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=50)
+    frames[0].save(tmp_path / "still.png")
     out = tmp_path / "out"
-    args = ["upscale", str(tmp_path / "anim.gif"), "-o", str(out), "-m", str(tiny_model_file)]
+    # Alone, an animated GIF is a video; among several images it is a still (its first frame).
+    inputs = [str(tmp_path / "anim.gif"), str(tmp_path / "still.png")]
+    args = ["upscale", *inputs, "-o", str(out), "-m", str(tiny_model_file)]
     result = runner.invoke(app, [*args, "--precision", "float32"])
     assert result.exit_code == 0, result.output
     warned = [line for line in result.output.splitlines() if line.startswith("warning")]
