@@ -27,14 +27,13 @@ import tensorflow as tf
 from parity.convert import (
     TORCH_SUFFIXES,
     rrdbnet_conv_names,
-    rrdbnet_to_keras,
+    rrdbnet_from_state,
     to_keras,
     vgg_discriminator_layer_names,
 )
 
 from kerasr.config.sr import SROptimConfig
 from kerasr.losses import PerceptualLoss, realness
-from kerasr.models import RRDBNet
 from kerasr.models.discriminators import VGGDiscriminator
 from kerasr.training.esrgan import ESRGAN
 from kerasr.training.sr import make_optimizer
@@ -85,12 +84,8 @@ def _to_keras(name, value):
 def trained():
     with np.load(FIXTURE) as data:
         ref = dict(data)
-    generator = RRDBNet(scale=4, rrdb_channels=4, growth_channels=2, num_basic_blocks=NUM_BLOCK)
-    generator.build((None, None, None, 3))
     init = {k[len("init/g/") :]: v for k, v in ref.items() if k.startswith("init/g/")}
-    convs = conv_layers(generator)
-    for layer, weights in zip(convs, rrdbnet_to_keras(init, NUM_BLOCK), strict=True):
-        layer.set_weights(weights)
+    generator = rrdbnet_from_state(init, 4, 2, NUM_BLOCK)
     discriminator = VGGDiscriminator(D_CHANNELS, (100,))
     discriminator.build((None, 128, 128, 3))
     for var, name in _pairs(_d_layers(discriminator)):

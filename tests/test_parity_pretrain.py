@@ -11,10 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from parity.convert import hwio_to_oihw, keras_to_rrdbnet, rrdbnet_conv_names, rrdbnet_to_keras
+from parity.convert import hwio_to_oihw, keras_to_rrdbnet, rrdbnet_conv_names, rrdbnet_from_state
 
 from kerasr.config.sr import SROptimConfig
-from kerasr.models import RRDBNet
 from kerasr.training.sr import SRModel, current_learning_rate, make_optimizer
 from kerasr.weights.ncnn import conv_layers
 
@@ -32,12 +31,9 @@ def _nhwc(a):
 def trained():
     with np.load(FIXTURE) as data:
         ref = dict(data)
-    generator = RRDBNet(scale=4, rrdb_channels=8, growth_channels=4, num_basic_blocks=NUM_BLOCK)
-    generator.build((None, None, None, 3))
-    convs = conv_layers(generator)
     init = {k[len("init/") :]: v for k, v in ref.items() if k.startswith("init/")}
-    for layer, weights in zip(convs, rrdbnet_to_keras(init, NUM_BLOCK), strict=True):
-        layer.set_weights(weights)
+    generator = rrdbnet_from_state(init, 8, 4, NUM_BLOCK)
+    convs = conv_layers(generator)
     model = SRModel(generator, pixel="l1")
     optim = SROptimConfig(learning_rate=2e-4, beta_1=0.9, beta_2=0.99, milestones=(2,))
     optimizer = make_optimizer(optim, model.lr_scale)

@@ -19,7 +19,7 @@ from parity.convert import (
     hwio_to_oihw,
     keras_to_rrdbnet,
     rrdbnet_conv_names,
-    rrdbnet_to_keras,
+    rrdbnet_from_state,
     unet_param_name,
     unet_to_keras,
     vgg_to_keras,
@@ -27,7 +27,6 @@ from parity.convert import (
 
 from kerasr.config.sr import SROptimConfig
 from kerasr.losses import PerceptualLoss
-from kerasr.models import RRDBNet
 from kerasr.models.discriminators import UNetDiscriminator
 from kerasr.training.esrgan import ESRGAN
 from kerasr.training.sr import make_optimizer
@@ -86,12 +85,7 @@ def _discriminator_state(d):
 def trained():
     with np.load(FIXTURE) as data:
         ref = dict(data)
-    generator = RRDBNet(scale=4, rrdb_channels=4, growth_channels=2, num_basic_blocks=1)
-    generator.build((None, None, None, 3))
-    for layer, weights in zip(
-        conv_layers(generator), rrdbnet_to_keras(_prefixed(ref, "init/g/"), 1), strict=True
-    ):
-        layer.set_weights(weights)
+    generator = rrdbnet_from_state(_prefixed(ref, "init/g/"), 4, 2, 1)
     discriminator = UNetDiscriminator(features=2)
     discriminator.build((None, 32, 32, 3))
     for name, variables in unet_to_keras(_prefixed(ref, "init/d/")).items():

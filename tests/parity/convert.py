@@ -133,3 +133,20 @@ def vgg_to_keras(state: dict[str, np.ndarray], names) -> list[list[np.ndarray]]:
         ]
         for n in names
     ]
+
+
+def rrdbnet_from_state(state: dict[str, np.ndarray], features: int, growth: int, num_block: int):
+    """A built kerasr x4 `RRDBNet` holding a BasicSR state_dict's weights (kerasr is imported
+    here, so that the module stays numpy-only for the reference side)."""
+    from kerasr.models import RRDBNet
+    from kerasr.weights.ncnn import conv_layers
+
+    generator = RRDBNet(
+        scale=4, rrdb_channels=features, growth_channels=growth, num_basic_blocks=num_block
+    )
+    generator.build((None, None, None, 3))
+    for layer, weights in zip(
+        conv_layers(generator), rrdbnet_to_keras(state, num_block), strict=True
+    ):
+        layer.set_weights(weights)
+    return generator
