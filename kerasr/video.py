@@ -3,22 +3,25 @@
 `upscale_video(source, output, upscaler)` decodes the first video stream, upscales each
 frame, and encodes H.264 (or H.265 / VP9) at the input's frame rate into the container of
 `output`'s suffix; audio streams are copied without re-encoding where the container accepts
-their codec. The output is written under a temporary name and renamed at the end, so an
-interrupted run leaves no half-written file at the output name. Decoding runs in its own
+their codec. The video is encoded in closed segments in a work folder beside the output and
+joined into it at the end (see `kerasr.video_segments`): the output is written under a
+temporary name and renamed, so an interrupted run leaves no half-written file at the output
+name, and a run with `resume=True` continues an interrupted one. Decoding runs in its own
 thread a few frames ahead of the model, and encoding in another one behind it (bounded
 queues both), so memory stays bounded whatever the length. Colours: frames are converted to
 RGB with the matrix and range the input is tagged with (BT.709 for untagged HD input, BT.601
 below, as players assume), and back to YUV with the same matrix and range; the output is
-tagged with them and with the input's primaries and transfer curve.
-"""
+tagged with them and with the input's primaries and transfer curve."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import queue
+import shutil
+import signal
 import threading
-import warnings
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -26,18 +29,23 @@ from pathlib import Path
 import numpy as np
 
 from kerasr.errors import KerasrError
-from kerasr.io import atomic_path
-from kerasr.video_colour import set_colour, to_rgb
+from kerasr.video_colour import output_colour, to_rgb
+from kerasr.video_segments import (
+    EncodePlan,
+    Interrupted,
+    SegmentWriter,
+    join,
+    open_work,
+    run_settings,
+)
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v")
 CODECS = ("libx264", "libx265", "libvpx-vp9")
 _FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mkv": "matroska", ".webm": "webm", ".mov": "mov"}
 # Output containers `--ext` chooses.
 CONTAINERS = ("mp4", "mkv", "webm", "mov")
-# Audio codecs each container takes as they are; others are left out with a warning.
-_AUDIO_OK = {"webm": {"opus", "vorbis"}, "mp4": {"aac", "mp3", "opus", "alac", "ac3"}}
 
-_AHEAD = 8  # decoded frames (and audio packets) held ahead of the model
+_AHEAD = 8  # decoded frames held ahead of the model
 
 Progress = Callable[[int, int], None]
 
@@ -94,6 +102,9 @@ def upscale_video(
     codec: str | None = None,
     fps: float | None = None,
     progress: Progress | None = None,
+    resume: bool = False,
+    segment_frames: int | None = None,
+    model_label: str | None = None,
 ) -> VideoResult:
     """Upscales a video file.
 
@@ -109,8 +120,13 @@ def upscale_video(
             `default_codec(output)`.
         fps: output frame rate; default the input's (frames are not dropped or repeated,
             so a different rate changes the duration).
-        progress: called with `(frames_done, frames_total)` after each frame; the total is
-            0 when the container does not say.
+        progress: called with `(frames_done, frames_total)` before the first frame and
+            after each frame; the total is 0 when the container does not say.
+        resume: continue the interrupted run whose work folder is beside `output` (see
+            `kerasr.video_segments`); without one, start from the first frame (a warning
+            says so). Without `resume`, an old work folder is replaced.
+        segment_frames: frames per segment; default `SEGMENT_SECONDS` of video.
+        model_label: the model's name, which a manifest mismatch names.
 
     The upscaler is called with `batch_size` frames at a time when it has an
     `upscale_frames` method and a `batch_size` above 1 (`Upscaler` on a GPU).
@@ -120,7 +136,10 @@ def upscale_video(
 
     Raises:
         KerasrError: not a video, no video stream, an unknown codec or container, an
-            output that cannot be written.
+            output that cannot be written, `resume` with other settings than the
+            interrupted run's.
+        Interrupted: a `KeyboardInterrupt` (Ctrl-C) stopped the run; it says how many
+            frames are kept for a rerun with `resume`.
     """
     import av
 
@@ -149,20 +168,31 @@ def upscale_video(
         if not rate or rate <= 0:
             rate = Fraction(25)
         total = int(video.frames or 0) or _frames_from_duration(reader, video)
-        rotation = _rotation(source)
-        with atomic_path(output) as tmp, av.open(str(tmp), "w", format=fmt) as writer:
-            encoder, size = _add_encoder(writer, video, upscaler, outscale, codec, rate, crf)
-            colour = set_colour(encoder, video, size)
-            if rotation:  # the display matrix, as the input's (frames are kept as stored)
-                encoder.set_display_rotation(rotation)
-            result = _transcode(
-                reader, writer, video, encoder, colour, upscaler, outscale, total, progress
-            )
-        frames, size, copied, lost = result
-    if frames == 0:
-        output.unlink(missing_ok=True)
+        size = _output_size(video, upscaler, outscale)
+        colour = output_colour(video, size)
+        plan = EncodePlan(codec, rate, crf, size, colour, _rotation(source))
+        label = model_label or type(upscaler).__name__
+        options = {"outscale": outscale, "ext": fmt, "segment_frames": segment_frames}
+        settings = run_settings(source, upscaler, label, plan, **options)
+        manifest = open_work(output, settings, resume)
+        if manifest.end is None:
+            try:
+                lost = _transcode(
+                    reader, video, manifest, plan, upscaler, outscale, total, progress
+                )
+            except KeyboardInterrupt:  # the finished segments are kept for a rerun
+                raise Interrupted(manifest.frames, manifest.work) from None
+            manifest.finish(lost)
+    if manifest.frames == 0:
+        shutil.rmtree(manifest.work, ignore_errors=True)
+        lost = manifest.end["lost"]
         raise KerasrError(f"{source}: no frame could be decoded ({lost or 'empty video'})")
-    return VideoResult(output, frames, size, float(rate), copied, lost)
+    try:
+        copied = join(manifest, source, output, fmt, plan.rotation)
+    except KeyboardInterrupt:  # all frames are in segments: a rerun only joins them
+        raise Interrupted(manifest.frames, manifest.work) from None
+    shutil.rmtree(manifest.work, ignore_errors=True)
+    return VideoResult(output, manifest.frames, size, float(rate), copied, manifest.end["lost"])
 
 
 def upscale_video_file(
@@ -177,9 +207,11 @@ def upscale_video_file(
     codec: str | None = None,
     fps: float | None = None,
     ext: str | None = None,
+    resume: bool = False,
     **upscaler_options,
 ) -> VideoResult:
-    """`upscale_video` with a model name and a rich progress bar (frames, fps, ETA).
+    """`upscale_video` with a model name and a rich progress bar (frames, fps, ETA);
+    SIGTERM stops it as Ctrl-C does (the finished segments are kept for `resume`).
 
     Args:
         source: the video.
@@ -187,7 +219,7 @@ def upscale_video_file(
         model: registry name or model file, or a built upscaler network.
         suffix: appended to the output stem when `output` is a folder.
         overwrite: replace an existing output (never the input).
-        outscale, crf, codec, fps: see `upscale_video`.
+        outscale, crf, codec, fps, resume: see `upscale_video`.
         ext: the output container, one of `CONTAINERS` (default mp4, or the suffix of a
             file name given as `output`).
         **upscaler_options: passed to `kerasr.inference.Upscaler`.
@@ -224,68 +256,90 @@ def upscale_video_file(
     )
     with Progress(*columns, transient=True) as bar:
         task = bar.add_task(f"frames ({source.name})", total=None, fps="-")
+        started = []
 
         def step(done, total):
+            if not started:  # a resumed run starts past 0: that jump is not speed
+                started.append(done)
+                bar.reset(task, completed=done, total=total or None, fps="-")
+                return
             speed = bar.tasks[task].speed
             bar.update(task, completed=done, total=total or None, fps=f"{speed or 0:.1f}")
 
-        return upscale_video(
-            source,
-            output,
-            upscaler,
-            outscale=outscale,
-            crf=crf,
-            codec=codec,
-            fps=fps,
-            progress=step,
-        )
-
-
-def _transcode(reader, writer, video, encoder, colour, upscaler, outscale, total, progress):
-    # Every stream exists before the first packet is written (the header goes out then).
-    audio_out = {}
-    accepted = _AUDIO_OK.get(writer.format.name.split(",")[0])
-    for stream in reader.streams.audio:
-        name = stream.codec_context.name
-        if accepted is not None and name not in accepted:
-            warnings.warn(
-                f"audio stream {stream.index} ({name}) cannot go into "
-                f"{writer.format.name} without re-encoding; it is left out",
-                stacklevel=3,
+        with _sigterm_as_interrupt():
+            return upscale_video(
+                source,
+                output,
+                upscaler,
+                outscale=outscale,
+                crf=crf,
+                codec=codec,
+                fps=fps,
+                progress=step,
+                resume=resume,
+                model_label=model if isinstance(model, str | Path) else type(model).__name__,
             )
-            continue
-        audio_out[stream.index] = writer.add_stream_from_template(stream)
 
-    width, height = encoder.width, encoder.height
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """While active, SIGTERM raises KeyboardInterrupt, so that a stopped run cleans up and
+    keeps its finished segments as Ctrl-C does (only the main thread can set handlers)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _transcode(reader, video, manifest, plan, upscaler, outscale, total, progress):
+    """Upscales the frames after the manifest's finished segments into new segments;
+    returns why decoding stopped early, or None."""
+    width, height = plan.size
     per_call = getattr(upscaler, "batch_size", 1) if hasattr(upscaler, "upscale_frames") else 1
-    frames, lost, batch = 0, None, []
-    decoder = _Decoder(reader, video, set(audio_out))
-    sink = _Encoder(writer, encoder, audio_out, colour)
+    frames, lost, batch = manifest.frames, None, []
+    decoder = _Decoder(reader, video, skip=frames)
+    sink = SegmentWriter(manifest, plan)
     decoder.start()
     sink.start()
     try:
-        while True:
-            kind, payload = decoder.items.get()
-            if kind == "frame":
-                batch.append(payload)
-                if len(batch) < per_call:
-                    continue
-            elif kind == "audio":
-                sink.put(payload)
-                continue
-            for pixels in _upscale_frames(batch, upscaler, outscale):
-                sink.put(pixels[:height, :width])
-                frames += 1
-                if progress:
-                    progress(frames, max(total, frames))
-            batch = []
-            if kind == "end":
-                break
-            if kind == "lost":
-                lost = f"decoding stopped after frame {frames}: {payload}"
-            elif kind == "error":
-                raise payload
-        sink.put(None)  # flush the encoder
+        if progress:
+            progress(frames, max(total, frames))
+        try:
+            while True:
+                kind, payload = decoder.items.get()
+                if kind == "frame":
+                    batch.append(payload)
+                    if len(batch) < per_call:
+                        continue
+                for pixels in _upscale_frames(batch, upscaler, outscale):
+                    sink.put(pixels[:height, :width])
+                    frames += 1
+                    if progress:
+                        progress(frames, max(total, frames))
+                batch = []
+                if kind == "end":
+                    break
+                if kind == "lost":
+                    lost = f"decoding stopped after frame {frames}: {payload}"
+                elif kind == "error":
+                    raise payload
+        except BaseException:
+            # The frames already upscaled close the segment in progress, so that a rerun
+            # continues after them (a second Ctrl-C here stops at once).
+            decoder.stop.set()
+            if sink.error is None and sink.is_alive():
+                sink.put(None)
+                sink.join()
+            raise
+        sink.put(None)  # closes the last segment
         sink.join()
         if sink.error is not None:
             raise sink.error
@@ -296,7 +350,7 @@ def _transcode(reader, writer, video, encoder, colour, upscaler, outscale, total
         sink.join()
     if total and frames < total - 1 and lost is None:  # durations round to a frame
         lost = f"only {frames} of about {total} frames could be decoded"
-    return frames, (width, height), len(audio_out), lost
+    return lost
 
 
 def _upscale_frames(frames, upscaler, outscale):
@@ -305,82 +359,30 @@ def _upscale_frames(frames, upscaler, outscale):
     return [upscaler.upscale(pixels, outscale=outscale) for pixels in frames]
 
 
-class _Encoder(threading.Thread):
-    """Converts upscaled frames to YUV, encodes and muxes them (and the audio packets, in
-    decoding order) in its own thread, so the model never waits on the encoder."""
-
-    def __init__(self, writer, encoder, audio_out: dict, colour: tuple[str, int]):
-        super().__init__(name="kerasr-video-encoder", daemon=True)
-        self.writer, self.encoder, self.audio_out = writer, encoder, audio_out
-        self.matrix, self.range = colour
-        self.items: queue.Queue = queue.Queue(maxsize=_AHEAD)
-        self.stop = threading.Event()
-        self.error: BaseException | None = None
-
-    def run(self):
-        import av
-
-        time_base = self.encoder.codec_context.time_base  # one tick per frame
-        count = 0
-        try:
-            while not self.stop.is_set():
-                try:
-                    item = self.items.get(timeout=0.1)
-                except queue.Empty:
-                    continue
-                if item is None:
-                    self.writer.mux(self.encoder.encode(None))
-                    return
-                if isinstance(item, av.Packet):
-                    item.stream = self.audio_out[item.stream.index]
-                    self.writer.mux(item)
-                    continue
-                frame = av.VideoFrame.from_ndarray(item, format="rgb24").reformat(
-                    format="yuv420p", dst_colorspace=self.matrix, dst_color_range=self.range
-                )
-                frame.pts, frame.time_base = count, time_base
-                self.writer.mux(self.encoder.encode(frame))
-                count += 1
-        except BaseException as e:  # raised in the main thread by `put` or after `join`
-            self.error = e
-
-    def put(self, item) -> None:
-        while True:
-            if self.error is not None:
-                raise self.error
-            if not self.is_alive():
-                raise KerasrError("the video encoder stopped unexpectedly")
-            try:
-                self.items.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-
 class _Decoder(threading.Thread):
-    """Demuxes and decodes in its own thread, so decoding overlaps the model; a bounded
-    queue of `_AHEAD` items keeps memory flat whatever the length of the video."""
+    """Decodes in its own thread, so decoding overlaps the model; a bounded queue of
+    `_AHEAD` frames keeps memory flat whatever the length of the video. The first `skip`
+    frames (those a resumed run has already) are decoded and dropped: exact, where seeking
+    lands on a key frame."""
 
-    def __init__(self, reader, video, audio_ids: set[int]):
+    def __init__(self, reader, video, skip: int = 0):
         super().__init__(name="kerasr-video-decoder", daemon=True)
-        self.reader, self.video, self.audio_ids = reader, video, audio_ids
+        self.reader, self.video, self.skip = reader, video, skip
         self.items: queue.Queue = queue.Queue(maxsize=_AHEAD)
         self.stop = threading.Event()
 
     def run(self):
         import av
 
-        streams = [self.video, *self.reader.streams.audio]
         try:
-            for packet in self.reader.demux(streams):
-                index = packet.stream.index
-                if index in self.audio_ids and packet.dts is not None:
-                    if not self._put(("audio", packet)):
+            for packet in self.reader.demux(self.video):
+                for frame in packet.decode():
+                    if self.skip:
+                        self.skip -= 1
+                    elif not self._put(("frame", to_rgb(frame))):
                         return
-                elif index == self.video.index:
-                    for frame in packet.decode():
-                        if not self._put(("frame", to_rgb(frame))):
-                            return
+                if self.stop.is_set():
+                    return
         except av.error.FFmpegError as e:
             self._put(("lost", _reason(e)))
         except Exception as e:  # handed to the main thread, which raises it
@@ -408,19 +410,13 @@ def _frames_from_duration(reader, video) -> int:
     return round(seconds * float(video.average_rate or 0))
 
 
-def _add_encoder(writer, video, upscaler, outscale, codec, rate, crf):
+def _output_size(video, upscaler, outscale) -> tuple[int, int]:
     scale = outscale if outscale is not None else upscaler.scale
     width, height = round(video.width * scale), round(video.height * scale)
     width, height = width - width % 2, height - height % 2  # yuv420p: even sizes
     if width == 0 or height == 0:
         raise KerasrError("the upscaled frames are too small to encode (under 2 pixels)")
-    options = {"crf": str(crf)}
-    if codec == "libvpx-vp9":
-        options["b:v"] = "0"  # constant quality mode
-    encoder = writer.add_stream(codec, rate=rate, options=options)
-    encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
-    encoder.codec_context.time_base = 1 / rate
-    return encoder, (width, height)
+    return width, height
 
 
 def _rotation(source: Path) -> int:

@@ -9,6 +9,8 @@ carries the input's primaries, transfer curve and range.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 # FFmpeg's AVColorSpace values (libavutil/pixfmt.h) -> the swscale matrix that converts them.
@@ -39,25 +41,44 @@ def to_rgb(frame) -> np.ndarray:
     return frame.to_ndarray(format="rgb24")
 
 
-def set_colour(encoder, video, size) -> tuple[str, int]:
-    """Tags the output with the input's colour metadata, and returns the swscale matrix
-    and the range the RGB frames are converted back to YUV with.
+@dataclasses.dataclass(frozen=True)
+class OutputColour:
+    """The colour tags of an output video and the conversion of RGB frames back to YUV.
+
+    Attributes:
+        tags: codec-context attributes (colorspace, color_primaries, color_trc, color_range).
+        matrix: the swscale matrix RGB frames are converted to YUV with.
+        range: the AVColorRange of that conversion.
+    """
+
+    tags: dict
+    matrix: str
+    range: int
+
+    def apply(self, context) -> None:
+        """Tags an encoder's codec context."""
+        for name, value in self.tags.items():
+            setattr(context, name, value)
+
+
+def output_colour(video, size) -> OutputColour:
+    """The output's colour metadata, from the input stream `video` and the output size.
 
     The matrix is the input's, else BT.709 for an HD output and BT.601 below; primaries
     and transfer are copied when the input has them; the range is the input's (limited
     when untagged).
     """
-    source, context = video.codec_context, encoder.codec_context
+    source = video.codec_context
     matrix = source.colorspace
     if matrix not in MATRICES:
         matrix = BT709 if _is_hd(*size) else SMPTE170M
-    context.colorspace = matrix
+    tags = {"colorspace": matrix}
     if source.color_primaries not in (0, UNSPECIFIED):  # 0: reserved
-        context.color_primaries = source.color_primaries
+        tags["color_primaries"] = source.color_primaries
     if source.color_trc not in (0, UNSPECIFIED):
-        context.color_trc = source.color_trc
+        tags["color_trc"] = source.color_trc
     colour_range = source.color_range or LIMITED
     if source.format is not None and source.format.name.startswith("yuvj"):
         colour_range = FULL  # the JPEG-range pixel formats, whatever the tag says
-    context.color_range = colour_range
-    return MATRICES[matrix], colour_range
+    tags["color_range"] = colour_range
+    return OutputColour(tags, MATRICES[matrix], colour_range)

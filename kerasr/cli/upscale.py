@@ -135,6 +135,14 @@ def upscale(
     fps: Annotated[
         float | None, typer.Option(min=0.001, help="Video: output frame rate. Default: input's.")
     ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="Video: continue an interrupted run (Ctrl-C) of the same command from its "
+            "last finished segment, kept in the hidden .NAME.parts folder beside the output, "
+            "instead of starting over (any input, animated GIFs too)."
+        ),
+    ] = False,
 ) -> None:
     """Upscale images with a super-resolution model (Real-ESRGAN x4plus by default), or one
     video (.mp4 .mkv .webm .mov .avi, animated .gif; audio copied; realesr-animevideov3 by
@@ -157,6 +165,7 @@ def upscale(
             codec=codec.value if codec else None,
             fps=fps,
             ext=None if ext == Ext.auto else ext.value,
+            resume=resume,
             tile=tile,
             tile_pad=tile_pad,
             precision=precision.value,
@@ -165,6 +174,8 @@ def upscale(
         return
     if ext in _VIDEO_EXTS:
         raise fail(f"--ext {ext.value} is for a video; the inputs are images")
+    if resume:
+        raise fail("--resume continues an interrupted video; the inputs are images")
     result = upscale_images(
         inputs,
         output,
@@ -187,10 +198,19 @@ def upscale(
 
 def _upscale_video(source, model, alpha, **options):
     from kerasr.video import upscale_video_file
+    from kerasr.video_segments import Interrupted
 
     # As Real-ESRGAN's video script: the compact network, ~25x cheaper than x4plus.
     network = _interpolated_or_named(model or ["realesr-animevideov3"], alpha)
-    result = upscale_video_file(source, model=network, **options)
+    try:
+        result = upscale_video_file(source, model=network, **options)
+    except Interrupted as e:
+        typer.echo(
+            f"interrupted: nothing written at the output name; {e.frames} frames kept in "
+            f"{e.work}; the same command with --resume continues from frame {e.frames}",
+            err=True,
+        )
+        raise typer.Exit(130) from None
     width, height = result.size
     typer.echo(
         f"{source} -> {result.output}: {result.frames} frames {width}x{height} at "

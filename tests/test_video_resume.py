@@ -1,0 +1,209 @@
+"""Interrupted videos: nothing at the output name, and `--resume` continues from the
+finished segments to the output an uninterrupted run writes."""
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from video_helpers import FPS, FRAMES, HEIGHT, WIDTH, av, make_clip, run, save_compact
+
+import kerasr.video
+from kerasr.inference import Upscaler
+from kerasr.video import read_frames, upscale_video
+from kerasr.video_segments import Interrupted, work_folder
+
+
+@pytest.fixture(scope="module")
+def compact(tmp_path_factory) -> Path:
+    return save_compact(tmp_path_factory.mktemp("video-model") / "compact.keras")
+
+
+class Counting:
+    """An upscaler that counts the frames it upscales."""
+
+    def __init__(self, model_file: Path):
+        self.upscaler = Upscaler(keras.saving.load_model(model_file), precision="float32")
+        self.model, self.scale, self.frames = self.upscaler.model, self.upscaler.scale, 0
+
+    def upscale(self, pixels, outscale=None):
+        self.frames += 1
+        return self.upscaler.upscale(pixels, outscale=outscale)
+
+
+def stop_after(frames: int):
+    """A progress callback that stops the run (as Ctrl-C) once `frames` are upscaled."""
+
+    def progress(done, total):
+        if done == frames:
+            raise KeyboardInterrupt
+
+    return progress
+
+
+def decoded(path: Path):
+    """Frame times (seconds), frames and the number of audio packets of a video."""
+    with av.open(str(path)) as container:
+        frames = list(container.decode(video=0))
+        times = [float(f.pts * f.time_base) for f in frames]
+        pixels = [f.to_ndarray(format="rgb24") for f in frames]
+    with av.open(str(path)) as container:
+        audio = [p for p in container.demux(audio=0) if p.size] if container.streams.audio else []
+    return times, pixels, len(audio)
+
+
+WEBM = pytest.param(
+    "out.webm", "libvpx-vp9", marks=pytest.mark.filterwarnings("ignore:audio stream 1")
+)  # WebM takes no AAC: the clip's audio is left out, with a warning
+
+
+@pytest.mark.parametrize(
+    "name, codec", [("out.mp4", "libx264"), ("out.mkv", "libx264"), ("out.mov", "libx264"), WEBM]
+)
+def test_resumed_run_writes_what_an_uninterrupted_run_writes(tmp_path, compact, name, codec):
+    clip = make_clip(tmp_path / "clip.mp4")
+    crf = 0 if codec == "libx264" else 10  # x264 crf 0 is lossless; VP9's is not
+    options = {"crf": crf, "codec": codec, "segment_frames": 3}
+    whole = upscale_video(clip, tmp_path / "whole" / name, Counting(compact), **options)
+
+    output = tmp_path / name
+    with pytest.raises(Interrupted) as stopped:
+        upscale_video(clip, output, Counting(compact), progress=stop_after(7), **options)
+    # The frames upscaled before the interruption close the segment in progress.
+    assert stopped.value.frames == 7 and stopped.value.work == work_folder(output)
+    assert not output.exists()
+    manifest = json.loads((work_folder(output) / "manifest.json").read_text())
+    assert manifest["segments"] == [3, 3, 1] and manifest["end"] is None
+
+    upscaler = Counting(compact)
+    resumed = upscale_video(clip, output, upscaler, resume=True, **options)
+    assert upscaler.frames == FRAMES - 7  # the kept frames are not upscaled again
+    assert not work_folder(output).exists()
+    assert (resumed.frames, resumed.size, resumed.fps, resumed.audio_streams) == (
+        whole.frames,
+        whole.size,
+        whole.fps,
+        whole.audio_streams,
+    )
+    times, frames, audio = decoded(output)
+    whole_times, whole_frames, whole_audio = decoded(whole.output)
+    # Played back: every frame at its time, 1/FPS apart, as the uninterrupted output
+    # (Matroska starts the video after the AAC priming samples, which start at 0).
+    assert len(frames) == FRAMES and times == whole_times
+    np.testing.assert_allclose(np.subtract(times, times[0]), np.arange(FRAMES) / FPS, atol=1e-3)
+    assert times[0] == 0 or name == "out.mkv"
+    assert audio == whole_audio and (audio > 0) == (name != "out.webm")  # webm: no AAC
+    assert frames[0].shape == (HEIGHT * 4, WIDTH * 4, 3)
+    for got, reference in zip(frames, whole_frames, strict=True):
+        difference = np.abs(got.astype(np.float32) - reference)
+        assert difference.mean() < (0.01 if codec == "libx264" else 2.0)
+
+
+def test_interrupted_while_joining_resumes_without_upscaling(tmp_path, compact, monkeypatch):
+    clip = make_clip(tmp_path / "clip.mp4")
+    output = tmp_path / "out.mp4"
+    real = kerasr.video.join
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(kerasr.video, "join", interrupted)
+    with pytest.raises(Interrupted) as stopped:
+        upscale_video(clip, output, Counting(compact), segment_frames=4)
+    assert stopped.value.frames == FRAMES and not output.exists()
+    monkeypatch.setattr(kerasr.video, "join", real)
+    upscaler = Counting(compact)
+    result = upscale_video(clip, output, upscaler, segment_frames=4, resume=True)
+    assert upscaler.frames == 0 and result.frames == len(read_frames(output)) == FRAMES
+
+
+def interrupt_cli(monkeypatch, after: int):
+    """Makes the model raise KeyboardInterrupt (as Ctrl-C) on call `after + 1`; returns
+    the undo."""
+    calls = []
+    real = kerasr.video._upscale_frames
+
+    def interrupted(frames, *args):
+        calls.append(1)
+        if len(calls) == after + 1:
+            raise KeyboardInterrupt
+        return real(frames, *args)
+
+    monkeypatch.setattr(kerasr.video, "_upscale_frames", interrupted)
+    return lambda: monkeypatch.setattr(kerasr.video, "_upscale_frames", real)
+
+
+def test_cli_interrupt_says_how_to_resume_and_resume_finishes(tmp_path, compact, monkeypatch):
+    clip = make_clip(tmp_path / "clip.mp4")
+    out = tmp_path / "big.mp4"
+    undo = interrupt_cli(monkeypatch, after=4)
+    result, text = run("upscale", clip, "-m", compact, "-o", out)
+    assert result.exit_code == 130, text
+    assert "--resume continues from frame 4" in text and "Traceback" not in text
+    assert not out.exists() and work_folder(out).is_dir()
+    undo()
+    result, text = run("upscale", clip, "-m", compact, "-o", out, "--resume")
+    assert result.exit_code == 0, text
+    assert "10 frames 96x64 at 12 fps, 1 audio stream(s) copied" in text
+    assert len(read_frames(out)) == FRAMES and not work_folder(out).exists()
+
+
+def test_resume_with_other_settings_is_one_line_and_exit_2(tmp_path, compact, monkeypatch):
+    clip = make_clip(tmp_path / "clip.mp4")
+    out = tmp_path / "big.mp4"
+    other = save_compact(tmp_path / "other.keras", seed=1)
+    undo = interrupt_cli(monkeypatch, after=2)
+    result, text = run("upscale", clip, "-m", compact, "-o", out)
+    assert result.exit_code == 130, text
+    undo()
+    for args, message in (
+        (["-m", compact, "--crf", 20], "--crf was 18, now 20"),
+        (["-m", compact, "--outscale", 2], "--outscale was not given, now 2.0"),
+        (["-m", other], "the model differs (it used"),
+    ):
+        result, text = run("upscale", clip, "-o", out, "--resume", *args)
+        assert result.exit_code == 2, text
+        lines = text.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: cannot resume") and message in text
+    make_clip(clip, audio=False)  # the input changed
+    result, text = run("upscale", clip, "-m", compact, "-o", out, "--resume")
+    assert result.exit_code == 2 and "the input is not the file it read" in text, text
+    assert work_folder(out).is_dir() and not out.exists()  # nothing lost by a refusal
+
+
+def test_resume_without_work_folder_starts_fresh_and_a_plain_run_starts_over(
+    tmp_path, compact, monkeypatch
+):
+    clip = make_clip(tmp_path / "clip.mp4", audio=False)
+    out = tmp_path / "big.mp4"
+    result, text = run("upscale", clip, "-m", compact, "-o", out, "--resume")
+    assert result.exit_code == 0, text
+    assert "warning: --resume: no interrupted run of big.mp4 to continue" in text
+    assert len(read_frames(out)) == FRAMES
+    out.unlink()
+    undo = interrupt_cli(monkeypatch, after=3)
+    result, text = run("upscale", clip, "-m", compact, "-o", out)
+    assert result.exit_code == 130, text
+    undo()
+    result, text = run("upscale", clip, "-m", compact, "-o", out)  # no --resume
+    assert result.exit_code == 0 and "starting over" in text, text
+    assert len(read_frames(out)) == FRAMES and not work_folder(out).exists()
+
+
+def test_resume_is_for_videos(tmp_path, photo):
+    from kerasr.images import write_image
+
+    write_image(tmp_path / "a.png", photo[:8, :8])
+    result, text = run("upscale", tmp_path / "a.png", "-o", tmp_path / "x", "--resume")
+    assert result.exit_code == 2 and "--resume continues an interrupted video" in text
+
+
+def test_sigterm_stops_a_run_as_ctrl_c():
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt), kerasr.video._sigterm_as_interrupt():
+        os.kill(os.getpid(), signal.SIGTERM)  # the handler runs as the call returns
+        pytest.fail("SIGTERM did not stop the run")
+    assert signal.getsignal(signal.SIGTERM) == before
