@@ -154,6 +154,8 @@ def upscale_video(
         )
     if fmt == "webm" and codec != "libvpx-vp9":
         raise KerasrError(f"{output}: a .webm video needs --codec libvpx-vp9")
+    if fmt == "mov" and codec == "libvpx-vp9":  # FFmpeg's QuickTime muxer refuses VP9
+        raise KerasrError(f"{output}: a .mov video takes --codec libx264 or libx265, not VP9")
     if not source.is_file():
         raise KerasrError(f"video not found: {source}")
     try:
@@ -295,8 +297,8 @@ def _sigterm_as_interrupt():
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:
         yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    finally:  # None: a handler set outside Python, which cannot be put back
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def _transcode(reader, video, manifest, plan, upscaler, outscale, total, progress):

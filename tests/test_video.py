@@ -54,6 +54,10 @@ def test_video_outscale_codec_and_container(tmp_path, compact):
         "upscale", clip, "-m", compact, "-o", tmp_path / "x.webm", "--codec", "libx264"
     )
     assert result.exit_code == 2 and "needs --codec libvpx-vp9" in text
+    result, text = run(
+        "upscale", clip, "-m", compact, "-o", tmp_path / "x.mov", "--codec", "libvpx-vp9"
+    )
+    assert result.exit_code == 2 and "a .mov video takes --codec libx264 or libx265" in text
     # --ext chooses the container of an output named after the input.
     result, text = run("upscale", clip, "-m", compact, "-o", tmp_path / "folder", "--ext", "mov")
     assert result.exit_code == 0, text
