@@ -41,6 +41,7 @@ SEGMENT_SECONDS = 10
 MANIFEST = "manifest.json"
 _VERSION = 1
 _AHEAD = 8  # upscaled frames queued for the encoder
+_MAX_REORDER = 16  # frames a decoding time may precede its display time (x265: 16 B-frames)
 # Audio codecs each container takes as they are; others are left out with a warning.
 _AUDIO_OK = {"webm": {"opus", "vorbis"}, "mp4": {"aac", "mp3", "opus", "alac", "ac3"}}
 # Settings an interrupted run must share with the one that continues it, as the CLI names them.
@@ -94,6 +95,8 @@ class EncodePlan:
         options = {"crf": str(self.crf)}
         if self.codec == "libvpx-vp9":
             options["b:v"] = "0"  # constant quality mode
+        elif self.codec == "libx265":  # x265 prints its settings on stderr for each segment
+            options["x265-params"] = "log-level=error"
         stream = container.add_stream(self.codec, rate=self.rate, options=options)
         stream.width, stream.height = self.size
         stream.pix_fmt = "yuv420p"
@@ -275,7 +278,7 @@ class SegmentWriter(threading.Thread):
 
         per_segment = self.manifest.settings["segment_frames"]
         path = self.manifest.segment_path(len(self.manifest.segments))
-        count = 0
+        count, last = 0, None
         colour = self.plan.colour
         with (
             atomic_path(path) as tmp,
@@ -287,10 +290,10 @@ class SegmentWriter(threading.Thread):
                     format="yuv420p", dst_colorspace=colour.matrix, dst_color_range=colour.range
                 )
                 frame.pts, frame.time_base = count, stream.codec_context.time_base
-                writer.mux(stream.encode(frame))
+                last = _mux_in_order(writer, stream.encode(frame), last)
                 count += 1
                 item = self._get() if count < per_segment else item
-            writer.mux(stream.encode(None))
+            _mux_in_order(writer, stream.encode(None), last)
         self.manifest.add_segment(count)
         return self._get() if count == per_segment else None
 
@@ -317,6 +320,18 @@ class SegmentWriter(threading.Thread):
 
 class _Stopped(Exception):
     pass
+
+
+def _mux_in_order(writer, packets, last: int | None) -> int | None:
+    """Muxes a segment's packets with decoding times that make sense, and returns the last
+    one: x265 makes them up for a segment of one or two frames (its B-frame delay is not
+    known yet), which the MP4 muxer refuses. The join gives the packets new ones anyway."""
+    for packet in packets:
+        if packet.dts is None or not packet.pts - _MAX_REORDER <= packet.dts <= packet.pts:
+            packet.dts = packet.pts if last is None else last + 1
+        last = packet.dts
+        writer.mux(packet)
+    return last
 
 
 def join(manifest: Manifest, source: Path, output: Path, fmt: str, rotation: int) -> int:
@@ -361,12 +376,23 @@ def _audio_streams(reader, writer) -> dict:
 
 
 def _video_packets(paths, counts, rate, extradata):
-    """Yields `(seconds, packet, None)`; a packet's timestamps count frames from the
-    start of the video (each segment's first packet is its first frame, a key frame)."""
+    """Yields `(seconds, packet, None)`; a packet's display time counts frames from the
+    start of the video (each segment's first packet is its first frame, a key frame), and
+    its decoding time counts packets, behind by the largest reordering in the video: one
+    frame per packet, never after a display time, whatever each segment's encoder said."""
+    tick = Fraction(rate.denominator, rate.numerator)
+    packets = _segment_packets(paths, counts, rate, extradata)
+    delay = max([0, *(i - pts for i, (_, pts) in enumerate(packets))])
+    for i, (packet, pts) in enumerate(_segment_packets(paths, counts, rate, extradata)):
+        packet.pts, packet.dts, packet.time_base, packet.duration = pts, i - delay, tick, 1
+        yield float((i - delay) * tick), packet, None
+
+
+def _segment_packets(paths, counts, rate, extradata):
+    """Yields `(packet, display time in frames from the start of the video)`."""
     import av
 
     start = 0
-    tick = Fraction(rate.denominator, rate.numerator)
     for path, count in zip(paths, counts, strict=True):
         with av.open(str(path)) as segment:
             stream = segment.streams.video[0]
@@ -380,14 +406,7 @@ def _video_packets(paths, counts, rate, extradata):
                 if packet.pts is None:  # the demuxer's empty flush packet
                     continue
                 zero = packet.pts if zero is None else zero
-                frames = rate * packet.time_base  # frames per timestamp unit
-                pts = start + round((packet.pts - zero) * frames)
-                dts = start + round(
-                    ((packet.dts if packet.dts is not None else packet.pts) - zero) * frames
-                )
-                packet.pts, packet.dts, packet.time_base = pts, dts, tick
-                packet.duration = 1
-                yield float(dts * tick), packet, None
+                yield packet, start + round((packet.pts - zero) * rate * packet.time_base)
         start += count
 
 

@@ -65,8 +65,8 @@ WEBM = pytest.param(
 )
 def test_resumed_run_writes_what_an_uninterrupted_run_writes(tmp_path, compact, name, codec):
     clip = make_clip(tmp_path / "clip.mp4")
-    crf = 0 if codec == "libx264" else 10  # x264 crf 0 is lossless; VP9's is not
-    options = {"crf": crf, "codec": codec, "segment_frames": 3}
+    # The default quality: x264 reorders frames (B-frames), as it does not at crf 0.
+    options = {"codec": codec, "segment_frames": 3}
     whole = upscale_video(clip, tmp_path / "whole" / name, Counting(compact), **options)
 
     output = tmp_path / name
@@ -98,8 +98,9 @@ def test_resumed_run_writes_what_an_uninterrupted_run_writes(tmp_path, compact, 
     assert audio == whole_audio and (audio > 0) == (name != "out.webm")  # webm: no AAC
     assert frames[0].shape == (HEIGHT * 4, WIDTH * 4, 3)
     for got, reference in zip(frames, whole_frames, strict=True):
-        difference = np.abs(got.astype(np.float32) - reference)
-        assert difference.mean() < (0.01 if codec == "libx264" else 2.0)
+        # Segments of 3, 3, 1, 3 frames against 3, 3, 3, 1, encoded apart at crf 18:
+        # within its loss (measured: at most 1.75 on these 96x64 frames).
+        assert np.abs(got.astype(np.float32) - reference).mean() < 2.5
 
 
 def test_interrupted_while_joining_resumes_without_upscaling(tmp_path, compact, monkeypatch):
@@ -207,3 +208,36 @@ def test_sigterm_stops_a_run_as_ctrl_c():
         os.kill(os.getpid(), signal.SIGTERM)  # the handler runs as the call returns
         pytest.fail("SIGTERM did not stop the run")
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_segments_whose_encoders_reorder_differently_join_in_order(tmp_path):
+    """A segment of one frame (the end of an interrupted run) has no B-frame delay: its
+    decoding time is its display time, while the next segment's run two frames behind.
+    Joined, the decoding times still rise and the frames play in order."""
+    from fractions import Fraction
+
+    from kerasr.video_colour import OutputColour
+    from kerasr.video_segments import EncodePlan, Manifest, join
+
+    plan = EncodePlan("libx264", Fraction(FPS), 18, (32, 16), OutputColour({}, "ITU601", 1))
+    manifest = Manifest(tmp_path / "parts", {"fps": str(plan.rate), "segment_format": "mp4"})
+    manifest.work.mkdir()
+    grey = np.arange(6) * 40
+    for index, shades in enumerate([grey[:1], grey[1:]]):  # segments of 1 and 5 frames
+        with av.open(str(manifest.segment_path(index)), "w") as container:
+            stream = plan.add_stream(container)
+            packets = []
+            for pts, shade in enumerate(shades):
+                frame = av.VideoFrame.from_ndarray(np.full((16, 32, 3), shade, np.uint8), "rgb24")
+                frame.pts = pts
+                packets += stream.encode(frame.reformat(format="yuv420p"))
+            packets += stream.encode(None)
+            # x264: no B-frame delay for one frame, two frames' for five.
+            assert packets[0].dts == (0 if index == 0 else -2)
+            container.mux(packets)
+        manifest.segments.append(len(shades))
+    source = make_clip(tmp_path / "clip.mp4", audio=False)
+    join(manifest, source, tmp_path / "joined.mp4", "mp4", 0)
+    times, frames, _ = decoded(tmp_path / "joined.mp4")
+    np.testing.assert_allclose(times, np.arange(6) / FPS, atol=1e-3)
+    assert [round(f.mean()) for f in frames] == pytest.approx(grey, abs=2)
