@@ -9,9 +9,10 @@ from pathlib import Path
 # Before kerasr is imported anywhere: an isolated cache for the whole session.
 os.environ["KERASR_HOME"] = tempfile.mkdtemp(prefix="kerasr-test-home-")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-
 import numpy as np
 import pytest
+
+import kerasr  # noqa: F401  (its environment defaults, before any test imports TensorFlow)
 
 SAMPLE = Path(__file__).resolve().parents[1] / "kerasr" / "samples" / "astronaut.png"
 
