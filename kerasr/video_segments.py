@@ -381,8 +381,10 @@ def _video_packets(paths, counts, rate, extradata):
     its decoding time counts packets, behind by the largest reordering in the video: one
     frame per packet, never after a display time, whatever each segment's encoder said."""
     tick = Fraction(rate.denominator, rate.numerator)
-    packets = _segment_packets(paths, counts, rate, extradata)
-    delay = max([0, *(i - pts for i, (_, pts) in enumerate(packets))])
+    # Two passes over the segments (demuxing only, no decoding): the delay must be known
+    # before the first packet goes out, and holding every packet would not bound memory.
+    first_pass = _segment_packets(paths, counts, rate, extradata)
+    delay = max([0, *(i - pts for i, (_, pts) in enumerate(first_pass))])
     for i, (packet, pts) in enumerate(_segment_packets(paths, counts, rate, extradata)):
         packet.pts, packet.dts, packet.time_base, packet.duration = pts, i - delay, tick, 1
         yield float((i - delay) * tick), packet, None
