@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from kerasr.errors import KerasrError
+from kerasr.image_metadata import read_metadata
 from kerasr.images import (
     IMAGE_SUFFIXES,
     SPRITE_SUFFIXES,
@@ -246,5 +247,5 @@ def _run(job: Job, upscaler, outscale, progress, tiles_task) -> Path:
             "(use --ext png to keep them)",
             stacklevel=2,
         )
-    write_image(target, result)
+    write_image(target, result, metadata=read_metadata(job.source))
     return target
