@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from kerasr.errors import KerasrError
+from kerasr.image_metadata import read_metadata
 from kerasr.images import (
     IMAGE_SUFFIXES,
     SPRITE_SUFFIXES,
@@ -74,6 +75,19 @@ def expand_inputs(inputs: Sequence[str]) -> tuple[list[Path], list[str]]:
     return files, problems
 
 
+def check_suffix(suffix: str) -> None:
+    """Refuses a `--suffix` that would put outputs outside the output folder.
+
+    Raises:
+        KerasrError: the suffix holds a path separator, `..` or a NUL character.
+    """
+    if any(bad in suffix for bad in ("/", "\\", "..", "\0")):
+        raise KerasrError(
+            f"--suffix {suffix!r}: a suffix is part of a file name; "
+            "path separators and '..' are not allowed"
+        )
+
+
 def plan_outputs(
     inputs: Sequence[str], output: Path, suffix: str, ext: str, overwrite: bool
 ) -> tuple[list[Job], list[str]]:
@@ -84,8 +98,9 @@ def plan_outputs(
 
     Raises:
         KerasrError: `output` names a file but several images were given, or names a
-            format kerasr cannot write.
+            format kerasr cannot write; `suffix` is not a plain name part.
     """
+    check_suffix(suffix)
     output = Path(output)
     files, problems = expand_inputs(inputs)
     out_suffix = output.suffix.lower()
@@ -246,5 +261,5 @@ def _run(job: Job, upscaler, outscale, progress, tiles_task) -> Path:
             "(use --ext png to keep them)",
             stacklevel=2,
         )
-    write_image(target, result)
+    write_image(target, result, metadata=read_metadata(job.source))
     return target

@@ -234,8 +234,9 @@ def upscale_video_file(
         TimeRemainingColumn,
     )
 
-    from kerasr.batch import _load_upscaler
+    from kerasr.batch import _load_upscaler, check_suffix
 
+    check_suffix(suffix)
     source, output = Path(source), Path(output)
     if ext is not None and ext not in CONTAINERS:
         raise KerasrError(f"a video's --ext must be one of {', '.join(CONTAINERS)}: got {ext}")

@@ -167,6 +167,26 @@ def test_input_never_overwritten_and_outputs_only_with_overwrite(images, tmp_pat
     assert result.exit_code == 0 and read_image(out).shape == (96, 128, 3)
 
 
+def test_a_suffix_with_a_path_in_it_is_refused_in_one_line(images, tmp_path, tiny_model_file):
+    out = tmp_path / "out"
+    (out / "rgb_..").mkdir(parents=True)  # so that the path would resolve
+    (tmp_path / "clip.mp4").write_bytes(b"")  # a video input takes the same check
+    for source, suffix in [
+        (images / "rgb.png", "../../../escaped"),
+        (images / "rgb.png", "a/b"),
+        (images / "rgb.png", ".."),
+        (tmp_path / "clip.mp4", "../escaped"),
+    ]:
+        result = upscale(source, "-o", out, "--suffix", suffix, "-m", tiny_model_file)
+        assert result.exit_code == 2, result.output
+        assert result.output.splitlines() == [
+            f"error: --suffix {suffix!r}: a suffix is part of a file name; "
+            "path separators and '..' are not allowed"
+        ]
+    assert not list(tmp_path.glob("escaped*"))
+    assert [p.name for p in out.rglob("*")] == ["rgb_.."]
+
+
 def test_models_lists_the_registry():
     result = runner.invoke(app, ["models"])
     assert result.exit_code == 0

@@ -71,10 +71,18 @@ def test_degrade_errors_are_one_line_with_exit_code_2(tmp_path):
             "config file not found",
         ),
         (["degrade", str(_image(tmp_path)), "-o", str(tmp_path / "no" / "p.png")], "output folder"),
+        (["degrade", str(_image(tmp_path)), "-n", "0"], "-n must be between 1 and 64"),
+        (
+            ["degrade", str(_image(tmp_path)), "-n", "65", "--set", "patch_size=32"],
+            "-n must be between 1 and 64. Received: 65",
+        ),
     ]:
-        result = runner.invoke(app, args)
+        result = runner.invoke(
+            app, [*args, "-o", str(tmp_path / "p.png")] if "-n" in args else args
+        )
         assert result.exit_code == 2, result.output
         assert message in result.output and "Traceback" not in result.output
+        assert len(result.output.splitlines()) == 1
 
 
 def test_write_preview_returns_what_it_wrote(tmp_path):

@@ -237,6 +237,18 @@ def test_upscale_reads_jpeg_and_uses_the_default_model_when_none_is_named(client
     assert decode_png(response.content).size == (64, 64)
 
 
+def test_upscale_returns_the_colour_profile_of_the_upload(client):
+    from PIL import ImageCms
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    buffer = io.BytesIO()
+    Image.fromarray(random_pixels((16, 16, 3))).save(buffer, format="JPEG", icc_profile=profile)
+    response = client.post("/api/upscale", files={"file": ("a.jpg", buffer.getvalue())})
+    assert response.status_code == 200, response.text
+    result = decode_png(response.content)
+    assert result.size == (64, 64) and result.info["icc_profile"] == profile
+
+
 def test_upscale_unknown_model_is_404(client):
     upload = png_bytes(random_pixels((8, 8, 3)))
     response = client.post(

@@ -8,6 +8,9 @@ anything else is a bug and keeps its traceback. See `kerasr.cli.errors`.
 
 from __future__ import annotations
 
+import inspect
+import re
+
 import typer
 
 from kerasr.cli import generate, info, quality, serve, training, upscale
@@ -20,20 +23,36 @@ app = typer.Typer(
     add_completion=False,
 )
 
+
+def help_text(docstring: str) -> str:
+    """A command's docstring as its help: each paragraph on one line, brackets shown.
+
+    Typer's rich help keeps a docstring's line breaks, which end lines mid-sentence once the
+    terminal is wider than the source; joined, each paragraph is wrapped by the terminal.
+    A bracket before a letter is escaped, or rich would take `kerasr[quality]` for markup.
+    """
+    paragraphs = inspect.cleandoc(docstring).split("\n\n")
+    text = "\n\n".join(" ".join(paragraph.split()) for paragraph in paragraphs)
+    return re.sub(r"\[(?=[a-z#/@])", r"\\[", text)
+
+
 # In the order `kerasr --help` lists them.
-app.command()(upscale.upscale)
-app.command()(upscale.models)
-app.command()(upscale.export)
-app.command()(upscale.evaluate)
-app.command("degrade")(upscale.degrade)
-app.command("train-dcgan")(training.train_dcgan_command)
-app.command("generate")(generate.generate_command)
-app.command("evaluate-gan")(quality.evaluate_gan_command)
-app.command("pretrain")(training.pretrain_command)
-app.command("train-gan")(training.train_gan_command)
-app.command("interpolate")(upscale.interpolate_command)
-app.command("serve")(serve.serve_command)
-app.command("info")(info.info_command)
+for _name, _command in [
+    ("upscale", upscale.upscale),
+    ("models", upscale.models),
+    ("export", upscale.export),
+    ("evaluate", upscale.evaluate),
+    ("degrade", upscale.degrade),
+    ("train-dcgan", training.train_dcgan_command),
+    ("generate", generate.generate_command),
+    ("evaluate-gan", quality.evaluate_gan_command),
+    ("pretrain", training.pretrain_command),
+    ("train-gan", training.train_gan_command),
+    ("interpolate", upscale.interpolate_command),
+    ("serve", serve.serve_command),
+    ("info", info.info_command),
+]:
+    app.command(_name, help=help_text(_command.__doc__))(_command)
 
 
 def main() -> None:

@@ -21,6 +21,8 @@ from kerasr.errors import KerasrError
 from kerasr.images import write_image
 
 _LABEL_LINES = 6
+# Enough to see the spread of the degradations; each takes a degradation run and a tile.
+MAX_VARIANTS = 64
 _LINE_HEIGHT = 12
 
 
@@ -181,8 +183,8 @@ def write_preview(
     image_path, output = Path(image_path), Path(output)
     if not image_path.is_file():
         raise KerasrError(f"image not found: {image_path}")
-    if n < 1:
-        raise KerasrError(f"-n must be at least 1. Received: {n}")
+    if not 1 <= n <= MAX_VARIANTS:
+        raise KerasrError(f"-n must be between 1 and {MAX_VARIANTS}. Received: {n}")
     try:
         hr = load_image(str(image_path)).numpy()
     except tf.errors.OpError:

@@ -30,6 +30,7 @@ from fastapi.staticfiles import StaticFiles
 
 from kerasr.errors import KerasrError
 from kerasr.generation import MAX_SEED, choose_seeds, draw
+from kerasr.image_metadata import read_metadata
 from kerasr.images import decode_image, encode_png
 from kerasr.serve.apidocs import add_api_docs
 from kerasr.serve.guard import RETRY_AFTER_SECONDS, Guard
@@ -318,8 +319,10 @@ def create_app(
 
         def work() -> bytes:
             started = time.perf_counter()
-            pixels = decode_image(data, upload.filename or "upload")
-            result = encode_png(upscaler.upscale(pixels), compress_level=3)
+            name = upload.filename or "upload"
+            pixels = decode_image(data, name)
+            metadata = read_metadata(data, name)
+            result = encode_png(upscaler.upscale(pixels), compress_level=3, metadata=metadata)
             took = time.perf_counter() - started
             log.info("upscaled %dx%d with %s in %.2f s", width, height, upscaler.name, took)
             return result
