@@ -99,10 +99,23 @@ def load_generator_weights(path: str | Path):
     return _build_and_load(kwargs, path, path.name.removesuffix(".weights.h5"))
 
 
-def _build_and_load(kwargs: dict, path: Path, name: str):
-    from kerasr.models.dcgan import build_generator
+def build_generator(kind: str = "dcgan", **kwargs):
+    """Builds a generator of a kind (`"dcgan"` or `"fastgan"`) from its builder's arguments,
+    as `generator.json` records them."""
+    if kind == "fastgan":
+        from kerasr.models.fastgan import build_fastgan_generator
 
-    model = build_generator(**kwargs, name="dcgan_generator")
+        return build_fastgan_generator(**kwargs, name="fastgan_generator")
+    from kerasr.models.dcgan import build_generator as build_dcgan_generator
+
+    return build_dcgan_generator(**kwargs, name="dcgan_generator")
+
+
+def _build_and_load(kwargs: dict, path: Path, name: str):
+    try:
+        model = build_generator(**kwargs)
+    except ValueError as e:  # sizes that fit the ranges but not each other
+        raise KerasrError(f"cannot build the generator for {path}: {first_line(e)}") from None
     try:
         model.load_weights(path)
     except Exception as e:  # h5py / Keras raise many types for a wrong or corrupt file
@@ -385,7 +398,54 @@ def _read_architecture(weights: Path) -> dict:
         kwargs = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise KerasrError(f"cannot read {path}: {first_line(e)}") from None
-    allowed = {"image_size", "latent_dim", "filters", "max_filters", "upsample"}
-    if not isinstance(kwargs, dict) or not set(kwargs) <= allowed:
-        raise KerasrError(f"{path} must hold an object with keys among {sorted(allowed)}")
-    return kwargs
+    return check_architecture(kwargs, str(path))
+
+
+_ARCHITECTURE_KEYS = {
+    "dcgan": {"image_size", "latent_dim", "filters", "max_filters", "upsample"},
+    "fastgan": {"image_size", "latent_dim", "filters"},
+}
+_INTEGER_RANGES = {
+    "image_size": (8, 256),
+    "latent_dim": (1, 4096),
+    "filters": (1, 1024),
+    "max_filters": (1, 4096),
+}
+
+
+def check_architecture(kwargs, source: str) -> dict:
+    """Checks a generator architecture (`generator.json`): its kind, its keys, and that every
+    size is an integer in a range a generator can be built with.
+
+    Raises:
+        KerasrError: one line naming `source` and the first bad key or value.
+    """
+    if not isinstance(kwargs, dict):
+        raise KerasrError(f"{source} must hold a JSON object (the generator's architecture)")
+    kind = kwargs.get("kind", "dcgan")
+    if kind not in _ARCHITECTURE_KEYS:
+        raise KerasrError(
+            f"{source}: kind must be one of {sorted(_ARCHITECTURE_KEYS)}. Received: {kind!r:.40}"
+        )
+    allowed = _ARCHITECTURE_KEYS[kind]
+    unknown = sorted(set(kwargs) - allowed - {"kind"})
+    if unknown:
+        raise KerasrError(
+            f"{source}: unknown key {unknown[0]!r:.40} for a {kind} generator "
+            f"(keys: {', '.join(sorted(allowed))})"
+        )
+    for key, (low, high) in _INTEGER_RANGES.items():
+        value = kwargs.get(key)
+        if key in kwargs and not (type(value) is int and low <= value <= high):
+            raise KerasrError(
+                f"{source}: {key} must be an integer from {low} to {high}. Received: {value!r:.40}"
+            )
+    size = kwargs.get("image_size", 64)
+    if size & (size - 1):
+        raise KerasrError(f"{source}: image_size must be a power of two. Received: {size}")
+    upsample = kwargs.get("upsample", "transposed")
+    if upsample not in ("transposed", "resize"):
+        raise KerasrError(
+            f"{source}: upsample must be 'transposed' or 'resize'. Received: {upsample!r:.40}"
+        )
+    return {"kind": kind, **{k: v for k, v in kwargs.items() if k != "kind"}}

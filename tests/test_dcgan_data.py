@@ -109,17 +109,33 @@ def test_unreadable_sprites_are_skipped_with_a_warning_naming_them(tmp_path, png
 def test_dataset_batches_scaled_images_and_flips_deterministically():
     images = np.zeros((8, 4, 4, 3), np.uint8)
     images[:, :, :2] = 255  # left half white: a flip moves it to the right
-    batches = list(sprite_dataset(images, batch_size=4, flip=True, seed=1).as_numpy_iterator())
-    assert len(batches) == 2
+
+    def first(dataset, batches=2):
+        return list(dataset.take(batches).as_numpy_iterator())
+
+    batches = first(sprite_dataset(images, batch_size=4, flip=True, seed=1))
     assert all(b.shape == (4, 4, 4, 3) and b.dtype == np.float32 for b in batches)
     stacked = np.concatenate(batches)
     assert stacked.min() == -1.0 and stacked.max() == 1.0
     flipped = stacked[:, 0, 0, 0] < 0  # left column dark: the image was mirrored
     assert 0 < flipped.sum() < 8
-    again = np.concatenate(list(sprite_dataset(images, 4, seed=1).as_numpy_iterator()))
+    again = np.concatenate(first(sprite_dataset(images, 4, seed=1)))
     np.testing.assert_array_equal(again, stacked)
-    unflipped = np.concatenate(list(sprite_dataset(images, 4, flip=False).as_numpy_iterator()))
+    unflipped = np.concatenate(first(sprite_dataset(images, 4, flip=False)))
     assert (unflipped[:, 0, 0, 0] == 1.0).all()
+
+
+def test_dataset_is_endless_and_each_pass_is_a_new_shuffle_of_every_image():
+    images = (np.arange(8, dtype=np.uint8) * 30)[:, None, None, None] * np.ones(
+        (1, 2, 2, 3), np.uint8
+    )
+    passes = list(sprite_dataset(images, 4, flip=False, seed=3).take(6).as_numpy_iterator())
+    firsts = [np.sort(np.concatenate(passes[i : i + 2])[:, 0, 0, 0]) for i in (0, 2, 4)]
+    expected = np.sort(images[:, 0, 0, 0].astype(np.float32) / 127.5 - 1.0)
+    for values in firsts:  # every pass holds each image once
+        np.testing.assert_allclose(values, expected, atol=1e-6)
+    orders = [np.concatenate(passes[i : i + 2])[:, 0, 0, 0].tolist() for i in (0, 2, 4)]
+    assert len({tuple(o) for o in orders}) > 1
 
 
 def test_batch_larger_than_data_is_a_clear_error():

@@ -12,22 +12,39 @@ DiffAugmentPolicy = Literal["color", "translation", "cutout"]
 
 @dataclasses.dataclass(frozen=True)
 class DCGANModelConfig:
-    """The DCGAN networks (see `kerasr.models.dcgan`).
+    """The GAN's networks: the DCGAN pair (`kerasr.models.dcgan`), or a FastGAN generator
+    (`kerasr.models.fastgan`) with a projected discriminator (`kerasr.models.projected`).
 
     Args:
-        image_size: generated image side: a power of two from 8 to 256 (64 or 128 for sprites).
+        generator: `"dcgan"` (transposed or resize convolutions with batch norm) or
+            `"fastgan"` (GLU upsampling blocks with skip-layer excitation).
+        discriminator: `"dcgan"` (strided convolutions from the pixels up) or `"projected"`
+            (small heads on frozen ImageNet EfficientNet-Lite0 features; needs the
+            `quality` extra).
+        image_size: generated image side: a power of two from 8 to 256 (64 or 128 for
+            sprites; 16 to 256 for the FastGAN generator).
         latent_dim: length of the generator's latent vector.
-        g_filters: generator channels at the widest resolution (doubling towards 4x4).
-        d_filters: discriminator channels of its first convolution (doubling towards 4x4).
-        max_filters: channel cap of both networks.
-        spectral_norm: spectral normalisation on every discriminator weight layer.
-        d_batch_norm: batch norm in the discriminator (DCGAN paper), after each convolution
-            but the first.
-        upsample: how the generator doubles its resolution: `"transposed"` (4x4 stride-2
+        g_filters: generator width: DCGAN channels at the widest resolution (doubling
+            towards 4x4), or FastGAN's channel unit `ngf` (16x at 4x4, 2x at 64 px).
+        d_filters: discriminator width: the DCGAN's first convolution (doubling towards 4x4),
+            or the channels of the projected discriminator's heads.
+        max_filters: channel cap of the DCGAN networks.
+        spectral_norm: spectral normalisation on every DCGAN discriminator weight layer (the
+            projected discriminator's heads always have it).
+        d_batch_norm: batch norm in the DCGAN discriminator (DCGAN paper), after each
+            convolution but the first.
+        upsample: how the DCGAN generator doubles its resolution: `"transposed"` (4x4 stride-2
             transposed convolutions, DCGAN) or `"resize"` (nearest upsampling and a 3x3
             convolution, free of checkerboard patterns).
+        feature_size: the projected discriminator resizes images to this side before
+            EfficientNet-Lite0 (a multiple of 32; ImageNet features of a 64 px image are poor).
+        feature_scales: Lite0 scales with a head, 1 to 4 (strides 4, 8, 16, 32).
+        projection_channels: channels of the shallowest fixed random projection (doubling
+            with depth).
     """
 
+    generator: Literal["dcgan", "fastgan"] = "dcgan"
+    discriminator: Literal["dcgan", "projected"] = "dcgan"
     image_size: int = 64
     latent_dim: int = 128
     g_filters: int = 64
@@ -36,12 +53,31 @@ class DCGANModelConfig:
     spectral_norm: bool = True
     d_batch_norm: bool = False
     upsample: Literal["transposed", "resize"] = "transposed"
+    feature_size: int = 128
+    feature_scales: int = 4
+    projection_channels: int = 64
 
     def __post_init__(self):
         size = self.image_size
         check(
             8 <= size <= 256 and size & (size - 1) == 0,
             f"image_size must be a power of two from 8 to 256. Received: {size}",
+        )
+        check(
+            self.generator != "fastgan" or size >= 16,
+            f"the fastgan generator needs image_size >= 16. Received: {size}",
+        )
+        check(
+            32 <= self.feature_size <= 512 and self.feature_size % 32 == 0,
+            f"feature_size must be a multiple of 32 from 32 to 512. Received: {self.feature_size}",
+        )
+        check(
+            1 <= self.feature_scales <= 4,
+            f"feature_scales must be 1 to 4. Received: {self.feature_scales}",
+        )
+        check(
+            self.projection_channels >= 1,
+            f"projection_channels must be >= 1. Received: {self.projection_channels}",
         )
         check(self.latent_dim >= 1, f"latent_dim must be >= 1. Received: {self.latent_dim}")
         for key in ("g_filters", "d_filters"):
@@ -92,7 +128,9 @@ class DCGANTrainConfig:
     """The DCGAN training recipe (see `kerasr.training.dcgan`).
 
     Args:
-        epochs: passes over the data.
+        epochs: epochs to train.
+        steps_per_epoch: training steps between the epoch-end outputs (grid, signals,
+            generator file, checkpoint); 0 is one pass over the images.
         max_minutes: stop after the first epoch that ends past this wall time (0: no limit).
         batch_size: images per step.
         g_learning_rate: Adam learning rate of the generator.
@@ -122,6 +160,7 @@ class DCGANTrainConfig:
     """
 
     epochs: int = 200
+    steps_per_epoch: int = 0
     max_minutes: float = 0.0
     batch_size: int = 64
     g_learning_rate: float = 2e-4
@@ -142,6 +181,10 @@ class DCGANTrainConfig:
 
     def __post_init__(self):
         check(self.epochs >= 1, f"epochs must be >= 1. Received: {self.epochs}")
+        check(
+            self.steps_per_epoch >= 0,
+            f"steps_per_epoch must be >= 0. Received: {self.steps_per_epoch}",
+        )
         check(self.max_minutes >= 0, f"max_minutes must be >= 0. Received: {self.max_minutes}")
         check(self.batch_size >= 1, f"batch_size must be >= 1. Received: {self.batch_size}")
         for key in ("g_learning_rate", "d_learning_rate"):

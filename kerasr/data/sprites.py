@@ -164,7 +164,7 @@ def load_sprites(
 def sprite_dataset(
     images: np.ndarray, batch_size: int, flip: bool = True, seed: int = 0, cache: bool = True
 ):
-    """An endless-per-epoch `tf.data` pipeline over a uint8 sprite array.
+    """An endless `tf.data` pipeline over a uint8 sprite array.
 
     Each epoch is a new shuffle; images are scaled to [-1, 1] (the generator's tanh range) and,
     with `flip`, mirrored left-right at random. Randomness comes from explicit seeds (the
@@ -203,5 +203,7 @@ def sprite_dataset(
             ),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
-    ds = ds.batch(batch_size, drop_remainder=True)
+    # Batches within one shuffle, then endless: an epoch of `fit` may be more steps than one
+    # pass over the images.
+    ds = ds.batch(batch_size, drop_remainder=True).repeat()
     return ds.prefetch(tf.data.AUTOTUNE)

@@ -31,6 +31,9 @@ LITE0_STAGES = (
     (4, 5, 2, 6, 192),
     (1, 3, 1, 6, 320),
 )
+# The last block of each stride (4, 8, 16, 32): the stages that end there give 24, 40, 112
+# and 320 channels.
+LITE0_FEATURE_BLOCKS = (2, 4, 10, 15)
 STEM_CHANNELS = 32
 HEAD_CHANNELS = 1280
 IMAGE_SIZE = 224
@@ -175,6 +178,20 @@ class EfficientNetLite0(keras.Model):
         if self.fc is not None:
             self.fc.build((shape[0], HEAD_CHANNELS))
         self.built = True
+
+    def block_features(self, inputs, ends, training=False):
+        """The feature maps after the blocks numbered in `ends` (ascending), from the stem on.
+
+        With `LITE0_FEATURE_BLOCKS` these are the outputs at strides 4, 8, 16 and 32, which a
+        projected discriminator reads.
+        """
+        x = keras.ops.relu6(self.bn0(self.conv_stem(inputs), training=training))
+        maps = []
+        for i, block in enumerate(self.blocks[: ends[-1] + 1]):
+            x = block(x, training=training)
+            if i in ends:
+                maps.append(x)
+        return maps
 
     def pooled_features(self, inputs, training=False):
         """The 1280 globally averaged head activations, before the classifier."""

@@ -15,8 +15,10 @@ from keras import ops
 
 from kerasr.config import DCGANConfig
 from kerasr.errors import KerasrError
+from kerasr.generation import build_generator
 from kerasr.layers import DiffAugment
-from kerasr.models.dcgan import build_discriminator, build_generator
+from kerasr.models.dcgan import build_discriminator
+from kerasr.models.projected import ProjectedDiscriminator
 from kerasr.training.gan import GANHarness
 from kerasr.training.sr import update_ema
 
@@ -165,16 +167,28 @@ def build_dcgan(config: DCGANConfig) -> DCGAN:
     """Builds and compiles the harness, networks and optimizers described by `config`."""
     model, train = config.model, config.train
     keras.utils.set_random_seed(train.seed)
-    generator = build_generator(
-        model.image_size, model.latent_dim, model.g_filters, model.max_filters, model.upsample
-    )
-    discriminator = build_discriminator(
-        model.image_size,
-        model.d_filters,
-        model.max_filters,
-        spectral_norm=model.spectral_norm,
-        batch_norm=model.d_batch_norm,
-    )
+    generator = build_generator(**generator_architecture(model))
+    if model.discriminator == "projected":
+        from kerasr.weights.efficientnet import load_efficientnet_lite0
+
+        discriminator = ProjectedDiscriminator(
+            load_efficientnet_lite0(),
+            image_size=model.image_size,
+            feature_size=model.feature_size,
+            scales=model.feature_scales,
+            projection_channels=model.projection_channels,
+            filters=model.d_filters,
+            seed=train.seed + 3,
+        )
+        discriminator.build((None, model.image_size, model.image_size, 3))
+    else:
+        discriminator = build_discriminator(
+            model.image_size,
+            model.d_filters,
+            model.max_filters,
+            spectral_norm=model.spectral_norm,
+            batch_norm=model.d_batch_norm,
+        )
     if train.init:
         _load_init(generator, train.init)
     augment = DiffAugment(train.diffaugment, seed=train.seed + 1) if train.diffaugment else None
@@ -194,6 +208,26 @@ def build_dcgan(config: DCGANConfig) -> DCGAN:
         jit_compile=train.jit_compile,
     )
     return gan
+
+
+def generator_architecture(model) -> dict:
+    """The generator's kind and builder arguments described by a `[model]` config (what
+    `generator.json` records beside a run's generator files)."""
+    if model.generator == "fastgan":
+        return {
+            "kind": "fastgan",
+            "image_size": model.image_size,
+            "latent_dim": model.latent_dim,
+            "filters": model.g_filters,
+        }
+    return {
+        "kind": "dcgan",
+        "image_size": model.image_size,
+        "latent_dim": model.latent_dim,
+        "filters": model.g_filters,
+        "max_filters": model.max_filters,
+        "upsample": model.upsample,
+    }
 
 
 def _load_init(generator, spec: str) -> None:

@@ -49,7 +49,7 @@ from kerasr.training.checkpoints import (
     mark_run,
     restore_latest,
 )
-from kerasr.training.dcgan import build_dcgan
+from kerasr.training.dcgan import build_dcgan, generator_architecture
 from kerasr.training.reporting import write_dcgan_figures
 
 KIND = "dcgan"
@@ -158,19 +158,12 @@ def train_dcgan(
     dataset = sprite_dataset(
         images, train.batch_size, flip=data.flip, seed=train.seed, cache=data.cache
     )
-    steps_per_epoch = len(images) // train.batch_size
+    steps_per_epoch = train.steps_per_epoch or len(images) // train.batch_size
 
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text(run_dir / "config.toml", to_toml(config))
     mark_run(run_dir, KIND)
-    write_architecture(
-        run_dir / "generators",
-        image_size=model_cfg.image_size,
-        latent_dim=model_cfg.latent_dim,
-        filters=model_cfg.g_filters,
-        max_filters=model_cfg.max_filters,
-        upsample=model_cfg.upsample,
-    )
+    write_architecture(run_dir / "generators", **generator_architecture(model_cfg))
 
     gan = build_dcgan(config)
     gan.steps_per_epoch = steps_per_epoch
