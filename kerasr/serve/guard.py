@@ -202,7 +202,9 @@ class Guard:
         self.app = app
         self.hosts = HostPolicy(settings.host, settings.allowed_hosts)
         self.cors_origins = frozenset(settings.cors_origins)
-        self.slots = slots or RequestSlots(settings.max_requests, settings.max_client_requests)
+        if slots is None:
+            slots = RequestSlots(settings.max_requests, settings.max_client_requests)
+        self.slots = slots
         self.body_timeout = settings.body_timeout
         self.max_json_bytes = settings.max_json_bytes
         self.streamed_paths = frozenset(streamed_paths)
