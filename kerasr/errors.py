@@ -14,3 +14,13 @@ def first_line(error: BaseException) -> str:
     another library's error inside a one-line `KerasrError`."""
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__
+
+
+ECHO_LIMIT = 80
+
+
+def shorten(text: str, limit: int = ECHO_LIMIT) -> str:
+    """`text` cut to `limit` characters and "..." when longer: what an error message may quote
+    of a name the user gave, so that a 10,000-character name does not fill the screen or a
+    log."""
+    return text if len(text) <= limit else text[:limit] + "..."

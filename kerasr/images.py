@@ -35,8 +35,35 @@ MAX_FILE_BYTES = 2**30
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 DATASET_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 SPRITE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
-_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP"}
-WRITE_SUFFIXES = tuple(_FORMATS)
+WRITE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+# Pillow's name of each format.
+_PILLOW_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".gif": "GIF",
+}
+
+
+def _pillow_formats(suffixes: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(_PILLOW_FORMATS[suffix] for suffix in suffixes))
+
+
+# What Pillow may decode, per use: every `Image.open` in kerasr passes one of these, so a
+# file, whatever its name, only reaches the plugins of the formats kerasr documents. Left to
+# itself Pillow tries all of them, and its EPS/PS plugin hands the file to Ghostscript.
+# - READ_FORMATS: `read_image` / `decode_image` (`upscale`, `evaluate`, web uploads); a GIF
+#   given by name is read too (its first frame);
+# - DATASET_FORMATS: the header scan of SR training folders;
+# - SPRITE_FORMATS: DCGAN sprite folders.
+READ_FORMATS = _pillow_formats((*IMAGE_SUFFIXES, ".gif"))
+DATASET_FORMATS = _pillow_formats(DATASET_SUFFIXES)
+SPRITE_FORMATS = _pillow_formats(SPRITE_SUFFIXES)
+NOT_AN_IMAGE = f"not an image in a format kerasr reads ({', '.join(READ_FORMATS)})"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -100,7 +127,7 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
                 raise KerasrError(_too_large(name, width, height))
             return _decode_png16(data, name)
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with Image.open(io.BytesIO(data), formats=READ_FORMATS) as im:
             if getattr(im, "is_animated", False):
                 warnings.warn(
                     f"{name}: animated image with {im.n_frames} frames; only the first is used",
@@ -113,7 +140,7 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
     except Image.DecompressionBombError:
         raise KerasrError(_too_large(name, *_header_size(data))) from None
     except UnidentifiedImageError:
-        raise KerasrError(f"{name}: not an image (or an unsupported format)") from None
+        raise KerasrError(f"{name}: {NOT_AN_IMAGE}") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise KerasrError(f"{name}: corrupt or truncated image ({e})") from None
     if pixels.size == 0:
@@ -205,11 +232,11 @@ def write_image(
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in _FORMATS:
+    if suffix not in WRITE_SUFFIXES:
         raise KerasrError(f"{path}: cannot write '{suffix}' files; use png, jpg, webp or bmp")
     if pixels.dtype == np.uint16 and suffix != ".png":
         raise KerasrError(f"{path}: 16-bit images can only be written as PNG")
-    payload = _encode(pixels, _FORMATS[suffix], quality, metadata=metadata)
+    payload = _encode(pixels, _PILLOW_FORMATS[suffix], quality, metadata=metadata)
     write_bytes(path, payload, make_parents=make_parents)
 
 

@@ -107,7 +107,7 @@ def image_grid(images: np.ndarray, columns: int | None = None, pad: int = 2) -> 
 
 def save_gif(
     path: str | os.PathLike,
-    frames: Sequence[np.ndarray | str | os.PathLike],
+    frames: Sequence[np.ndarray],
     seconds_per_frame: float = 0.2,
     hold_last: float = 3.0,
 ) -> Path | None:
@@ -115,7 +115,8 @@ def save_gif(
 
     Args:
         path: the `.gif` to write.
-        frames: uint8 `[h, w, 3]` arrays or image files (e.g. per-epoch sample grids).
+        frames: uint8 `[h, w, 3]` arrays (e.g. per-epoch sample grids, read with
+            `kerasr.images.read_image`).
         seconds_per_frame: how long each frame shows.
         hold_last: the last frame shows this many times longer, so the result is easy to see.
 
@@ -124,13 +125,9 @@ def save_gif(
     """
     from PIL import Image
 
-    images = [
-        Image.fromarray(np.asarray(f)) if isinstance(f, np.ndarray) else Image.open(f)
-        for f in frames
-    ]
+    images = [Image.fromarray(np.asarray(f)).convert("RGB") for f in frames]
     if not images:
         return None
-    images = [im.convert("RGB") for im in images]
     durations = [round(seconds_per_frame * 1000)] * len(images)
     durations[-1] = round(durations[-1] * hold_last)
     buffer = io.BytesIO()

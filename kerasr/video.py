@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from kerasr.errors import KerasrError
+from kerasr.images import READ_FORMATS
 from kerasr.video_colour import output_colour, to_rgb
 from kerasr.video_segments import (
     EncodePlan,
@@ -80,7 +81,7 @@ def is_video(path: str | Path) -> bool:
         from PIL import Image
 
         try:
-            with Image.open(path) as image:
+            with Image.open(path, formats=READ_FORMATS) as image:
                 return getattr(image, "n_frames", 1) > 1
         except (OSError, ValueError):
             return False  # the image reader says what is wrong with it

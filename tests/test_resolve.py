@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
 from kerasr.cli import app
@@ -109,3 +110,15 @@ def test_a_truncated_keras_file_is_corrupt_not_missing(tmp_path, tiny_model_file
         assert result.exit_code == 2
         assert "cut.keras: corrupt or truncated .keras file" in result.output
         assert "not found" not in result.output
+
+
+def test_the_cli_shortens_an_unknown_model_name_to_one_short_line(tmp_path):
+    # Too long to be a file name (the OS says so): still an unknown name, in a short line.
+    image = tmp_path / "a.png"
+    Image.new("RGB", (8, 8)).save(image)
+    result = runner.invoke(app, ["upscale", str(image), "-m", "m" * 10_000])
+    assert result.exit_code == 2
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in result.output
+    assert errors[0].startswith(f"error: unknown model '{'m' * 80}...': use a file or one of ")
+    assert len(errors[0]) < 400

@@ -74,6 +74,7 @@ def test_healthz(client):
         "upscalers": 2,
         "workers": 1,
         "busy": 0,
+        "requests": 0,
     }
 
 

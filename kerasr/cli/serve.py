@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 import typer
 
 from kerasr.cli.errors import fail, user_errors
+from kerasr.errors import KerasrError
+from kerasr.runtime import quiet_tensorflow
 
 
-@user_errors
+# TensorFlow is imported only once the options are checked: a mistyped option fails at once.
+@user_errors(tensorflow=False)
 def serve_command(
     host: Annotated[
         str, typer.Option(help="Interface to listen on; 0.0.0.0 makes the app public.")
@@ -62,14 +66,43 @@ def serve_command(
         int,
         typer.Option(min=1, help="Largest image accepted for upscaling, in pixels (413 above)."),
     ] = 256 * 256,
+    max_requests: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Requests with a body (uploads, generate calls) handled at once, waiting "
+            "ones included; more get 503. Pages and /healthz are not counted.",
+        ),
+    ] = 128,
+    max_client_requests: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Of those, how many one client address may hold at once; more get 429. "
+            "Behind a reverse proxy, set it to --max-requests.",
+        ),
+    ] = 32,
+    body_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.001,
+            help="Seconds a request body may take to arrive in full; slower ones get 408 "
+            "and their connection is closed.",
+        ),
+    ] = 60.0,
 ) -> None:
     """Run the web app: draw new Pokemon and upscale images in the browser."""
     try:
         from kerasr.serve import ServeSettings, load_served_models, serve
+        from kerasr.serve.settings import check_port
     except ImportError as e:
         message = f"the web app needs the serve extra ({e}): pip install 'kerasr[serve]'"
         raise fail(message) from None
 
+    # Every option is checked before the models load, which takes a while.
+    check_port(port)
+    if not math.isfinite(max_upload_mb):
+        raise KerasrError(f"--max-upload-mb must be a number of MB. Received: {max_upload_mb}")
     settings = ServeSettings(
         max_upload_bytes=int(max_upload_mb * 1024 * 1024),
         max_pixels=max_pixels,
@@ -80,8 +113,12 @@ def serve_command(
         host=host,
         allowed_hosts=tuple(allowed_hosts or ()),
         cors_origins=tuple(cors_origins or ()),
+        max_requests=max_requests,
+        max_client_requests=max_client_requests,
+        body_timeout=body_timeout,
     )
     names = [name.strip() for value in models or () for name in value.split(",") if name.strip()]
+    quiet_tensorflow()
     generators, upscalers = load_served_models(names, report=lambda s: typer.echo(s, err=True))
     if host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(

@@ -15,7 +15,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from kerasr.errors import KerasrError
-from kerasr.images import DATASET_SUFFIXES
+from kerasr.images import DATASET_FORMATS, DATASET_SUFFIXES
 
 TFDS_PREFIX = "tfds:"
 
@@ -68,7 +68,7 @@ def scan_folder(folder: str | Path) -> FolderScan:
     records, skipped = [], []
     for path in _list_images(root):
         try:
-            with Image.open(path) as im:
+            with Image.open(path, formats=DATASET_FORMATS) as im:
                 width, height = im.size
                 # verify() walks the file (PNG chunks and CRCs, headers of the others) without
                 # decoding it: truncated or garbled files are caught here, cheaply.

@@ -15,7 +15,7 @@ import numpy as np
 
 from kerasr.data.sources import DataWarning
 from kerasr.errors import KerasrError
-from kerasr.images import SPRITE_SUFFIXES
+from kerasr.images import SPRITE_FORMATS, SPRITE_SUFFIXES
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -51,7 +51,7 @@ def composite(path: str | Path, background: Sequence[int] = (255, 255, 255)) -> 
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
+        with Image.open(path, formats=SPRITE_FORMATS) as image:
             rgba = image.convert("RGBA")
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
         raise KerasrError(f"cannot read image {path}: {' '.join(str(e).split())}") from None

@@ -9,7 +9,8 @@ Errors are JSON `{"detail": "<one line>"}` with the status that says what went w
 400 for input that is not an image, 404 for an unknown model, 413 for an upload or an image
 over the configured limits, 422 for a malformed request, 503 when the queue is full. The
 `Guard` middleware (guard.py) answers first: 400 for a foreign Host, 403 for a cross-site
-post, 413 for a JSON body over its limit, 503 when too many requests are in flight; it also
+post, 408 for a body that arrives too slowly, 413 for a JSON body over its limit, 429 when
+one address has too many requests in flight and 503 when all addresses together do; it also
 adds the security headers to every answer.
 """
 
@@ -28,12 +29,12 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from kerasr.errors import KerasrError
+from kerasr.errors import KerasrError, shorten
 from kerasr.generation import MAX_SEED, choose_seeds, draw
 from kerasr.image_metadata import read_metadata
 from kerasr.images import decode_image, encode_png
 from kerasr.serve.apidocs import add_api_docs
-from kerasr.serve.guard import RETRY_AFTER_SECONDS, Guard
+from kerasr.serve.guard import RETRY_AFTER_SECONDS, Guard, RequestSlots
 from kerasr.serve.pool import ClientGone, InferencePool, ServerBusy
 from kerasr.serve.schemas import (
     GeneratedImage,
@@ -88,16 +89,17 @@ def create_app(
     default_upscaler = settings.default_upscaler or (upscalers[0].name if upscalers else None)
     if default_upscaler is not None and default_upscaler not in upscaler_map:
         raise KerasrError(
-            f"the default upscaler {default_upscaler!r} is not among the loaded ones: "
+            f"the default upscaler {shorten(default_upscaler)!r} is not among the loaded ones: "
             f"{', '.join(upscaler_map) or 'none'}"
         )
     default_generator = settings.default_generator or (generators[0].name if generators else None)
     if default_generator is not None and default_generator not in generator_map:
         raise KerasrError(
-            f"the default generator {default_generator!r} is not among the loaded ones: "
+            f"the default generator {shorten(default_generator)!r} is not among the loaded ones: "
             f"{', '.join(generator_map) or 'none'}"
         )
     pool = InferencePool(settings.workers, settings.max_queue)
+    slots = RequestSlots(settings.max_requests, settings.max_client_requests)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -121,7 +123,7 @@ def create_app(
             expose_headers=["content-disposition", "x-kerasr-model", "x-kerasr-scale"],
         )
     # Added last, so it runs first: refusals never reach CORS or the routes.
-    app.add_middleware(Guard, settings=settings, streamed_paths=["/api/upscale"])
+    app.add_middleware(Guard, settings=settings, slots=slots, streamed_paths=["/api/upscale"])
     app.state.pool = pool
     app.state.settings = settings
 
@@ -130,7 +132,7 @@ def create_app(
         # FastAPI's default is a list of nested objects; a person reading it wants one line.
         messages = []
         for item in error.errors():
-            where = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
+            where = shorten(".".join(str(part) for part in item.get("loc", ()) if part != "body"))
             message = item.get("msg")
             if item.get("type") == "extra_forbidden":
                 # A typo such as `seeds` must not be ignored silently: name the real fields.
@@ -171,14 +173,18 @@ def create_app(
             name = default_generator
         if name not in generator_map:
             raise HTTPException(
-                404, f"unknown generator {name!r}; available: {', '.join(generator_map) or 'none'}"
+                404,
+                f"unknown generator {shorten(name)!r}; available: "
+                f"{', '.join(generator_map) or 'none'}",
             )
         return generator_map[name]
 
     def upscaler_for(name: str) -> ServedUpscaler:
         if name not in upscaler_map:
             raise HTTPException(
-                404, f"unknown upscaler {name!r}; available: {', '.join(upscaler_map) or 'none'}"
+                404,
+                f"unknown upscaler {shorten(name)!r}; available: "
+                f"{', '.join(upscaler_map) or 'none'}",
             )
         return upscaler_map[name]
 
@@ -197,6 +203,7 @@ def create_app(
             upscalers=len(upscaler_map),
             workers=pool.workers,
             busy=pool.admitted,
+            requests=slots.total,
         )
 
     @app.get("/api/models", response_model=ModelsOut, summary="The models and the limits")

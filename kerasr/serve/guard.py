@@ -11,10 +11,16 @@ client's disconnect from the routes, see `InferencePool.run`). In order, it refu
    burn its CPU with a cross-site form post; a JSON `fetch` would be stopped by the
    browser's CORS preflight, a form is not. Programs such as curl send neither header and
    pass. `cors_origins` lets named sites in.
-3. a request beyond `max_requests` handled at once (503 with `Retry-After`), before its
-   body is read.
-4. a JSON body over `max_json_bytes` (413); uploads to `/api/upscale` are bounded by that
+3. a request with a body (POST) beyond `max_client_requests` handled at once for its
+   client's address (429), or beyond `max_requests` in all (503), both with `Retry-After`
+   and before the body is read. Pages, health and the model list (GET) carry no body and
+   are never counted, so a crowd of uploads cannot lock them out.
+4. a body that has not fully arrived `body_timeout` seconds after the request began (408):
+   a client that sends a few bytes and then waits would otherwise hold its slot for ever.
+5. a JSON body over `max_json_bytes` (413); uploads to `/api/upscale` are bounded by that
    route, which counts them while it reads.
+
+A refused request's connection is closed: its unread body is not drained.
 
 Every answer, refusals included, carries `SECURITY_HEADERS`: no MIME sniffing, no framing
 (click-jacking), no referrer, and a Content-Security-Policy that fits the page (its script
@@ -23,13 +29,16 @@ and style are files of this server; its images are `data:` and `blob:` URLs).
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
 
+from kerasr.errors import shorten
 from kerasr.serve.settings import ServeSettings
 from kerasr.serve.uploads import human_bytes
 
@@ -120,31 +129,85 @@ def cross_site_reason(headers: Headers, cors_origins: frozenset[str]) -> str | N
         own = headers.get("host", "").strip().lower()
         if parts.scheme in ("http", "https") and parts.netloc.lower() == own:
             return None
-        return f"a page of {origin} may not call this API"
+        return f"a page of {shorten(origin)} may not call this API"
     site = headers.get("sec-fetch-site")
     if site is not None and site.lower() not in SAME_ORIGIN_FETCHES:
-        return f"a {site} page may not call this API"
+        return f"a {shorten(site)} page may not call this API"
     return None
 
 
+class RequestSlots:
+    """The requests with a body being handled, in all and per client address.
+
+    Only the event loop's thread touches the counts, so they need no lock.
+    """
+
+    def __init__(self, max_requests: int, max_client_requests: int):
+        self.max_requests = max_requests
+        self.max_client_requests = max_client_requests
+        self.total = 0
+        self._by_client: dict[str, int] = {}
+
+    def take(self, client: str) -> tuple[int, str] | None:
+        """Takes a slot for `client`, or returns the (status, message) that refuses it."""
+        held = self._by_client.get(client, 0)
+        if held >= self.max_client_requests:
+            return 429, (
+                f"too many requests from your address at once (at most "
+                f"{self.max_client_requests}); wait for an answer before sending more"
+            )
+        if self.total >= self.max_requests:
+            return 503, "the server is busy; try again in a few seconds"
+        self._by_client[client] = held + 1
+        self.total += 1
+        return None
+
+    def release(self, client: str) -> None:
+        self.total -= 1
+        held = self._by_client.pop(client) - 1
+        if held:
+            self._by_client[client] = held
+
+
+class BodyTimeout(HTTPException):
+    """The request body had not fully arrived by its deadline (408, connection closed)."""
+
+    def __init__(self, seconds: float):
+        super().__init__(
+            408,
+            f"the request body did not arrive within this server's limit of {seconds:g} s",
+            headers={"connection": "close"},
+        )
+
+
 class Guard:
-    """ASGI middleware: Host, Origin, load and body-size checks, and security headers.
+    """ASGI middleware: Host, Origin, load, body-time and body-size checks, security headers.
 
     Args:
         app: the ASGI app to protect.
-        settings: `host`, `allowed_hosts`, `cors_origins`, `max_requests` and
-            `max_json_bytes` are used.
+        settings: `host`, `allowed_hosts`, `cors_origins`, `max_requests`,
+            `max_client_requests`, `body_timeout` and `max_json_bytes` are used.
+        slots: the request counts, shared with whoever reports them (`/healthz`); new ones
+            from `settings` when None.
         streamed_paths: paths whose routes read and bound their bodies themselves.
     """
 
-    def __init__(self, app, settings: ServeSettings, streamed_paths: Iterable[str] = ()):
+    def __init__(
+        self,
+        app,
+        settings: ServeSettings,
+        slots: RequestSlots | None = None,
+        streamed_paths: Iterable[str] = (),
+    ):
         self.app = app
         self.hosts = HostPolicy(settings.host, settings.allowed_hosts)
         self.cors_origins = frozenset(settings.cors_origins)
-        self.max_requests = settings.max_requests
+        if slots is None:
+            slots = RequestSlots(settings.max_requests, settings.max_client_requests)
+        self.slots = slots
+        self.body_timeout = settings.body_timeout
         self.max_json_bytes = settings.max_json_bytes
         self.streamed_paths = frozenset(streamed_paths)
-        self.in_flight = 0
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -154,7 +217,7 @@ class Guard:
         headers = Headers(scope=scope)
         host = headers.get("host")
         if host is not None and not self.hosts.allows(host):
-            name = host_name(host) or host
+            name = shorten(host_name(host) or host)
             await _refuse(
                 send,
                 400,
@@ -162,26 +225,33 @@ class Guard:
                 f"allow it with --allowed-host {name}",
             )
             return
-        if scope["method"] not in SAFE_METHODS:
-            reason = cross_site_reason(headers, self.cors_origins)
-            if reason is not None:
-                await _refuse(
-                    send,
-                    403,
-                    f"cross-site request refused: {reason} (the server's operator can "
-                    "allow a site with --cors-origin)",
-                )
-                return
-        if self.in_flight >= self.max_requests:
-            await _refuse(send, 503, "the server is busy; try again in a few seconds")
+        if scope["method"] in SAFE_METHODS:
+            await self.app(scope, receive, send)
             return
-        self.in_flight += 1
+        reason = cross_site_reason(headers, self.cors_origins)
+        if reason is not None:
+            await _refuse(
+                send,
+                403,
+                f"cross-site request refused: {reason} (the server's operator can "
+                "allow a site with --cors-origin)",
+            )
+            return
+        client = (scope.get("client") or ("",))[0]
+        refusal = self.slots.take(client)
+        if refusal is not None:
+            await _refuse(send, *refusal)
+            return
         try:
-            if scope["method"] not in SAFE_METHODS and scope["path"] not in self.streamed_paths:
+            receive = _with_deadline(receive, self.body_timeout)
+            if scope["path"] not in self.streamed_paths:
                 try:
                     body = await _read_body(receive, headers, self.max_json_bytes)
                 except _Gone:
                     return  # nobody is left to answer
+                except BodyTimeout as timeout:
+                    await _refuse(send, timeout.status_code, timeout.detail)
+                    return
                 if body is None:
                     limit = human_bytes(self.max_json_bytes)
                     await _refuse(
@@ -191,7 +261,7 @@ class Guard:
                 receive = _replay(body, receive)
             await self.app(scope, receive, send)
         finally:
-            self.in_flight -= 1
+            self.slots.release(client)
 
 
 class _Gone(Exception):
@@ -218,8 +288,9 @@ async def _refuse(send, status: int, detail: str) -> None:
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
     ]
-    if status == 503:
+    if status in (429, 503):
         headers.append((b"retry-after", str(RETRY_AFTER_SECONDS).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
@@ -240,6 +311,30 @@ async def _read_body(receive, headers: Headers, limit: int) -> bytes | None:
             return None
         if not message.get("more_body", False):
             return bytes(body)
+
+
+def _with_deadline(receive, seconds: float):
+    """A `receive` that raises `BodyTimeout` if the body is not complete `seconds` from now.
+
+    Once the body is complete it passes messages on as they come: a route waiting for a
+    model listens on it for the client's disconnect, for as long as the model takes.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    complete = False
+
+    async def receive_by_deadline():
+        nonlocal complete
+        if complete:
+            return await receive()
+        try:
+            message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0.0))
+        except TimeoutError:
+            raise BodyTimeout(seconds) from None
+        complete = message["type"] != "http.request" or not message.get("more_body", False)
+        return message
+
+    return receive_by_deadline
 
 
 def _replay(body: bytes, receive):

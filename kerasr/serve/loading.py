@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 from kerasr.errors import KerasrError
 from kerasr.serve.app import create_app
-from kerasr.serve.settings import ServedGenerator, ServedUpscaler, ServeSettings
+from kerasr.serve.settings import ServedGenerator, ServedUpscaler, ServeSettings, check_port
 
 # The anime model (6 blocks) is about 4x faster than x4plus (23 blocks) on a CPU, which is
 # what a page waiting on an answer wants; x4plus stays one click away.
@@ -101,9 +101,15 @@ def serve(
         port: TCP port.
 
     `settings.max_requests` bounds the requests handled at once (503 with Retry-After
-    beyond); uvicorn's own limit is not used, as its 503 would carry no Retry-After.
+    beyond); uvicorn's own limit is not used, as its 503 would carry no Retry-After, and
+    it would count the page and `/healthz` too.
+
+    Raises:
+        KerasrError: `host` or `port` is not an address to listen on.
     """
     import uvicorn
+
+    check_port(port)
 
     # The Host check must know the address really listened on.
     app = create_app(generators, upscalers, dataclasses.replace(settings, host=host))

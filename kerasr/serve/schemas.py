@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from kerasr.generation import MAX_SEED
 
@@ -36,8 +37,9 @@ class ModelsOut(BaseModel):
 
 class GenerateIn(BaseModel):
     # An unknown field is refused (422 naming it) rather than ignored: `seeds` for `seed`
-    # would otherwise silently draw random images.
-    model_config = ConfigDict(extra="forbid")
+    # would otherwise silently draw random images. Strict: a number is a JSON number, not
+    # "5" or true, and `upscale` is true, false or a name, not 1.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     model: str | None = Field(
         None, description="Name of a generator, from GET /api/models; the default if left out."
@@ -53,6 +55,14 @@ class GenerateIn(BaseModel):
         False,
         description="Also upscale the images: true for the default upscaler, or its name.",
     )
+
+    @field_validator("upscale", mode="before")
+    @classmethod
+    def _bool_or_name(cls, value):
+        # One message instead of one per member of the union.
+        if not isinstance(value, bool | str):
+            raise PydanticCustomError("upscale", "must be true, false or an upscaler's name")
+        return value
 
 
 class GeneratedImage(BaseModel):
@@ -73,4 +83,7 @@ class HealthOut(BaseModel):
     generators: int
     upscalers: int
     workers: int
-    busy: int
+    busy: int = Field(description="Model calls running or waiting for a worker.")
+    requests: int = Field(
+        description="Requests with a body being handled, uploads still arriving included."
+    )

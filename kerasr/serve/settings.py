@@ -7,12 +7,41 @@ imported and the tests can describe tiny models in a line.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+import math
 import re
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from kerasr.errors import KerasrError
+from kerasr.errors import KerasrError, shorten
+
+# A DNS name: dot-separated labels of letters, digits and inner hyphens.
+_HOST_NAME = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
+)
+
+
+def check_host(host: str) -> None:
+    """Refuses, in one line, a listening address that is neither an IP address nor a name."""
+    try:
+        ipaddress.ip_address(host)
+        return
+    except ValueError:
+        pass
+    # All digits and dots is an IPv4 address gone wrong (300.1.2.3), not a name.
+    if not _HOST_NAME.fullmatch(host) or re.fullmatch(r"[\d.]+", host):
+        raise KerasrError(
+            "`host` must be an IP address or a host name, such as 127.0.0.1, 0.0.0.0 or "
+            f"localhost. Received: host={shorten(host)!r}"
+        )
+
+
+def check_port(port: int) -> None:
+    """Refuses, in one line, a TCP port outside 1-65535."""
+    if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+        raise KerasrError(f"`port` must be between 1 and 65535. Received: port={port!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,8 +69,17 @@ class ServeSettings:
         cors_origins: other sites (e.g. `https://example.org`) whose pages may call the API
             from the browser; none by default: only the app's own page may.
         max_json_bytes: largest JSON request body (413 above).
-        max_requests: requests handled at once, waiting ones included; more get 503 and a
-            Retry-After before their body is read, so a flood cannot fill the memory.
+        max_requests: requests with a body (uploads, generate calls) handled at once,
+            waiting ones included; more get 503 and a Retry-After before their body is read,
+            so a flood cannot fill the memory. Pages, health and the model list are not
+            counted.
+        max_client_requests: the share of `max_requests` one client address may hold at
+            once; more get 429. Behind a reverse proxy every request comes from the proxy's
+            address: set it to `max_requests` there.
+        body_timeout: seconds a request body may take to arrive in full (408 and the
+            connection closed after), so that clients sending a few bytes and then nothing
+            cannot hold the slots. The default lets an 8 MB upload through at about
+            1 Mbit/s.
     """
 
     max_upload_bytes: int = 8 * 1024 * 1024
@@ -56,8 +94,11 @@ class ServeSettings:
     cors_origins: tuple[str, ...] = ()
     max_json_bytes: int = 8 * 1024
     max_requests: int = 128
+    max_client_requests: int = 32
+    body_timeout: float = 60.0
 
     def __post_init__(self):
+        check_host(self.host)
         # Lists are welcome; stored as tuples so that the settings stay hashable and frozen.
         for name in ("allowed_hosts", "cors_origins"):
             value = getattr(self, name)
@@ -68,13 +109,13 @@ class ServeSettings:
             if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
                 raise KerasrError(
                     "a CORS origin is a scheme and a host, like https://example.org "
-                    f"(no path, no trailing slash). Received: {origin!r}"
+                    f"(no path, no trailing slash). Received: {shorten(origin)!r}"
                 )
         for name in self.allowed_hosts:
             if not name or any(c in name for c in "/ \t@"):
                 raise KerasrError(
                     "an allowed host is a name like example.org or .example.org. "
-                    f"Received: {name!r}"
+                    f"Received: {shorten(name)!r}"
                 )
         names = (
             "max_upload_bytes",
@@ -83,13 +124,24 @@ class ServeSettings:
             "workers",
             "max_json_bytes",
             "max_requests",
+            "max_client_requests",
         )
         for name in names:
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise KerasrError(
                     f"`{name}` must be a positive integer. Received: {name}={value!r}"
                 )
+        timeout = self.body_timeout
+        if (
+            not isinstance(timeout, int | float)
+            or isinstance(timeout, bool)
+            or not 0 < timeout < math.inf
+        ):
+            raise KerasrError(
+                f"`body_timeout` must be a positive number of seconds. Received: "
+                f"body_timeout={timeout!r}"
+            )
         if not isinstance(self.max_queue, int) or self.max_queue < 0:
             raise KerasrError(
                 "`max_queue` must be a non-negative integer. "

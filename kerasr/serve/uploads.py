@@ -10,6 +10,8 @@ from fastapi import HTTPException, Request
 from PIL import Image, UnidentifiedImageError
 from starlette.requests import ClientDisconnect
 
+from kerasr.images import NOT_AN_IMAGE, READ_FORMATS
+
 # Room for the multipart boundaries and headers around the file itself, so that a file of
 # exactly `max_upload_bytes` is accepted.
 MULTIPART_OVERHEAD = 16 * 1024
@@ -18,14 +20,12 @@ MULTIPART_OVERHEAD = 16 * 1024
 def open_image(data: bytes, max_pixels: int) -> Image.Image:
     """Opens an upload without decoding its pixels yet, so the size can be checked first."""
     try:
-        image = Image.open(io.BytesIO(data))
+        image = Image.open(io.BytesIO(data), formats=READ_FORMATS)
     except Image.DecompressionBombError:
         # A few KB that claim hundreds of megapixels: Pillow refuses them before we can ask.
         raise too_many_pixels(None, None, max_pixels) from None
     except (UnidentifiedImageError, OSError, ValueError):
-        raise HTTPException(
-            400, "the upload is not an image this server can read (use PNG, JPEG, WebP, ...)"
-        ) from None
+        raise HTTPException(400, f"the upload is {NOT_AN_IMAGE}") from None
     return image
 
 

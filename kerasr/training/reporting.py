@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kerasr.images import to_uint8
+from kerasr.images import read_image, to_uint8
 from kerasr.io import read_csv, save_gif, write_bytes
 
 
@@ -66,7 +66,6 @@ def write_sr_figures(run_dir: str | Path, title: str) -> None:
     """`training.png` (loss curves, validation PSNR) and `progress.gif`: each frame shows
     the LR | SR | HR grid at a step next to the loss curves up to that step."""
     plt = _pyplot()
-    from PIL import Image
 
     run_dir = Path(run_dir)
     rows = read_csv(run_dir / "history.csv")
@@ -126,15 +125,14 @@ def write_sr_figures(run_dir: str | Path, title: str) -> None:
         step = int(path.stem.split("_")[1])
         fig = plt.figure(figsize=(12, 4), dpi=80)
         ax_img = fig.add_subplot(1, 3, 1)
-        ax_img.imshow(np.asarray(Image.open(path)))
+        ax_img.imshow(read_image(path))
         ax_img.set_title(f"LR | SR | HR, step {step}")
         ax_img.axis("off")
         draw(fig.add_subplot(1, 3, 2), fig.add_subplot(1, 3, 3), step)
         fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png")
+        fig.canvas.draw()
+        frames.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
         plt.close(fig)
-        frames.append(np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")))
     save_gif(run_dir / "progress.gif", frames, seconds_per_frame=0.3, hold_last=5)
 
 
@@ -146,7 +144,7 @@ def write_dcgan_figures(run_dir: str | Path) -> None:
     if len(frames) > 60:
         keep = np.unique(np.linspace(0, len(frames) - 1, 60).round().astype(int))
         frames = [frames[i] for i in keep]
-    save_gif(run_dir / "progress.gif", frames)
+    save_gif(run_dir / "progress.gif", [read_image(path) for path in frames])
     rows = read_csv(run_dir / "history.csv")
     if rows:
         plot_history(

@@ -23,7 +23,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from kerasr.errors import KerasrError, first_line
+from kerasr.errors import KerasrError, first_line, shorten
 
 UPSCALER = "upscaler"
 GENERATOR = "generator"
@@ -83,13 +83,17 @@ def resolve_model(spec: str | os.PathLike, kind: str | None = None) -> ResolvedM
         )
     path = Path(spec)
     suffix = _suffix(path)
-    if not path.exists():
+    try:
+        exists = path.exists()
+    except (OSError, ValueError):  # a name too long for a file, or with a NUL byte in it
+        exists = False
+    if not exists:
         if suffix in (".param", ".bin", ".keras", ".weights.h5", ".h5"):
-            raise KerasrError(f"model file not found: {path}")
+            raise KerasrError(f"model file not found: {shorten(str(path))}")
         names = [*REGISTRY, *generators] if kind is None else _names(kind, generators)
         what = "generator" if kind == GENERATOR else "model"
         raise KerasrError(
-            f"unknown {what} '{spec}': use a file or one of {', '.join(names)} "
+            f"unknown {what} '{shorten(spec)}': use a file or one of {', '.join(names)} "
             f"(a file: {_SUFFIXES})"
         )
     if path.is_dir():
