@@ -161,14 +161,14 @@ class SegmentWriter(threading.Thread):
                     format="yuv420p", dst_colorspace=colour.matrix, dst_color_range=colour.range
                 )
                 frame.pts, frame.time_base = time - start, stream.codec_context.time_base
-                last = _mux_in_order(writer, stream.encode(frame), last)
+                last = _mux_in_order(writer, stream.encode(frame), last, frame.pts)
                 count += 1
                 if slot.closes:
                     break
                 item = self._get()
             if item is None and slot.fixed:
                 raise _Stopped  # its frames are all needed: the damaged file stays listed
-            _mux_in_order(writer, stream.encode(None), last)
+            _mux_in_order(writer, stream.encode(None), last, time - start)
         self.manifest.set_segment(slot.segment, count, start)
         return None if item is None else self._get()
 
@@ -197,17 +197,16 @@ class _Stopped(Exception):
     pass
 
 
-def _mux_in_order(writer, packets, last: int | None) -> int | None:
+def _mux_in_order(writer, packets, last: int | None, fed: int) -> int | None:
     """Muxes a segment's packets with decoding times that make sense, and returns the last
-    one: x265 makes them up for a segment of one or two frames (its B-frame delay is not
-    known yet), which the MP4 muxer refuses (a decoding time after the display time, or not
-    after the one before). The join gives the packets new ones anyway."""
+    one. x265 makes one up for a segment of one frame (its B-frame delay is not known yet:
+    a huge negative number), which the MP4 muxer refuses. An encoder's decoding times start
+    before the segment's first frame (time 0) by at most the time span of the frames it has
+    been given (the latest of them is at `fed`), and rise, and none comes after its display
+    time; the join gives the packets new ones anyway."""
     for packet in packets:
-        if (
-            packet.dts is None
-            or packet.dts > packet.pts
-            or (last is not None and packet.dts <= last)
-        ):
+        dts = packet.dts
+        if dts is None or not -fed <= dts <= packet.pts or (last is not None and dts <= last):
             packet.dts = packet.pts if last is None else min(last + 1, packet.pts)
         last = packet.dts
         writer.mux(packet)

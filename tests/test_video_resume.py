@@ -51,7 +51,13 @@ WEBM = pytest.param(
 
 
 @pytest.mark.parametrize(
-    "name, codec", [("out.mp4", "libx264"), ("out.mkv", "libx264"), ("out.mov", "libx264"), WEBM]
+    "name, codec",
+    [
+        ("out.mp4", "libx264"),
+        ("out.mkv", "libx264"),
+        ("out.mov", "libx264"),
+        WEBM,
+    ],
 )
 def test_resumed_run_writes_what_an_uninterrupted_run_writes(tmp_path, compact, name, codec):
     clip = make_clip(tmp_path / "clip.mp4")
@@ -283,3 +289,20 @@ def test_segments_whose_encoders_reorder_differently_join_in_order(tmp_path):
     times, frames, _ = decoded(tmp_path / "joined.mp4")
     np.testing.assert_allclose(times, np.arange(6) / FPS, atol=1e-3)
     assert [round(f.mean()) for f in frames] == pytest.approx(grey, abs=2)
+
+
+def test_made_up_decoding_times_of_a_segment_are_repaired():
+    """x265 gives the packet of a one-frame segment a made-up decoding time (seen: -9.6e15,
+    which the MP4 muxer refuses); real reordering, even across a long pause, is kept."""
+    from types import SimpleNamespace
+
+    from kerasr.video_segments import _mux_in_order
+
+    muxed = []
+    writer = SimpleNamespace(mux=lambda packet: muxed.append((packet.pts, packet.dts)))
+    made_up = [SimpleNamespace(pts=0, dts=-9570295239278626)]
+    assert _mux_in_order(writer, made_up, None, fed=0) == 0 and muxed == [(0, 0)]
+    muxed.clear()
+    reordered = [(0, -2100), (100, -2000), (2100, 0)]  # x264: frames at 0, 0.1 and 2.1 s
+    packets = [SimpleNamespace(pts=pts, dts=dts) for pts, dts in reordered]
+    assert _mux_in_order(writer, packets, None, fed=2100) == 0 and muxed == reordered
