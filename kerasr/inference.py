@@ -234,7 +234,7 @@ class Upscaler:
             raise KerasrError("image has zero size")
         if outscale is not None and not (outscale > 0 and math.isfinite(outscale)):
             raise KerasrError(f"outscale must be a positive number. Received: {outscale}")
-        self._check_output_size(h, w, outscale)
+        self.check_output_size(h, w, outscale)
         if outscale in self.outscale_variants:
             return self._variant(outscale).upscale(pixels, progress=progress)
         peak = float(np.iinfo(pixels.dtype).max)
@@ -294,7 +294,7 @@ class Upscaler:
         h, w = first.shape[:2]
         if outscale is not None and not (outscale > 0 and math.isfinite(outscale)):
             raise KerasrError(f"outscale must be a positive number. Received: {outscale}")
-        self._check_output_size(h, w, outscale)
+        self.check_output_size(h, w, outscale)
         results = []
         for start in range(0, len(frames), self.batch_size):
             batch = np.stack(frames[start : start + self.batch_size]).astype(np.float32) / 255
@@ -318,9 +318,14 @@ class Upscaler:
             )
         return self._variants[outscale]
 
-    def _check_output_size(self, h: int, w: int, outscale: float | None) -> None:
-        # Refused up front, in one line, rather than by the kernel's out-of-memory killer
-        # halfway through: the same limit as for images kerasr reads.
+    def check_output_size(self, h: int, w: int, outscale: float | None = None) -> None:
+        """Refuses, in one line, an `h` x `w` input whose output would be over the pixel
+        limit of images kerasr reads: up front rather than by the kernel's out-of-memory
+        killer halfway through (a video checks before its first frame).
+
+        Raises:
+            KerasrError: the model's output or the `outscale` one is too large.
+        """
         limit = decode_pixel_limit()
         sizes = [(h * self.scale, w * self.scale)]
         if outscale is not None:

@@ -83,6 +83,50 @@ def write_text(path: str | os.PathLike, text: str, *, make_parents: bool = True)
     return write_bytes(path, text.encode("utf-8"), make_parents=make_parents)
 
 
+@contextlib.contextmanager
+def exclusive(path: str | os.PathLike, busy: str) -> Iterator[Path]:
+    """Holds an exclusive lock on the file `path` (created if missing) while the block runs,
+    so that two runs never write the same output; the file is removed at the end.
+
+    The lock is the kernel's (`flock`): it goes with the process however the process ends,
+    so a crashed run leaves at most an unlocked file, which the next run simply takes.
+
+    Args:
+        path: the lock file; its folder is created if missing.
+        busy: the message of the `KerasrError` raised when another process holds the lock.
+
+    Raises:
+        KerasrError: `busy`, or the lock file cannot be created.
+    """
+    import fcntl
+
+    path = Path(path)
+    while True:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise KerasrError(f"{path}: cannot create the lock file ({e.strerror or e})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise KerasrError(busy) from None
+        # The previous holder removes the file before it lets go: a lock taken on the file
+        # it removed would guard nothing, so take the one now at `path` instead.
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+        os.close(fd)
+
+
 def image_grid(images: np.ndarray, columns: int | None = None, pad: int = 2) -> np.ndarray:
     """Tiles uint8 `[n, h, w, c]` images into one uint8 image, white between the tiles.
 

@@ -1,24 +1,25 @@
 """Upscaling videos with PyAV (FFmpeg): frames through an `Upscaler`, audio copied.
 
 `upscale_video(source, output, upscaler)` decodes the first video stream, upscales each
-frame, and encodes H.264 (or H.265 / VP9) at the input's frame rate into the container of
-`output`'s suffix; audio streams are copied without re-encoding where the container accepts
-their codec. The video is encoded in closed segments in a work folder beside the output and
-joined into it at the end (see `kerasr.video_segments`): the output is written under a
-temporary name and renamed, so an interrupted run leaves no half-written file at the output
-name, and a run with `resume=True` continues an interrupted one. Decoding runs in its own
-thread a few frames ahead of the model, and encoding in another one behind it (bounded
-queues both), so memory stays bounded whatever the length. Colours: frames are converted to
-RGB with the matrix and range the input is tagged with (BT.709 for untagged HD input, BT.601
-below, as players assume), and back to YUV with the same matrix and range; the output is
-tagged with them and with the input's primaries and transfer curve."""
+frame, and encodes H.264 (or H.265 / VP9) into the container of `output`'s suffix, each frame
+at its input time (a variable frame rate too, so the audio stays in sync); audio streams are
+copied without re-encoding where the container accepts their codec. The video is encoded in
+closed segments in a work folder beside the output and joined into it at the end (see
+`kerasr.video_segments` and `kerasr.video_work`): the output is written under a temporary
+name and renamed, so an interrupted run leaves no half-written file at the output name, and
+a run with `resume=True` continues an interrupted one. Decoding runs in its own thread a few
+frames ahead of the model, and encoding in another one behind it (bounded queues both), so
+memory stays bounded whatever the length. Colours: frames are converted to RGB with the
+matrix and range the input is tagged with (BT.709 for untagged HD input, BT.601 below, as
+players assume), and back to YUV with the same matrix and range; the output is tagged with
+them and with the input's primaries and transfer curve."""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import math
-import queue
 import shutil
 import signal
 import threading
@@ -30,23 +31,19 @@ import numpy as np
 
 from kerasr.errors import KerasrError
 from kerasr.images import READ_FORMATS
+from kerasr.io import exclusive
 from kerasr.video_colour import output_colour, to_rgb
-from kerasr.video_segments import (
-    EncodePlan,
-    Interrupted,
-    SegmentWriter,
-    join,
-    open_work,
-    run_settings,
-)
+from kerasr.video_decode import Clock, Decoder, frames_from_duration, lost_frames, reason
+from kerasr.video_segments import EncodePlan, Schedule, SegmentWriter, join
+from kerasr.video_work import Interrupted, lock_file, open_work, run_settings
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v")
 CODECS = ("libx264", "libx265", "libvpx-vp9")
 _FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mkv": "matroska", ".webm": "webm", ".mov": "mov"}
 # Output containers `--ext` chooses.
 CONTAINERS = ("mp4", "mkv", "webm", "mov")
-
-_AHEAD = 8  # decoded frames held ahead of the model
+# Frame rates `fps` takes: from a slide every 100 seconds to high-speed footage.
+FPS_RANGE = (0.01, 1000.0)
 
 Progress = Callable[[int, int], None]
 
@@ -59,7 +56,7 @@ class VideoResult:
         output: the video file.
         frames: frames upscaled.
         size: `(width, height)` of the output frames.
-        fps: frame rate of the output.
+        fps: average frame rate of the output (frames per second of video).
         audio_streams: audio streams copied.
         lost: why decoding stopped early (a truncated or damaged input), else `None`.
     """
@@ -109,6 +106,9 @@ def upscale_video(
 ) -> VideoResult:
     """Upscales a video file.
 
+    Every frame keeps its time in the video (a variable frame rate too), so the copied
+    audio stays in sync, unless `fps` gives the output a constant rate.
+
     Args:
         source: any file FFmpeg reads with a video stream.
         output: the output file; its suffix chooses the container (.mp4, .mkv, .webm, .mov).
@@ -119,12 +119,13 @@ def upscale_video(
             for x264 / x265).
         codec: `libx264` (plays everywhere), `libx265` or `libvpx-vp9`; default
             `default_codec(output)`.
-        fps: output frame rate; default the input's (frames are not dropped or repeated,
-            so a different rate changes the duration).
+        fps: a constant output frame rate, within `FPS_RANGE` (frames are not dropped or
+            repeated, so a rate other than the input's changes the duration, and the audio
+            no longer matches); default: each frame at its input time.
         progress: called with `(frames_done, frames_total)` before the first frame and
             after each frame; the total is 0 when the container does not say.
         resume: continue the interrupted run whose work folder is beside `output` (see
-            `kerasr.video_segments`); without one, start from the first frame (a warning
+            `kerasr.video_work`); without one, start from the first frame (a warning
             says so). Without `resume`, an old work folder is replaced.
         segment_frames: frames per segment; default `SEGMENT_SECONDS` of video.
         model_label: the model's name, which a manifest mismatch names.
@@ -137,8 +138,9 @@ def upscale_video(
 
     Raises:
         KerasrError: not a video, no video stream, an unknown codec or container, an
-            output that cannot be written, `resume` with other settings than the
-            interrupted run's.
+            output that is a folder or cannot be written, frames too large to upscale, a
+            full disk, another run writing the same output, `resume` with other settings
+            than the interrupted run's or with a manifest kerasr did not write.
         Interrupted: a `KeyboardInterrupt` (Ctrl-C) stopped the run; it says how many
             frames are kept for a rerun with `resume`.
     """
@@ -157,45 +159,99 @@ def upscale_video(
         raise KerasrError(f"{output}: a .webm video needs --codec libvpx-vp9")
     if fmt == "mov" and codec == "libvpx-vp9":  # FFmpeg's QuickTime muxer refuses VP9
         raise KerasrError(f"{output}: a .mov video takes --codec libx264 or libx265, not VP9")
+    if fps is not None and not FPS_RANGE[0] <= fps <= FPS_RANGE[1]:
+        low, high = FPS_RANGE
+        raise KerasrError(f"--fps must be from {low:g} to {high:g}. Received: {fps:g}")
+    _refuse_folder(output)
     if not source.is_file():
         raise KerasrError(f"video not found: {source}")
     try:
         reader = av.open(str(source))
     except (av.error.FFmpegError, UnicodeDecodeError) as e:
-        raise KerasrError(f"{source}: not a video FFmpeg can read ({_reason(e)})") from None
-    with reader:
+        raise KerasrError(f"{source}: not a video FFmpeg can read ({reason(e)})") from None
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(reader)
         if not reader.streams.video:
             raise KerasrError(f"{source}: no video stream")
         video = reader.streams.video[0]
-        rate = Fraction(fps).limit_denominator(1001) if fps else video.average_rate
-        if not rate or rate <= 0:
-            rate = Fraction(25)
-        total = int(video.frames or 0) or _frames_from_duration(reader, video)
+        nominal = video.average_rate if video.average_rate and video.average_rate > 0 else 25
+        rate = Fraction(fps).limit_denominator(1001) if fps else Fraction(nominal)
+        # Each frame keeps its input time, unless --fps sets a rate: one tick per frame.
+        time_base = 1 / rate if fps or not video.time_base else Fraction(video.time_base)
+        total = int(video.frames or 0) or frames_from_duration(reader, video)
         size = _output_size(video, upscaler, outscale)
+        if hasattr(upscaler, "check_output_size"):  # before anything is written
+            upscaler.check_output_size(video.height, video.width, outscale)
         colour = output_colour(video, size)
-        plan = EncodePlan(codec, rate, crf, size, colour, _rotation(source))
+        plan = EncodePlan(codec, rate, crf, size, colour, time_base, _rotation(source))
         label = model_label or type(upscaler).__name__
         options = {"outscale": outscale, "ext": fmt, "segment_frames": segment_frames}
         settings = run_settings(source, upscaler, label, plan, **options)
-        manifest = open_work(output, settings, resume)
+        busy = f"another kerasr run is writing {output}; wait for it to end or choose another -o"
+        stack.enter_context(exclusive(lock_file(output), busy))
+        manifest = open_work(output, settings, resume, int(video.frames or 0))
         if manifest.end is None:
             try:
-                lost = _transcode(
-                    reader, video, manifest, plan, upscaler, outscale, total, progress
+                lost, until = _transcode(
+                    reader, video, manifest, plan, upscaler, outscale, total, progress, bool(fps)
                 )
             except KeyboardInterrupt:  # the finished segments are kept for a rerun
                 raise Interrupted(manifest.frames, manifest.work) from None
-            manifest.finish(lost)
-    if manifest.frames == 0:
+            except OSError as e:
+                if e.errno != errno.ENOSPC:
+                    raise
+                raise KerasrError(_no_space_for_segments(manifest, total)) from None
+            manifest.finish(lost, until)
+        if manifest.frames == 0:
+            shutil.rmtree(manifest.work, ignore_errors=True)
+            lost = manifest.end["lost"]
+            raise KerasrError(f"{source}: no frame could be decoded ({lost or 'empty video'})")
+        try:
+            copied = join(manifest, source, output, fmt, plan.rotation)
+        except KeyboardInterrupt:  # all frames are in segments: a rerun only joins them
+            raise Interrupted(manifest.frames, manifest.work) from None
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                raise
+            raise KerasrError(_no_space_to_join(manifest, output)) from None
         shutil.rmtree(manifest.work, ignore_errors=True)
-        lost = manifest.end["lost"]
-        raise KerasrError(f"{source}: no frame could be decoded ({lost or 'empty video'})")
-    try:
-        copied = join(manifest, source, output, fmt, plan.rotation)
-    except KeyboardInterrupt:  # all frames are in segments: a rerun only joins them
-        raise Interrupted(manifest.frames, manifest.work) from None
-    shutil.rmtree(manifest.work, ignore_errors=True)
-    return VideoResult(output, manifest.frames, size, float(rate), copied, manifest.end["lost"])
+    seconds = (manifest.end["until"] - manifest.segments[0]["start"]) * time_base
+    average = manifest.frames / float(seconds) if seconds > 0 else float(rate)
+    return VideoResult(output, manifest.frames, size, average, copied, manifest.end["lost"])
+
+
+def _refuse_folder(output: Path) -> None:
+    if output.is_dir():
+        raise KerasrError(f"{output} is a folder; name the output video file otherwise")
+
+
+def _no_space_for_segments(manifest, total: int) -> str:
+    kept, done = manifest.frames, _segments_size(manifest)
+    text = f"{manifest.work}: no space left on the device for the next segment"
+    if kept and total > kept:  # the rest of the segments, then the joined copy of them all
+        needed = done / kept * ((total - kept) + total)
+        text += f"; about {_megabytes(needed)} more are needed to finish"
+    return (
+        f"{text}; {kept} frames are kept there: free space and run the same command with --resume"
+    )
+
+
+def _no_space_to_join(manifest, output: Path) -> str:
+    size = _segments_size(manifest)
+    return (
+        f"{output}: no space left on the device to join the video, which needs about "
+        f"{_megabytes(size)} beside it (its segments are kept in {manifest.work}): free "
+        "space and run the same command with --resume"
+    )
+
+
+def _segments_size(manifest) -> int:
+    paths = (manifest.segment_path(i) for i in range(len(manifest.segments)))
+    return sum(p.stat().st_size for p in paths if p.is_file())
+
+
+def _megabytes(size: float) -> str:
+    return f"{max(size, 1) / 1e6:.1f} MB"
 
 
 def upscale_video_file(
@@ -248,6 +304,7 @@ def upscale_video_file(
         output = output / f"{source.stem}{'_' + suffix if suffix else ''}.{ext or 'mp4'}"
     if output.resolve() == source.resolve():
         raise KerasrError(f"{source}: output would overwrite the input; change --suffix or -o")
+    _refuse_folder(output)
     if output.exists() and not overwrite:
         raise KerasrError(f"{output} exists; use --overwrite to replace it")
     upscaler = _load_upscaler(model, upscaler_options)
@@ -303,19 +360,22 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
-def _transcode(reader, video, manifest, plan, upscaler, outscale, total, progress):
-    """Upscales the frames after the manifest's finished segments into new segments;
-    returns why decoding stopped early, or None."""
+def _transcode(reader, video, manifest, plan, upscaler, outscale, total, progress, constant):
+    """Upscales the frames the manifest's segments do not hold (see `Schedule`) into
+    segments, timed by their index (`constant`) or their input time; returns why decoding
+    stopped early (or None) and when the last frame ends, in ticks of the plan's time base."""
     width, height = plan.size
     per_call = getattr(upscaler, "batch_size", 1) if hasattr(upscaler, "upscale_frames") else 1
-    frames, lost, batch = manifest.frames, None, []
-    decoder = _Decoder(reader, video, skip=frames)
+    schedule = Schedule(manifest)
+    done, lost, batch = manifest.frames, None, []
+    clock = Clock(plan.time_base, constant, plan.rate)
+    decoder = Decoder(reader, video, clock, schedule.slot)
     sink = SegmentWriter(manifest, plan)
     decoder.start()
     sink.start()
     try:
         if progress:
-            progress(frames, max(total, frames))
+            progress(done, max(total, done))
         try:
             while True:
                 kind, payload = decoder.items.get()
@@ -323,18 +383,24 @@ def _transcode(reader, video, manifest, plan, upscaler, outscale, total, progres
                     batch.append(payload)
                     if len(batch) < per_call:
                         continue
-                for pixels in _upscale_frames(batch, upscaler, outscale):
-                    sink.put(pixels[:height, :width])
-                    frames += 1
+                upscaled = _upscale_frames([pixels for pixels, *_ in batch], upscaler, outscale)
+                for pixels, (_, time, slot) in zip(upscaled, batch, strict=True):
+                    sink.put((pixels[:height, :width], time, slot))
+                    done += 1
                     if progress:
-                        progress(frames, max(total, frames))
+                        progress(done, max(total, done))
                 batch = []
                 if kind == "end":
                     break
                 if kind == "lost":
-                    lost = f"decoding stopped after frame {frames}: {payload}"
+                    lost = f"decoding stopped after frame {decoder.decoded}: {payload}"
                 elif kind == "error":
                     raise payload
+            if decoder.decoded < schedule.redo_end:
+                raise KerasrError(
+                    f"cannot resume: {manifest.work} lists more frames than the input has; "
+                    "run without --resume to start over"
+                )
         except BaseException:
             # The frames already upscaled close the segment in progress, so that a rerun
             # continues after them (a second Ctrl-C here stops at once).
@@ -352,66 +418,13 @@ def _transcode(reader, video, manifest, plan, upscaler, outscale, total, progres
         sink.stop.set()
         decoder.join()
         sink.join()
-    if total and frames < total - 1 and lost is None:  # durations round to a frame
-        lost = f"only {frames} of about {total} frames could be decoded"
-    return lost
+    return lost or lost_frames(reader, video, decoder.decoded, clock), clock.until
 
 
 def _upscale_frames(frames, upscaler, outscale):
     if len(frames) > 1:
         return upscaler.upscale_frames(frames, outscale=outscale)
     return [upscaler.upscale(pixels, outscale=outscale) for pixels in frames]
-
-
-class _Decoder(threading.Thread):
-    """Decodes in its own thread, so decoding overlaps the model; a bounded queue of
-    `_AHEAD` frames keeps memory flat whatever the length of the video. The first `skip`
-    frames (those a resumed run has already) are decoded and dropped: exact, where seeking
-    lands on a key frame."""
-
-    def __init__(self, reader, video, skip: int = 0):
-        super().__init__(name="kerasr-video-decoder", daemon=True)
-        self.reader, self.video, self.skip = reader, video, skip
-        self.items: queue.Queue = queue.Queue(maxsize=_AHEAD)
-        self.stop = threading.Event()
-
-    def run(self):
-        import av
-
-        try:
-            for packet in self.reader.demux(self.video):
-                for frame in packet.decode():
-                    if self.skip:
-                        self.skip -= 1
-                    elif not self._put(("frame", to_rgb(frame))):
-                        return
-                if self.stop.is_set():
-                    return
-        except av.error.FFmpegError as e:
-            self._put(("lost", _reason(e)))
-        except Exception as e:  # handed to the main thread, which raises it
-            self._put(("error", e))
-        self._put(("end", None))
-
-    def _put(self, item) -> bool:
-        while not self.stop.is_set():
-            try:
-                self.items.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-
-def _frames_from_duration(reader, video) -> int:
-    # Matroska and WebM give no frame count, but their header has the duration.
-    if video.duration and video.time_base:
-        seconds = float(video.duration * video.time_base)
-    elif reader.duration:
-        seconds = reader.duration / 1_000_000  # AV_TIME_BASE
-    else:
-        return 0
-    return round(seconds * float(video.average_rate or 0))
 
 
 def _output_size(video, upscaler, outscale) -> tuple[int, int]:
@@ -433,11 +446,6 @@ def _rotation(source: Path) -> int:
             return round(getattr(first, "rotation", 0) or 0)
     except av.error.FFmpegError:
         return 0  # the transcoding says what is wrong with the file
-
-
-def _reason(error: BaseException) -> str:
-    text = getattr(error, "strerror", None) or str(error)
-    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
 
 
 def frame_rate(path: str | Path) -> float:

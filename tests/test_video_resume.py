@@ -4,44 +4,34 @@ finished segments to the output an uninterrupted run writes."""
 import json
 import os
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
-import keras
 import numpy as np
 import pytest
-from video_helpers import FPS, FRAMES, HEIGHT, WIDTH, av, make_clip, run, save_compact
+from video_helpers import (
+    FPS,
+    FRAMES,
+    HEIGHT,
+    WIDTH,
+    Counting,
+    av,
+    make_clip,
+    run,
+    save_compact,
+    stop_after,
+)
 
 import kerasr.video
-from kerasr.inference import Upscaler
 from kerasr.video import read_frames, upscale_video
-from kerasr.video_segments import Interrupted, work_folder
+from kerasr.video_work import Interrupted, work_folder
 
 
 @pytest.fixture(scope="module")
 def compact(tmp_path_factory) -> Path:
     return save_compact(tmp_path_factory.mktemp("video-model") / "compact.keras")
-
-
-class Counting:
-    """An upscaler that counts the frames it upscales."""
-
-    def __init__(self, model_file: Path):
-        self.upscaler = Upscaler(keras.saving.load_model(model_file), precision="float32")
-        self.model, self.scale, self.frames = self.upscaler.model, self.upscaler.scale, 0
-
-    def upscale(self, pixels, outscale=None):
-        self.frames += 1
-        return self.upscaler.upscale(pixels, outscale=outscale)
-
-
-def stop_after(frames: int):
-    """A progress callback that stops the run (as Ctrl-C) once `frames` are upscaled."""
-
-    def progress(done, total):
-        if done == frames:
-            raise KeyboardInterrupt
-
-    return progress
 
 
 def decoded(path: Path):
@@ -61,7 +51,13 @@ WEBM = pytest.param(
 
 
 @pytest.mark.parametrize(
-    "name, codec", [("out.mp4", "libx264"), ("out.mkv", "libx264"), ("out.mov", "libx264"), WEBM]
+    "name, codec",
+    [
+        ("out.mp4", "libx264"),
+        ("out.mkv", "libx264"),
+        ("out.mov", "libx264"),
+        WEBM,
+    ],
 )
 def test_resumed_run_writes_what_an_uninterrupted_run_writes(tmp_path, compact, name, codec):
     clip = make_clip(tmp_path / "clip.mp4")
@@ -76,7 +72,7 @@ def test_resumed_run_writes_what_an_uninterrupted_run_writes(tmp_path, compact, 
     assert stopped.value.frames == 7 and stopped.value.work == work_folder(output)
     assert not output.exists()
     manifest = json.loads((work_folder(output) / "manifest.json").read_text())
-    assert manifest["segments"] == [3, 3, 1] and manifest["end"] is None
+    assert [s["frames"] for s in manifest["segments"]] == [3, 3, 1] and manifest["end"] is None
 
     upscaler = Counting(compact)
     resumed = upscale_video(clip, output, upscaler, resume=True, **options)
@@ -202,6 +198,55 @@ def test_resume_is_for_videos(tmp_path, photo):
     assert result.exit_code == 2 and "--resume continues an interrupted video" in text
 
 
+# Runs `kerasr` with a model that, at its fifth call, says so in a file and waits for the
+# signal the test sends.
+WAIT_FOR_SIGNAL = """
+import sys, threading
+from pathlib import Path
+import kerasr.video
+from kerasr.cli import main
+real, calls, ready = kerasr.video._upscale_frames, [], Path(sys.argv.pop(1))
+def upscale(*args):
+    calls.append(1)
+    if len(calls) == 5:
+        ready.write_text("waiting")
+        threading.Event().wait(600)
+    return real(*args)
+kerasr.video._upscale_frames = upscale
+main()
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signalled_run_resumes_to_the_uninterrupted_output(tmp_path, compact, signum, started):
+    clip = make_clip(tmp_path / "clip.mp4")
+    whole = tmp_path / "whole.mp4"
+    assert run("upscale", clip, "-m", compact, "-o", whole)[0].exit_code == 0
+    out, ready = tmp_path / "out.mp4", tmp_path / "ready"
+    command = [sys.executable, "-c", WAIT_FOR_SIGNAL, ready, "upscale", clip, "-m", compact]
+    process = subprocess.Popen(
+        [str(a) for a in [*command, "-o", out]], stderr=subprocess.PIPE, text=True
+    )
+    started.append(process)
+    deadline = time.monotonic() + 300  # TensorFlow's start-up on a loaded machine
+    while not ready.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert ready.exists(), process.stderr.read() if process.poll() is not None else "no start"
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "--resume continues from frame 4" in err and "Traceback" not in err
+    assert not out.exists() and work_folder(out).is_dir()
+
+    result, text = run("upscale", clip, "-m", compact, "-o", out, "--resume")
+    assert result.exit_code == 0, text
+    times, frames, audio = decoded(out)
+    whole_times, whole_frames, whole_audio = decoded(whole)
+    assert times == whole_times and audio == whole_audio and len(frames) == FRAMES
+    for got, reference in zip(frames, whole_frames, strict=True):
+        assert np.abs(got.astype(np.float32) - reference).mean() < 2.5  # as above
+
+
 def test_sigterm_stops_a_run_as_ctrl_c():
     before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(KeyboardInterrupt), kerasr.video._sigterm_as_interrupt():
@@ -217,10 +262,13 @@ def test_segments_whose_encoders_reorder_differently_join_in_order(tmp_path):
     from fractions import Fraction
 
     from kerasr.video_colour import OutputColour
-    from kerasr.video_segments import EncodePlan, Manifest, join
+    from kerasr.video_segments import EncodePlan, join
+    from kerasr.video_work import Manifest
 
-    plan = EncodePlan("libx264", Fraction(FPS), 18, (32, 16), OutputColour({}, "ITU601", 1))
-    manifest = Manifest(tmp_path / "parts", {"fps": str(plan.rate), "segment_format": "mp4"})
+    colour = OutputColour({}, "ITU601", 1)
+    plan = EncodePlan("libx264", Fraction(FPS), 18, (32, 16), colour, Fraction(1, FPS))
+    settings = {"time_base": str(plan.time_base), "fps": str(plan.rate)}
+    manifest = Manifest(tmp_path / "parts", settings, end={"lost": None, "until": 6})
     manifest.work.mkdir()
     grey = np.arange(6) * 40
     for index, shades in enumerate([grey[:1], grey[1:]]):  # segments of 1 and 5 frames
@@ -235,9 +283,26 @@ def test_segments_whose_encoders_reorder_differently_join_in_order(tmp_path):
             # x264: no B-frame delay for one frame, two frames' for five.
             assert packets[0].dts == (0 if index == 0 else -2)
             container.mux(packets)
-        manifest.segments.append(len(shades))
+        manifest.segments.append({"frames": len(shades), "start": index})
     source = make_clip(tmp_path / "clip.mp4", audio=False)
     join(manifest, source, tmp_path / "joined.mp4", "mp4", 0)
     times, frames, _ = decoded(tmp_path / "joined.mp4")
     np.testing.assert_allclose(times, np.arange(6) / FPS, atol=1e-3)
     assert [round(f.mean()) for f in frames] == pytest.approx(grey, abs=2)
+
+
+def test_made_up_decoding_times_of_a_segment_are_repaired():
+    """x265 gives the packet of a one-frame segment a made-up decoding time (seen: -9.6e15,
+    which the MP4 muxer refuses); real reordering, even across a long pause, is kept."""
+    from types import SimpleNamespace
+
+    from kerasr.video_segments import _mux_in_order
+
+    muxed = []
+    writer = SimpleNamespace(mux=lambda packet: muxed.append((packet.pts, packet.dts)))
+    made_up = [SimpleNamespace(pts=0, dts=-9570295239278626)]
+    assert _mux_in_order(writer, made_up, None, fed=0) == 0 and muxed == [(0, 0)]
+    muxed.clear()
+    reordered = [(0, -2100), (100, -2000), (2100, 0)]  # x264: frames at 0, 0.1 and 2.1 s
+    packets = [SimpleNamespace(pts=pts, dts=dts) for pts, dts in reordered]
+    assert _mux_in_order(writer, packets, None, fed=2100) == 0 and muxed == reordered

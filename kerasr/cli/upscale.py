@@ -133,7 +133,11 @@ def upscale(
         typer.Option(help="Video: the encoder. Default: libx264 (libvpx-vp9 for webm)."),
     ] = None,
     fps: Annotated[
-        float | None, typer.Option(min=0.001, help="Video: output frame rate. Default: input's.")
+        float | None,
+        typer.Option(
+            help="Video: a constant output frame rate, 0.01 to 1000. Default: each frame "
+            "keeps its input time (variable rates too)."
+        ),
     ] = None,
     resume: Annotated[
         bool,
@@ -148,8 +152,11 @@ def upscale(
     video (.mp4 .mkv .webm .mov .avi, animated .gif; audio copied; realesr-animevideov3 by
     default)."""
     from kerasr.batch import upscale_images
-    from kerasr.video import is_video
+    from kerasr.video import VIDEO_SUFFIXES, is_video
 
+    videos = [name for name in inputs if Path(name).suffix.lower() in VIDEO_SUFFIXES]
+    if len(inputs) > 1 and videos:
+        raise fail(f"{videos[0]} is a video; a video is upscaled alone, one per command")
     if len(inputs) == 1 and is_video(inputs[0]):
         if ext != Ext.auto and ext not in _VIDEO_EXTS:
             raise fail(f"--ext {ext.value} is an image format; a video's is mp4, mkv, webm or mov")
@@ -198,7 +205,7 @@ def upscale(
 
 def _upscale_video(source, model, alpha, **options):
     from kerasr.video import upscale_video_file
-    from kerasr.video_segments import Interrupted
+    from kerasr.video_work import Interrupted
 
     # As Real-ESRGAN's video script: the compact network, ~25x cheaper than x4plus.
     network = _interpolated_or_named(model or ["realesr-animevideov3"], alpha)
@@ -214,7 +221,7 @@ def _upscale_video(source, model, alpha, **options):
     width, height = result.size
     typer.echo(
         f"{source} -> {result.output}: {result.frames} frames {width}x{height} at "
-        f"{result.fps:g} fps, {result.audio_streams} audio stream(s) copied",
+        f"{result.fps:.5g} fps, {result.audio_streams} audio stream(s) copied",
         err=True,
     )
     if result.lost:
