@@ -282,6 +282,25 @@ def test_kid_every_epoch_keeps_the_best_generator(tmp_path, monkeypatch):
     )
 
 
+def test_the_best_epoch_is_the_lowest_kid_among_epochs_that_do_not_copy(tmp_path):
+    from kerasr.io import append_csv
+    from kerasr.training.callbacks import _best_kid
+
+    history = tmp_path / "history.csv"
+    rows = [  # (epoch, kid, nearest_ratio, copies)
+        (1, 0.30, 0.95, 0.0),
+        (2, 0.10, 0.90, 0.0156),
+        (3, 0.05, 0.70, 0.0),  # lowest KID, but its samples sit on training images
+        (4, 0.04, 0.85, 0.0625),  # lower still, with 4 of 64 near copies
+        (5, 0.20, 0.88, 0.0),
+    ]
+    for epoch, kid, ratio, copies in rows:
+        append_csv(history, {"epoch": epoch, "kid": kid, "nearest_ratio": ratio, "copies": copies})
+    assert _best_kid(history, (0.0, 1.0)) == (4, 0.04)
+    assert _best_kid(history, (0.8, 0.02)) == (2, 0.10)
+    assert _best_kid(history, (0.99, 0.0)) == (None, None)
+
+
 def test_kid_is_skipped_with_a_note_without_the_weights_package(tmp_path, monkeypatch):
     from kerasr.weights import efficientnet
 

@@ -155,6 +155,9 @@ class DCGANTrainConfig:
         kid_every: KID on EfficientNet-Lite0 features every this many epochs, when the
             `quality` extra is installed; the epoch with the lowest KID is the run's best.
             0 turns it off.
+        best_nearest_ratio: an epoch can be the best only if its nearest-training ratio is at
+            least this (0: no bound); KID alone rewards a generator that copies.
+        best_copies: ... and its fraction of near copies at most this (1: no bound).
         keep_checkpoints: full checkpoints (both networks, both optimizers) kept for resuming;
             the generator of every epoch is kept separately.
     """
@@ -177,6 +180,8 @@ class DCGANTrainConfig:
     jit_compile: bool = True
     grid_size: int = 8
     kid_every: int = 10
+    best_nearest_ratio: float = 0.0
+    best_copies: float = 1.0
     keep_checkpoints: int = 3
 
     def __post_init__(self):
@@ -219,6 +224,14 @@ class DCGANTrainConfig:
             f"grid_size must be in 1..16. Received: {self.grid_size}",
         )
         check(self.kid_every >= 0, f"kid_every must be >= 0. Received: {self.kid_every}")
+        check(
+            self.best_nearest_ratio >= 0,
+            f"best_nearest_ratio must be >= 0. Received: {self.best_nearest_ratio}",
+        )
+        check(
+            0 <= self.best_copies <= 1,
+            f"best_copies must be in [0, 1]. Received: {self.best_copies}",
+        )
         check(
             self.keep_checkpoints >= 1,
             f"keep_checkpoints must be >= 1. Received: {self.keep_checkpoints}",

@@ -347,10 +347,13 @@ class DCGANMonitor(keras.callbacks.Callback):
             (`kerasr.weights.efficientnet.load_efficientnet_lite0`), or None (KID skipped).
         real_kid_features: its pooled features of real images, when `feature_model` is set.
         kid_note: why KID is skipped, written to `quality.txt` (empty when it runs).
+        best_nearest_ratio, best_copies: an epoch can be the best only when its samples are
+            this far from the training images (nearest ratio at least this) and this rarely
+            near copies (fraction at most this): KID alone would reward memorisation.
 
-    The epoch with the lowest KID so far is the run's best: its generator is copied to
-    `generators/best.weights.h5` and `quality.txt` names it (a resumed run recovers it from
-    `history.csv`).
+    The epoch with the lowest KID so far, among those that pass the memorisation bounds, is
+    the run's best: its generator is copied to `generators/best.weights.h5` and
+    `quality.txt` names it (a resumed run recovers it from `history.csv`).
     """
 
     def __init__(
@@ -363,6 +366,8 @@ class DCGANMonitor(keras.callbacks.Callback):
         feature_model=None,
         real_kid_features=None,
         kid_note="",
+        best_nearest_ratio=0.0,
+        best_copies=1.0,
     ):
         super().__init__()
         self.run_dir = Path(run_dir)
@@ -380,7 +385,8 @@ class DCGANMonitor(keras.callbacks.Callback):
         self.last_row = None
         self.last_signals = None
         self.last_kid = None
-        self.best_epoch, self.best_kid = _best_kid(self.run_dir / "history.csv")
+        self.bounds = (best_nearest_ratio, best_copies)
+        self.best_epoch, self.best_kid = _best_kid(self.run_dir / "history.csv", self.bounds)
 
     def on_epoch_end(self, epoch, logs=None):
         # From the step counter, not `epoch`: a run resumed inside an epoch finishes that
@@ -411,7 +417,11 @@ class DCGANMonitor(keras.callbacks.Callback):
         generators = self.run_dir / "generators"
         with atomic_path(generators / f"epoch_{number:04d}.weights.h5") as tmp:
             generator.save_weights(tmp)
-        if row["kid"] != "" and (self.best_kid is None or row["kid"] < self.best_kid):
+        if (
+            row["kid"] != ""
+            and _within(row, self.bounds)
+            and (self.best_kid is None or row["kid"] < self.best_kid)
+        ):
             self.best_epoch, self.best_kid = number, row["kid"]
             with atomic_path(generators / "best.weights.h5") as tmp:
                 generator.save_weights(tmp)
@@ -450,11 +460,21 @@ class DCGANMonitor(keras.callbacks.Callback):
         return kernel_distance(self.real_kid_features, fake)[0]
 
 
-def _best_kid(history) -> tuple[int | None, float | None]:
-    """The epoch with the lowest KID in a run's `history.csv`, and that KID (None, None)."""
+def _within(row, bounds) -> bool:
+    """Whether an epoch's memorisation signals pass `(min nearest ratio, max copies)`."""
+    return row["nearest_ratio"] >= bounds[0] and row["copies"] <= bounds[1]
+
+
+def _best_kid(history, bounds) -> tuple[int | None, float | None]:
+    """The epoch with the lowest KID in a run's `history.csv` among those within the
+    memorisation bounds, and that KID (None, None)."""
     from kerasr.io import read_csv
 
-    rows = [r for r in read_csv(history) if r.get("kid", float("nan")) == r.get("kid")]
+    rows = [
+        r
+        for r in read_csv(history)
+        if r.get("kid", float("nan")) == r.get("kid") and _within(r, bounds)
+    ]
     if not rows:
         return None, None
     best = min(rows, key=lambda r: r["kid"])

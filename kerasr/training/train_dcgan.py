@@ -6,7 +6,8 @@ The run folder it fills:
     stage.txt                   "dcgan": the recipe of this run
     generator.json              architecture of the generators below
     generators/epoch_0001.weights.h5 ...  the generator of every epoch (pick one by epoch)
-    generators/best.weights.h5  the generator of the epoch with the lowest KID so far
+    generators/best.weights.h5  the generator of the epoch with the lowest KID so far (among
+                                those within the memorisation bounds)
     checkpoints/                tf.train.CheckpointManager: G, D, both optimizers, step, epoch
     grids/epoch_0001.png ...    fixed-seed sample grids (seeds 0..63, as `kerasr generate`)
     history.csv                 per epoch: losses, D(real) / D(fake), quality signals, KID
@@ -187,6 +188,8 @@ def train_dcgan(
         checkpointer,
         grid_size=train.grid_size,
         kid_every=train.kid_every,
+        best_nearest_ratio=train.best_nearest_ratio,
+        best_copies=train.best_copies,
         feature_model=feature_model,
         real_kid_features=real_kid,
         kid_note=kid_note,
