@@ -119,7 +119,7 @@ def write(network, kind: str, path: str | Path, fmt: str, precision: str, tile: 
         model's on the check input (a random image, or the latents of seeds 0 and 1).
 
     Raises:
-        KerasrError: the tile does not fit the network; the format cannot express it (an op
+        KerasrError: the network does not take the tile size; the format cannot express it (an op
             it has no equivalent for); the file does not load in its runtime, or differs
             from the Keras model by more than one level in float32.
     """
@@ -127,10 +127,12 @@ def write(network, kind: str, path: str | Path, fmt: str, precision: str, tile: 
     model, spec, probe = _portable(network, kind, fmt, tile)
     try:
         expected = _levels(model(probe), kind)
-    except Exception as e:  # a reshape that does not divide: the pixel unshuffle of x2 / x1
+    except Exception as e:  # e.g. a reshape that does not divide: the pixel unshuffle of x2 / x1
+        shape = "x".join(map(str, probe.shape[1:]))
+        hint = "; x2 RRDBNet models take multiples of 2 (see --tile), x1 of 4"
         raise KerasrError(
-            f"--tile {tile} is not a size this model takes ({shorten(first_line(e))}); "
-            "x2 RRDBNet models take multiples of 2, x1 multiples of 4"
+            f"the model does not take a {shape} input ({shorten(first_line(e))})"
+            + (hint if kind == "upscaler" else "")
         ) from None
     path = Path(path)
     if fmt == "onnx":

@@ -154,7 +154,7 @@ def test_litert_fastgan_generator(tmp_path):
     [
         (["-f", "savedmodel", "--precision", "float16"], "--precision float16 applies to"),
         (["-f", "onnx", "--tile", "64"], "--tile applies to --format litert only"),
-        (["-f", "litert", "--tile", "13"], "--tile 13 is not a size this model takes"),
+        (["-f", "litert", "--tile", "13"], "the model does not take a 13x13x3 input"),
         (["-f", "litert", "--tile", "-4"], "--tile must be >= 0"),
     ],
 )
