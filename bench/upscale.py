@@ -1,16 +1,19 @@
-"""Upscaling speed: kerasr against the ncnn engine on the same inputs, in one run.
+"""Upscaling speed: kerasr, onnxruntime and the ncnn engine on the same inputs, in one run.
 
     python bench/upscale.py [--models NAME ...] [--sizes 128 256] [--repeats 3]
                             [--video-seconds 10] [--xla] [--tiles]
 
 Images: for each registry model, seconds per output megapixel of ncnn (its default options
-and float32) and kerasr (its default precision and float32) on crops of the photograph the
-repo ships, and the ratio of each time to the faster ncnn setting (lower is better for
-kerasr). Video: a synthetic clip (480x270, 24 fps, generated here) upscaled x4 to 1920x1080
-with realesr-animevideov3, end to end (decode, model, encode with PyAV in both engines:
-ncnn drives the same `kerasr.video.upscale_video` pipeline), frames per second and the
-ratio of kerasr's time per frame to ncnn's. Both engines use all cores; `--video-seconds 0`
-skips the video. Needs the dev extra (`ncnn`).
+and float32), kerasr (its default precision and float32) and onnxruntime (the model exported
+by `kerasr export --format onnx`, float32, CPU) on crops of the photograph the repo ships,
+and the ratio of each time to the faster ncnn setting (lower is faster). The onnxruntime
+row needs the export extra and is left out without it.
+
+Video: a synthetic clip (480x270, 24 fps, generated here) upscaled x4 to 1920x1080 with
+realesr-animevideov3, end to end (decode, model, encode with PyAV in both engines: ncnn
+drives the same `kerasr.video.upscale_video` pipeline), frames per second and the ratio of
+kerasr's time per frame to ncnn's. Every engine uses all cores; `--video-seconds 0` skips
+the video. Needs the dev extra (`ncnn`; it also holds the export extra).
 """
 
 from __future__ import annotations
@@ -86,6 +89,40 @@ class NcnnEngine:
         return [self.upscale(f) for f in frames]
 
 
+class OnnxEngine:
+    """A registry model exported to ONNX (float32, NCHW) and run by onnxruntime on the CPU."""
+
+    def __init__(self, model, folder: Path, threads: int):
+        import onnxruntime
+
+        from kerasr.export import export_network
+
+        path = export_network(model, "upscaler", folder / "model.onnx", "onnx").path
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        self.session = onnxruntime.InferenceSession(
+            str(path), options, providers=["CPUExecutionProvider"]
+        )
+
+    def upscale_float(self, image: np.ndarray) -> np.ndarray:
+        nchw = np.ascontiguousarray(image.transpose(2, 0, 1)[None])
+        (out,) = self.session.run(None, {"input": nchw})
+        return out[0].transpose(1, 2, 0)
+
+
+def onnx_engine(model, folder: Path, threads: int):
+    """The onnxruntime engine, or None (with a note) when the export extra is missing."""
+    from kerasr.errors import KerasrError
+    from kerasr.export import check_options
+
+    try:
+        check_options("onnx")
+    except KerasrError as e:
+        print(f"onnxruntime row left out: {e}")
+        return None
+    return OnnxEngine(model, folder, threads)
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((np.round(a * 255) - np.round(b * 255)) ** 2)
     return float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
@@ -107,6 +144,10 @@ def bench_images(name: str, photo, sizes, repeats: int, threads: int, xla: bool)
         "ncnn default": NcnnEngine(param, entry.scale, False, threads),
         "ncnn float32": NcnnEngine(param, entry.scale, True, threads),
     }
+    with tempfile.TemporaryDirectory() as folder:
+        onnx = onnx_engine(model, Path(folder), threads)
+    if onnx is not None:
+        engines["onnxruntime float32"] = onnx
     for size in sizes:
         top = (photo.shape[0] - size) // 2
         image = np.ascontiguousarray(photo[top : top + size, top : top + size])
@@ -126,6 +167,9 @@ def bench_images(name: str, photo, sizes, repeats: int, threads: int, xla: bool)
         ncnn32 = np.clip(results["ncnn float32"][1], 0, 1)
         low = np.clip(results[next(iter(modes))][1], 0, 1)
         print(f"max |{f32_mode} - ncnn float32| = {np.abs(f32 - ncnn32).max():.2e}")
+        if onnx is not None:
+            ort32 = results["onnxruntime float32"][1]
+            print(f"max |onnxruntime float32 - {f32_mode}| = {np.abs(ort32 - f32).max():.2e}")
         print(
             f"default vs float32: PSNR {psnr(low, f32):.1f} dB, "
             f"max {np.abs(np.round(low * 255) - np.round(f32 * 255)).max():.0f} uint8 levels"

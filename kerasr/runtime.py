@@ -15,8 +15,12 @@ import sys
 # rewrites does not apply to a graph, e.g.
 #   E0000 ... meta_optimizer.cc:967] remapper failed: INVALID_ARGUMENT: ...
 # The graph then runs unrewritten with the same results: the line is noise, not a failure.
+# The LiteRT interpreter announces its default CPU delegate on every load (`kerasr export
+# --format litert` loads the file to check it):
+#   INFO: Created TensorFlow Lite XNNPACK delegate for CPU.
 HARMLESS_NATIVE_LOG = re.compile(
     rb"meta_optimizer\.cc:\d+\] (remapper|layout|arithmetic_optimizer) failed"
+    rb"|^INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.$"
 )
 
 # The filter runs in its own small process, so whatever the main process writes before it

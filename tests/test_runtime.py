@@ -50,6 +50,15 @@ def test_the_harmless_grappler_line_is_dropped_and_every_other_line_kept_even_on
         assert line in result.stderr
 
 
+def test_the_litert_delegate_notice_is_dropped():
+    script = SCRIPT.replace(
+        "os.write(2, HARMLESS)",
+        'os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\\n")',
+    )
+    result = _run(script)
+    assert b"XNNPACK" not in result.stderr and b"E0000 real error" in result.stderr
+
+
 def test_kerasr_debug_shows_everything():
     result = _run(SCRIPT, env={"KERASR_DEBUG": "1"})
     assert b"remapper failed" in result.stderr

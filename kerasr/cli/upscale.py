@@ -46,6 +46,13 @@ class Codec(enum.StrEnum):
 class ExportFormat(enum.StrEnum):
     savedmodel = "savedmodel"
     keras = "keras"
+    onnx = "onnx"
+    litert = "litert"
+
+
+class ExportPrecision(enum.StrEnum):
+    float32 = "float32"
+    float16 = "float16"
 
 
 ModelOption = Annotated[
@@ -265,25 +272,53 @@ def models() -> None:
 @user_errors
 def export(
     model: Annotated[
-        str, typer.Argument(help="Upscaler or DCGAN generator: registry name or model file.")
+        str, typer.Argument(help="Upscaler or generator: registry name or model file.")
     ],
-    out: Annotated[Path, typer.Argument(help="SavedModel folder, or .keras file, to write.")],
+    out: Annotated[
+        Path,
+        typer.Argument(help="SavedModel folder, or .keras / .onnx / .tflite file, to write."),
+    ],
     format: Annotated[ExportFormat, typer.Option("--format", "-f", help="Export format.")] = (
         ExportFormat.savedmodel
     ),
+    precision: Annotated[
+        ExportPrecision,
+        typer.Option(help="Weights of the onnx and litert files; float16 halves their size."),
+    ] = ExportPrecision.float32,
+    tile: Annotated[
+        int | None,
+        typer.Option(
+            help="litert upscalers: the input's height and width (default 128); the caller "
+            "tiles larger images. 0: any size (CPU interpreter only).",
+            show_default=False,
+        ),
+    ] = None,
     overwrite: Annotated[
         bool, typer.Option(help="Replace a previous export at OUT (never anything else).")
     ] = False,
 ) -> None:
-    """Export a model as a TensorFlow SavedModel or .keras.
+    """Export a model for TensorFlow Serving, Keras, ONNX Runtime or LiteRT.
 
-    An upscaler's SavedModel maps a uint8 image of any size to the upscaled uint8 image; a
-    generator's maps int64 seeds (or, signature `from_latents`, a latent batch) to images.
+    savedmodel: an upscaler maps a uint8 image of any size to the upscaled uint8 image; a
+    generator maps int64 seeds (or, signature `from_latents`, a latent batch) to images.
+    onnx: float32 NCHW images in [0, 1] of any size (a generator: latents to uint8 NHWC
+    images). litert: float32 NHWC tiles of a fixed size (a generator: one latent vector).
+    onnx and litert files are run once in their runtime and compared with the Keras model
+    before they are kept; they need the export extra (pip install 'kerasr[export]').
     """
     from kerasr.export import export as export_model
 
-    written = export_model(model, out, format.value, overwrite=overwrite)
+    written = export_model(
+        model, out, format.value, precision=precision.value, tile=tile, overwrite=overwrite
+    )
     typer.echo(f"wrote {written.path}")
+    if written.max_error is not None:
+        from kerasr.export_formats import RUNTIME
+
+        typer.echo(
+            f"checked in {RUNTIME[written.format]}: at most {written.max_error} uint8 "
+            f"level(s) from the Keras model ({written.precision})"
+        )
 
 
 @user_errors
