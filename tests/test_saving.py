@@ -24,6 +24,8 @@ from kerasr.layers import (
 from kerasr.models import dcgan
 from kerasr.models.discriminators import UNetDiscriminator, VGGDiscriminator
 from kerasr.models.efficientnet_lite import EfficientNetLite0, MBConvBlock
+from kerasr.models.fastgan import GLU, PixelNorm, build_fastgan_generator
+from kerasr.models.projected import ProjectedDiscriminator
 from kerasr.models.rescaled import Rescaled
 from kerasr.models.rrdbnet import RRDBNet
 from kerasr.models.srvgg import SRVGGNetCompact
@@ -110,6 +112,22 @@ CASES = [
         EfficientNetLite0,
         lambda: EfficientNetLite0(include_top=False),
         (1, 32, 32, 3),
+    ),
+    ("GLU", GLU, lambda: GLU(), (1, 4, 4, 6)),
+    ("PixelNorm", PixelNorm, lambda: PixelNorm(), (2, 8)),
+    (
+        "fastgan-generator",
+        build_fastgan_generator,
+        lambda: build_fastgan_generator(64, 8, 1),
+        (2, 8),
+    ),
+    (
+        "ProjectedDiscriminator",
+        ProjectedDiscriminator,
+        lambda: ProjectedDiscriminator(
+            image_size=16, feature_size=32, scales=2, projection_channels=4, filters=4
+        ),
+        (2, 16, 16, 3),
     ),
     ("dcgan-generator", dcgan.build_generator, lambda: dcgan.build_generator(16, 4, 2, 8), (2, 4)),
     (
