@@ -98,14 +98,8 @@ def restore_generator(generator, directory: str | Path) -> bool:
 
 def run_kind(run_dir: str | Path) -> str | None:
     """The recipe whose run `run_dir` holds ("pretrain", "gan", "dcgan"), or None."""
-    run_dir = Path(run_dir)
-    marker = run_dir / RUN_KIND_FILE
-    if marker.is_file():
-        return marker.read_text().strip()
-    # DCGAN run folders written before the marker existed.
-    if (run_dir / "generators" / "generator.json").is_file():
-        return "dcgan"
-    return None
+    marker = Path(run_dir) / RUN_KIND_FILE
+    return marker.read_text().strip() if marker.is_file() else None
 
 
 def check_resume(run_dir: str | Path, kind: str, report: Callable[[str], None]) -> bool:

@@ -33,7 +33,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import keras
-import tensorflow as tf
 
 from kerasr.config import DCGANConfig, to_toml
 from kerasr.data.sprites import load_sprites, sprite_dataset
@@ -92,30 +91,6 @@ class DCGANRunResult:
     checkpoint: str | None
 
 
-def _restore_earlier_layout(gan, path: str | None) -> bool:
-    """Restores a checkpoint of the layout DCGAN runs had before they shared SR training's
-    (`gan`, both optimizers and `epoch` at its root; no step counter), so that their run
-    folders still resume. Returns False for any other checkpoint."""
-    if not path or not any(name.startswith("gan/") for name, _ in tf.train.list_variables(path)):
-        return False
-    earlier = tf.train.Checkpoint(
-        gan=tf.train.Checkpoint(generator=gan.generator, discriminator=gan.discriminator),
-        g_optimizer=gan.g_optimizer,
-        d_optimizer=gan.d_optimizer,
-        epoch=gan.epoch,
-    )
-    try:
-        earlier.restore(path).expect_partial().assert_existing_objects_matched()
-    except (ValueError, AssertionError, tf.errors.OpError) as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise KerasrError(
-            f"checkpoint {path} does not fit this configuration: {first[:200]}"
-        ) from None
-    # Those checkpoints were written at epoch ends only.
-    gan.step.assign(int(gan.epoch.numpy()) * gan.steps_per_epoch)
-    return True
-
-
 def train_dcgan(
     config: DCGANConfig,
     run_dir: str | Path,
@@ -171,10 +146,7 @@ def train_dcgan(
     manager = make_manager(
         gan, run_dir / "checkpoints", train.keep_checkpoints, extra={"epoch": gan.epoch}
     )
-    if resume and (
-        _restore_earlier_layout(gan, manager.latest_checkpoint)
-        or restore_latest(manager) is not None
-    ):
+    if resume and restore_latest(manager) is not None:
         report(f"resumed from {manager.latest_checkpoint} at epoch {int(gan.epoch.numpy())}")
         drop_logs_past(run_dir, ("history.csv",), "epoch", int(gan.epoch.numpy()))
     initial_epoch = int(gan.epoch.numpy())
