@@ -3,6 +3,7 @@ boundary, SIGKILL losing at most one epoch, no epoch logged twice, and `--resume
 
 import csv
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from checkpoint_helpers import DAMAGES, damage, fingerprints
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -136,3 +138,61 @@ def test_resume_without_a_checkpoint_says_so_and_another_recipe_is_refused(sprit
     result, out = run("train-dcgan", sprites, "-c", TINY, "-o", sr_dir)
     assert result.exit_code == 2
     assert f"{sr_dir} holds a pretrain run; it cannot be resumed as dcgan" in out
+
+
+@pytest.fixture(scope="module")
+def three_epochs(sprites, tmp_path_factory) -> Path:
+    """A run of 3 epochs of 2 steps: checkpoints at steps 2, 4 and 6."""
+    run_dir = tmp_path_factory.mktemp("three") / "run"
+    result, out = run("train-dcgan", sprites, "-c", TINY, "-o", run_dir, "--epochs", 3)
+    assert result.exit_code == 0, out
+    return run_dir
+
+
+@pytest.mark.parametrize("how", DAMAGES)
+def test_a_damaged_checkpoint_resumes_from_the_one_before(sprites, three_epochs, tmp_path, how):
+    run_dir = tmp_path / "run"
+    shutil.copytree(three_epochs, run_dir)
+    checkpoints = run_dir / "checkpoints"
+    damage(checkpoints, 6, how)
+    epochs = 3 if how == "list" else 2  # the newest readable checkpoint's
+    kept_epochs = [f"epoch_{n:04d}.weights.h5" for n in range(1, epochs + 1)]
+    kept = fingerprints(run_dir / "generators")
+    rows = (run_dir / "history.csv").read_text().splitlines()[: epochs + 1]
+
+    result, out = run("train-dcgan", sprites, "-c", TINY, "-o", run_dir, "--epochs", 4)
+    assert result.exit_code == 0, out
+    (line,) = [line for line in out.splitlines() if line.startswith("resumed from")]
+    path = checkpoints / f"ckpt-{2 * epochs}"
+    assert line.startswith(f"resumed from {path} at epoch {epochs}; skipped corrupt")
+    assert f"trained epochs {epochs}..4" in out and "another architecture" not in out
+    # The generators of the epochs up to the checkpoint, and their log rows, are untouched;
+    # every later epoch is logged once.
+    now = fingerprints(run_dir / "generators")
+    assert {name: now[name] for name in kept_epochs} == {name: kept[name] for name in kept_epochs}
+    assert (run_dir / "history.csv").read_text().splitlines()[: epochs + 1] == rows
+    assert logged_epochs(run_dir) == [1, 2, 3, 4]
+    assert checkpoint_step(run_dir) == 8
+
+
+def test_no_readable_checkpoint_is_refused_unless_restarted(sprites, three_epochs, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(three_epochs, run_dir)
+    for step in (2, 4, 6):
+        damage(run_dir / "checkpoints", step, "data")
+    before = {**fingerprints(run_dir), **fingerprints(run_dir / "generators")}
+
+    args = ("train-dcgan", sprites, "-c", TINY, "-o", run_dir, "--epochs", 4)
+    for flags in ([], ["--no-resume"]):
+        result, out = run(*args, *flags)
+        assert result.exit_code == 2 and "Traceback" not in out, out
+        assert len([line for line in out.splitlines() if line.startswith("error:")]) == 1
+        assert "--restart" in out
+        assert {**fingerprints(run_dir), **fingerprints(run_dir / "generators")} == before
+    result, out = run(*args)
+    assert f"no readable checkpoint in {run_dir / 'checkpoints'}: corrupt ckpt-6 (" in out
+
+    result, out = run(*args, "--restart")
+    assert result.exit_code == 0, out
+    assert "trained epochs 0..4" in out
+    assert logged_epochs(run_dir) == [1, 2, 3, 4]

@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from checkpoint_helpers import DAMAGES, damage, fingerprints
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -174,6 +176,82 @@ def test_resume_with_another_architecture_is_refused(images, tmp_path):
     )  # fmt: skip
     assert result.exit_code == 2
     assert "does not fit this configuration" in out and "Traceback" not in out
+
+
+@pytest.fixture(scope="module")
+def nine_steps(images, tmp_path_factory) -> Path:
+    """A pretrain run of 9 steps: checkpoints at steps 3, 6 and 9, a log row every 2 steps."""
+    run_dir = tmp_path_factory.mktemp("nine") / "run"
+    result, out = run("pretrain", images / "train", "-c", TINY, "--run-dir", run_dir, "--steps", 9)
+    assert result.exit_code == 0, out
+    return run_dir
+
+
+def _history(run_dir):
+    return (run_dir / "history.csv").read_text().splitlines()
+
+
+@pytest.mark.parametrize("how", DAMAGES)
+def test_resume_skips_a_damaged_checkpoint_and_keeps_the_run(images, nine_steps, tmp_path, how):
+    run_dir = tmp_path / "run"
+    shutil.copytree(nine_steps, run_dir)
+    checkpoints = run_dir / "checkpoints"
+    damage(checkpoints, 9, how)
+    kept = fingerprints(checkpoints, "ckpt-6.*")
+    # The newest readable checkpoint: the damaged one's predecessor, or itself when only
+    # TensorFlow's list of checkpoints was damaged.
+    start = 9 if how == "list" else 6
+    logged = [
+        row for row in _history(run_dir) if row[0].isalpha() or int(row.split(",")[0]) <= start
+    ]
+
+    args = ("pretrain", images / "train", "-c", TINY, "--run-dir", run_dir)
+    result, out = run(*args, "--resume", "--steps", 12)
+    assert result.exit_code == 0, out
+    (line,) = [line for line in out.splitlines() if line.startswith("resumed from")]
+    assert line.startswith(f"resumed from {checkpoints / f'ckpt-{start}'} at step {start}; skipped")
+    if how == "list":
+        assert f"corrupt checkpoint list {checkpoints / 'checkpoint'}" in line
+    else:
+        assert "corrupt ckpt-9 (" in line
+    assert "another architecture" not in out and f"steps {start}..12" in out
+    assert latest_step(run_dir) == 12
+    # The checkpoint resumed from and the rows logged up to it are untouched; every step
+    # after it is logged once.
+    assert fingerprints(checkpoints, "ckpt-6.*") == kept
+    assert _history(run_dir)[: len(logged)] == logged
+    assert [int(row.split(",")[0]) for row in _history(run_dir)[1:]] == [2, 4, 6, 8, 10, 12]
+
+
+def test_no_readable_checkpoint_is_one_line_and_overwrites_nothing(images, nine_steps, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(nine_steps, run_dir)
+    checkpoints = run_dir / "checkpoints"
+    for step in (3, 6, 9):
+        damage(checkpoints, step, "index")
+    before = {**fingerprints(checkpoints), **fingerprints(run_dir)}
+
+    args = ("pretrain", images / "train", "-c", TINY, "--run-dir", run_dir, "--steps", 12)
+    for flags in (["--resume"], []):
+        result, out = run(*args, *flags)
+        assert result.exit_code == 2 and "Traceback" not in out, out
+        (error,) = [line for line in out.splitlines() if line.startswith("error:")]
+        assert {**fingerprints(checkpoints), **fingerprints(run_dir)} == before
+    assert error.endswith("or choose another run folder") and "--restart" in error
+
+    result, out = run(*args, "--resume")
+    assert f"no readable checkpoint in {checkpoints}: corrupt ckpt-9 (" in out
+    assert "--restart" in out
+
+    # Asked to, the run starts over: the earlier checkpoints and logs go.
+    result, out = run(*args, "--restart")
+    assert result.exit_code == 0, out
+    assert f"deleted the checkpoints and logs of the earlier run in {run_dir}" in out
+    assert "steps 0..12" in out
+    assert sorted(p.name for p in checkpoints.glob("*.index")) == [
+        "ckpt-12.index", "ckpt-6.index", "ckpt-9.index",
+    ]  # fmt: skip
+    assert [int(row.split(",")[0]) for row in _history(run_dir)[1:]] == [2, 4, 6, 8, 10, 12]
 
 
 def _start(images, run_dir, every, started):

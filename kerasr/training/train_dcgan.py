@@ -42,12 +42,13 @@ from kerasr.io import write_text
 from kerasr.quality import QualityReference, QualitySignals
 from kerasr.training.callbacks import DCGANMonitor, PeriodicCheckpoint, TimeLimit
 from kerasr.training.checkpoints import (
-    check_resume,
+    check_run_dir,
     drop_logs_past,
     fit_until_stopped,
     make_manager,
     mark_run,
-    restore_latest,
+    restore,
+    start_over,
 )
 from kerasr.training.dcgan import build_dcgan, generator_architecture
 from kerasr.training.reporting import write_dcgan_figures
@@ -97,6 +98,7 @@ def train_dcgan(
     callbacks: Sequence[keras.callbacks.Callback] = (),
     resume: bool = True,
     report: Callable[[str], None] = print,
+    restart: bool = False,
 ) -> DCGANRunResult:
     """Trains a DCGAN on a sprite folder, filling `run_dir` (layout in the module docstring).
 
@@ -105,23 +107,27 @@ def train_dcgan(
         run_dir: the run folder; an existing checkpoint there is resumed when `resume`
             (log rows past it are dropped); without one, one line says a new run starts.
         callbacks: extra Keras callbacks (e.g. `kerasr.training.callbacks.ProgressBar`).
-        resume: continue from the latest checkpoint in `run_dir/checkpoints`.
+        resume: continue from the newest readable checkpoint in `run_dir/checkpoints`; one
+            line says which, and which newer ones were unreadable.
         report: prints one line for the user.
+        restart: start from epoch 0 in a folder holding a run, deleting its checkpoints and
+            logs (see `kerasr.training.checkpoints.start_over`), whatever `resume` says.
 
     Returns:
         A `DCGANRunResult`.
 
     Raises:
         KerasrError: on unusable data (missing or empty folder, no image left by the filter,
-            fewer images than a batch), a run folder of another recipe, or a checkpoint that
-            does not fit the configuration.
+            fewer images than a batch), a run folder of another recipe, a run folder holding
+            checkpoints with neither `resume` nor `restart`, or none of them readable, a
+            checkpoint that does not fit the configuration.
     """
     start = time.monotonic()
     run_dir = Path(run_dir)
     if not config.data.folder:
         raise KerasrError("no data folder: pass DATA or set data.folder in the config")
-    if resume:
-        resume = check_resume(run_dir, KIND, report)
+    # Resuming is the default: asking to start over is what overrides it.
+    point = check_run_dir(run_dir, KIND, resume and not restart, restart, report)
     data, model_cfg, train = config.data, config.model, config.train
     images = load_sprites(
         data.folder,
@@ -136,19 +142,22 @@ def train_dcgan(
     )
     steps_per_epoch = train.steps_per_epoch or len(images) // train.batch_size
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_text(run_dir / "config.toml", to_toml(config))
-    mark_run(run_dir, KIND)
-    write_architecture(run_dir / "generators", **generator_architecture(model_cfg))
-
+    if restart:
+        start_over(run_dir, ("history.csv",), report)
     gan = build_dcgan(config)
     gan.steps_per_epoch = steps_per_epoch
     manager = make_manager(
         gan, run_dir / "checkpoints", train.keep_checkpoints, extra={"epoch": gan.epoch}
     )
-    if resume and restore_latest(manager) is not None:
-        report(f"resumed from {manager.latest_checkpoint} at epoch {int(gan.epoch.numpy())}")
+    if point is not None:
+        restore(manager, point)
+        report(point.resumed(f"epoch {int(gan.epoch.numpy())}"))
         drop_logs_past(run_dir, ("history.csv",), "epoch", int(gan.epoch.numpy()))
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text(run_dir / "config.toml", to_toml(config))
+    mark_run(run_dir, KIND)
+    write_architecture(run_dir / "generators", **generator_architecture(model_cfg))
     initial_epoch = int(gan.epoch.numpy())
 
     feature_model, real_kid, kid_note = _kid_reference(images, train)
