@@ -358,7 +358,12 @@ def train_sr(
     if not recipe.data.source.startswith("tfds:") and not source.is_dir():
         raise KerasrError(f"training folder not found: {source}")
 
-    train_ds = make_sr_dataset(recipe.data, "train", data_sharpens_gt(recipe, stage))
+    # TensorFlow combines the shuffles' seeds with the global one: set it first, so that the
+    # same recipe gives the same data order in any process.
+    keras.utils.set_random_seed(train.seed)
+    # A resumed run continues the data stream at its step, as if it had never stopped.
+    first_batch = point.step if point is not None else 0
+    train_ds = make_sr_dataset(recipe.data, "train", data_sharpens_gt(recipe, stage), first_batch)
     val_ds = None
     if recipe.data.val_source:
         val_ds = make_sr_dataset(recipe.data, "validation")
