@@ -254,6 +254,35 @@ def test_no_readable_checkpoint_is_one_line_and_overwrites_nothing(images, nine_
     assert [int(row.split(",")[0]) for row in _history(run_dir)[1:]] == [2, 4, 6, 8, 10, 12]
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_disk_while_checkpointing_is_one_line_and_keeps_the_last_checkpoint(
+    images, nine_steps, tmp_path
+):
+    run_dir = tmp_path / "run"
+    shutil.copytree(nine_steps, run_dir)
+    checkpoints = run_dir / "checkpoints"
+    kept = fingerprints(checkpoints)
+    # TensorFlow writes the data, renames it into place, then writes the index: a full disk
+    # at that last write leaves the most behind.
+    (checkpoints / "ckpt-12.index").symlink_to("/dev/full")
+
+    args = ("pretrain", images / "train", "-c", TINY, "--run-dir", run_dir)
+    result, out = run(*args, "--resume", "--steps", 15)
+    assert result.exit_code == 2 and "Traceback" not in out, out
+    (error,) = [line for line in out.splitlines() if line.startswith("error:")]
+    assert error.startswith(f"error: {checkpoints / 'ckpt-12'}: no space left on the device")
+    assert re.search(r"needs about [0-9.]+ MB", error)
+    assert f"{checkpoints / 'ckpt-9'} is intact" in error
+    # Nothing of the failed save is left; the earlier checkpoints are as they were.
+    assert fingerprints(checkpoints) == kept
+    assert sorted(p.name for p in checkpoints.iterdir()) == sorted(kept)
+
+    result, out = run(*args, "--resume", "--steps", 12)
+    assert result.exit_code == 0, out
+    assert f"resumed from {checkpoints / 'ckpt-9'} at step 9" in out
+    assert latest_step(run_dir) == 12
+
+
 def _start(images, run_dir, every, started):
     command = [
         sys.executable, "-m", "kerasr.cli", "pretrain", str(images / "train"), "-c", str(TINY),

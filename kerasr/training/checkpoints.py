@@ -22,11 +22,13 @@ import shutil
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+import keras
+import numpy as np
 import tensorflow as tf
 
 from kerasr.errors import KerasrError, first_line
-from kerasr.io import trim_csv
-from kerasr.training.callbacks import PeriodicCheckpoint, StopOnSignal
+from kerasr.io import disk_full_error, is_disk_full, trim_csv
+from kerasr.training.callbacks import StopOnSignal
 
 # The file of a run folder naming the recipe that fills it: "pretrain", "gan" or "dcgan".
 RUN_KIND_FILE = "stage.txt"
@@ -296,6 +298,76 @@ def drop_logs_past(run_dir: str | Path, names: tuple[str, ...], column: str, las
     so that a resumed run does not log the same step or epoch twice."""
     for name in names:
         trim_csv(Path(run_dir) / name, column, last)
+
+
+def _state_bytes(checkpoint) -> int:
+    """About the size of one checkpoint: the harness's weights and its optimizers' state."""
+    variables = {id(v): v for v in checkpoint.model.weights}
+    for name in ("g_optimizer", "d_optimizer"):
+        optimizer = getattr(checkpoint, name, None)
+        variables.update({id(v): v for v in getattr(optimizer, "variables", ())})
+    return sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables.values())
+
+
+def save_checkpoint(manager, step: int) -> str:
+    """Saves checkpoint `step` (`ckpt-<step>`); returns its path.
+
+    Raises:
+        KerasrError: the disk is full. What the failed save left (TensorFlow's temporary
+            folder, a partial `ckpt-<step>`) is removed; the earlier checkpoints and the
+            `checkpoint` list are untouched, so the run resumes from the previous one.
+    """
+    try:
+        return manager.save(checkpoint_number=step)
+    except (OSError, tf.errors.OpError) as e:
+        if not is_disk_full(e):
+            raise
+        directory = Path(manager.directory)
+        prefix = f"{CHECKPOINT_NAME}-{step}"
+        for path in _listing(directory):
+            # Checkpoint files of this step, TensorFlow's `ckpt-<step>_temp` folder, and the
+            # temporary `checkpoint.tmp<hex>` of its list.
+            if path.name.startswith((f"{prefix}.", f"{prefix}_temp", f"{STATE_FILE}.tmp")):
+                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        try:
+            previous = find_resume_point(directory)
+        except KerasrError:
+            previous = None
+        kept = f"; {previous.path} is intact" if previous else ""
+        then = f"{kept}: free some space, then resume the run"
+        raise disk_full_error(directory / prefix, _state_bytes(manager.checkpoint), then) from None
+
+
+class PeriodicCheckpoint(keras.callbacks.Callback):
+    """Saves a checkpoint every `every` steps (0: only when `save` is called), and once
+    more when training ends (see `fit_until_stopped`)."""
+
+    def __init__(self, manager, every: int):
+        super().__init__()
+        self.manager = manager
+        self.every = every
+        self.last_saved = None
+        self.failed = None
+
+    def save(self) -> None:
+        step = int(self.model.step.numpy())
+        # A save that found the disk full is not tried again at the same step (by the
+        # final save after the error): the error already says what to do.
+        if step in (self.last_saved, self.failed):
+            return
+        try:
+            save_checkpoint(self.manager, step)
+        except KerasrError:
+            self.failed = step
+            raise
+        self.last_saved = step
+
+    def on_train_begin(self, logs=None):
+        self.last_saved = int(self.model.step.numpy())
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.every and int(self.model.step.numpy()) % self.every == 0:
+            self.save()
 
 
 def fit_until_stopped(harness, checkpointer: PeriodicCheckpoint, fit: Callable) -> bool:

@@ -40,8 +40,9 @@ from kerasr.errors import KerasrError
 from kerasr.generation import write_architecture
 from kerasr.io import write_text
 from kerasr.quality import QualityReference, QualitySignals
-from kerasr.training.callbacks import DCGANMonitor, PeriodicCheckpoint, TimeLimit
+from kerasr.training.callbacks import DCGANMonitor, TimeLimit
 from kerasr.training.checkpoints import (
+    PeriodicCheckpoint,
     check_run_dir,
     drop_logs_past,
     fit_until_stopped,
@@ -120,7 +121,7 @@ def train_dcgan(
         KerasrError: on unusable data (missing or empty folder, no image left by the filter,
             fewer images than a batch), a run folder of another recipe, a run folder holding
             checkpoints with neither `resume` nor `restart`, or none of them readable, a
-            checkpoint that does not fit the configuration.
+            checkpoint that does not fit the configuration, a disk full while saving one.
     """
     start = time.monotonic()
     run_dir = Path(run_dir)

@@ -37,8 +37,9 @@ from kerasr.config import SRRecipe, to_toml
 from kerasr.errors import KerasrError
 from kerasr.evaluation import DatasetScores
 from kerasr.io import append_csv, atomic_path, write_text
-from kerasr.training.callbacks import PeriodicCheckpoint, SRMonitor, StepLimit
+from kerasr.training.callbacks import SRMonitor, StepLimit
 from kerasr.training.checkpoints import (
+    PeriodicCheckpoint,
     check_run_dir,
     drop_logs_past,
     fit_until_stopped,
