@@ -7,12 +7,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from checkpoint_helpers import DAMAGES, damage, fingerprints
+from checkpoint_helpers import DAMAGES, damage, fingerprints, wait_for_step
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -64,24 +63,13 @@ def _start(sprites, run_dir, started):
     return process
 
 
-def _wait_for_step(process, run_dir, step):
-    # Generous: on a loaded machine TensorFlow's start-up alone can take a minute.
-    deadline = time.monotonic() + 300
-    while checkpoint_step(run_dir) < step and time.monotonic() < deadline:
-        assert process.poll() is None, process.stderr.read()
-        time.sleep(0.2)
-    if checkpoint_step(run_dir) < step:
-        process.kill()
-        raise AssertionError(f"no checkpoint at step {step} after 300 s")
-
-
 def test_ctrl_c_and_sigkill_then_resume_log_every_epoch_once(sprites, tmp_path, started):
     run_dir = tmp_path / "run"
     steps_per_epoch = 2  # 8 sprites, batches of 4
 
     # Ctrl-C: one line naming the checkpoint, exit code 130, a checkpoint at the step reached.
     process = _start(sprites, run_dir, started)
-    _wait_for_step(process, run_dir, 2 * steps_per_epoch)
+    wait_for_step(process, lambda: checkpoint_step(run_dir), 2 * steps_per_epoch)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=180)
     assert process.returncode == 130, err
@@ -96,7 +84,7 @@ def test_ctrl_c_and_sigkill_then_resume_log_every_epoch_once(sprites, tmp_path, 
     # SIGKILL: no chance to save; the checkpoint of the last finished epoch survives, and the
     # log may hold one epoch past it.
     process = _start(sprites, run_dir, started)
-    _wait_for_step(process, run_dir, (epochs_done + 2) * steps_per_epoch)
+    wait_for_step(process, lambda: checkpoint_step(run_dir), (epochs_done + 2) * steps_per_epoch)
     process.send_signal(signal.SIGKILL)
     process.communicate()
     assert process.returncode == -signal.SIGKILL

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from checkpoint_helpers import DAMAGES, damage, fingerprints
+from checkpoint_helpers import DAMAGES, damage, fingerprints, wait_for_step
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -297,15 +297,8 @@ def _start(images, run_dir, every, started):
 
 
 def _wait_for_step(process, run_dir, step):
-    # Generous: on a loaded machine the subprocess's TensorFlow start-up alone can take a
-    # minute, and a signal sent before training starts would test nothing.
-    deadline = time.monotonic() + 240
-    while latest_step(run_dir) < step and time.monotonic() < deadline:
-        assert process.poll() is None, process.stderr.read().decode()
-        time.sleep(0.2)
-    if latest_step(run_dir) < step:
-        process.kill()
-        raise AssertionError(f"no checkpoint at step {step} after 240 s")
+    # A signal sent before training starts would test nothing.
+    wait_for_step(process, lambda: latest_step(run_dir), step)
     time.sleep(0.3)
 
 
