@@ -7,9 +7,11 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 from kerasr.errors import KerasrError
 from kerasr.images import to_uint8
-from kerasr.io import atomic_path
+from kerasr.io import atomic_path, disk_full_error, is_disk_full
 
 FORMATS = ("savedmodel", "keras", "onnx", "litert")
 # Formats for other runtimes, written by `kerasr.export_formats`.
@@ -149,7 +151,8 @@ def export_network(
     Raises:
         KerasrError: a bad option; the destination exists (and `overwrite` is off, or it is
             not an export); the format cannot express the network (see
-            `kerasr.export_formats.write`).
+            `kerasr.export_formats.write`); the disk is full (nothing is left behind, an
+            export being replaced is kept).
     """
     check_options(fmt, precision, tile)
     destination = Path(destination)
@@ -158,18 +161,27 @@ def export_network(
         destination = destination.with_name(destination.name + suffix)
     replaced = _check_destination(destination, fmt, overwrite)
     max_error = None
-    with atomic_path(destination) as staging:
-        if fmt == "savedmodel":
-            _write_savedmodel(network, kind, staging)
-        elif fmt == "keras":
-            network.save(staging)
-        else:
-            from kerasr.export_formats import write
+    import tensorflow as tf
 
-            max_error = write(network, kind, staging, fmt, precision, tile)
-        if replaced is not None:
-            # A folder cannot be renamed over a non-empty one: the old export goes first.
-            shutil.rmtree(replaced) if replaced.is_dir() else replaced.unlink()
+    try:
+        with atomic_path(destination) as staging:
+            if fmt == "savedmodel":
+                _write_savedmodel(network, kind, staging)
+            elif fmt == "keras":
+                network.save(staging)
+            else:
+                from kerasr.export_formats import write
+
+                max_error = write(network, kind, staging, fmt, precision, tile)
+            if replaced is not None:
+                # A folder cannot be renamed over a non-empty one: the old export goes first.
+                shutil.rmtree(replaced) if replaced.is_dir() else replaced.unlink()
+    except (OSError, tf.errors.OpError) as e:
+        if not is_disk_full(e):
+            raise
+        # The weights are most of an export; the graph adds little.
+        weights = sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize for w in network.weights)
+        raise disk_full_error(destination, weights) from None
     return Export(destination, kind, fmt, precision, max_error)
 
 

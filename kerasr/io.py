@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
+import math
 import os
 import secrets
 import shutil
@@ -125,6 +127,37 @@ def exclusive(path: str | os.PathLike, busy: str) -> Iterator[Path]:
     finally:
         path.unlink(missing_ok=True)
         os.close(fd)
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether `error` says the disk (or the user's quota) is full.
+
+    Python's OS errors carry the errno; TensorFlow's and h5py's carry only the C library's
+    message for it, which is the same text `os.strerror` gives.
+    """
+    codes = (errno.ENOSPC, errno.EDQUOT)
+    if isinstance(error, OSError) and error.errno in codes:
+        return True
+    return any(os.strerror(code) in str(error) for code in codes)
+
+
+def megabytes(size: float) -> str:
+    """`size` bytes as MB for a message saying how much space is needed: rounded up to a
+    tenth, so never "0.0 MB"."""
+    return f"{math.ceil(max(size, 1) / 1e5) / 10:.1f} MB"
+
+
+def disk_full_error(path: str | os.PathLike, needed: float, then: str = "") -> KerasrError:
+    """The one-line error for a write to `path` that found the disk full.
+
+    Args:
+        path: what was being written.
+        needed: about how many bytes it takes.
+        then: the rest of the line, e.g. what is kept and how to continue.
+    """
+    return KerasrError(
+        f"{path}: no space left on the device; it needs about {megabytes(needed)}{then}"
+    )
 
 
 def image_grid(images: np.ndarray, columns: int | None = None, pad: int = 2) -> np.ndarray:

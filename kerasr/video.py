@@ -31,7 +31,7 @@ import numpy as np
 
 from kerasr.errors import KerasrError
 from kerasr.images import READ_FORMATS
-from kerasr.io import exclusive
+from kerasr.io import exclusive, megabytes
 from kerasr.video_colour import output_colour, to_rgb
 from kerasr.video_decode import Clock, Decoder, frames_from_duration, lost_frames, reason
 from kerasr.video_segments import EncodePlan, Schedule, SegmentWriter, join
@@ -230,7 +230,7 @@ def _no_space_for_segments(manifest, total: int) -> str:
     text = f"{manifest.work}: no space left on the device for the next segment"
     if kept and total > kept:  # the rest of the segments, then the joined copy of them all
         needed = done / kept * ((total - kept) + total)
-        text += f"; about {_megabytes(needed)} more are needed to finish"
+        text += f"; about {megabytes(needed)} more are needed to finish"
     return (
         f"{text}; {kept} frames are kept there: free space and run the same command with --resume"
     )
@@ -240,7 +240,7 @@ def _no_space_to_join(manifest, output: Path) -> str:
     size = _segments_size(manifest)
     return (
         f"{output}: no space left on the device to join the video, which needs about "
-        f"{_megabytes(size)} beside it (its segments are kept in {manifest.work}): free "
+        f"{megabytes(size)} beside it (its segments are kept in {manifest.work}): free "
         "space and run the same command with --resume"
     )
 
@@ -248,10 +248,6 @@ def _no_space_to_join(manifest, output: Path) -> str:
 def _segments_size(manifest) -> int:
     paths = (manifest.segment_path(i) for i in range(len(manifest.segments)))
     return sum(p.stat().st_size for p in paths if p.is_file())
-
-
-def _megabytes(size: float) -> str:
-    return f"{max(size, 1) / 1e6:.1f} MB"
 
 
 def upscale_video_file(

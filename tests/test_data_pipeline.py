@@ -210,6 +210,24 @@ def test_two_runs_with_a_seed_give_identical_batches_and_seeds_differ(tmp_path):
     assert any(np.abs(la - lc).mean() > 1e-3 for (la, _), (lc, _) in zip(a, c, strict=True))
 
 
+@pytest.mark.parametrize("crops", [1, 3])
+def test_the_stream_ignores_other_iterators_and_starts_at_any_batch(tmp_path, crops):
+    # 5 images, batches of 2, 1 or 3 crops per image: epochs and batches do not line up.
+    root = _folder(tmp_path, n=5)
+    aug = AugmentConfig(jpeg_prob=0.5, dropout_prob=0.5)
+    cfg = _config(root, patches_per_image=crops, augment=aug)
+    fresh = _take(make_sr_dataset(cfg), 9)
+
+    ds = make_sr_dataset(cfg)
+    ahead = iter(ds)  # another reader, several epochs ahead (as a run's sample grid)
+    for _ in range(8):
+        next(ahead)
+    later = _take(make_sr_dataset(cfg, first_batch=5), 4)  # a run resumed at step 5
+    for (la, ha), (lb, hb) in zip(_take(ds, 9) + later, fresh + fresh[5:], strict=True):
+        np.testing.assert_array_equal(la, lb)
+        np.testing.assert_array_equal(ha, hb)
+
+
 def test_validation_is_one_deterministic_pass_of_centre_crops(tmp_path):
     root = _folder(tmp_path, n=3, size=(48, 40))
     deg = DegradationConfig()

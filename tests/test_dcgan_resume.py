@@ -3,14 +3,15 @@ boundary, SIGKILL losing at most one epoch, no epoch logged twice, and `--resume
 
 import csv
 import os
+import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from checkpoint_helpers import DAMAGES, damage, fingerprints, wait_for_step
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -62,24 +63,13 @@ def _start(sprites, run_dir, started):
     return process
 
 
-def _wait_for_step(process, run_dir, step):
-    # Generous: on a loaded machine TensorFlow's start-up alone can take a minute.
-    deadline = time.monotonic() + 300
-    while checkpoint_step(run_dir) < step and time.monotonic() < deadline:
-        assert process.poll() is None, process.stderr.read()
-        time.sleep(0.2)
-    if checkpoint_step(run_dir) < step:
-        process.kill()
-        raise AssertionError(f"no checkpoint at step {step} after 300 s")
-
-
 def test_ctrl_c_and_sigkill_then_resume_log_every_epoch_once(sprites, tmp_path, started):
     run_dir = tmp_path / "run"
     steps_per_epoch = 2  # 8 sprites, batches of 4
 
     # Ctrl-C: one line naming the checkpoint, exit code 130, a checkpoint at the step reached.
     process = _start(sprites, run_dir, started)
-    _wait_for_step(process, run_dir, 2 * steps_per_epoch)
+    wait_for_step(process, lambda: checkpoint_step(run_dir), 2 * steps_per_epoch)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=180)
     assert process.returncode == 130, err
@@ -94,7 +84,7 @@ def test_ctrl_c_and_sigkill_then_resume_log_every_epoch_once(sprites, tmp_path, 
     # SIGKILL: no chance to save; the checkpoint of the last finished epoch survives, and the
     # log may hold one epoch past it.
     process = _start(sprites, run_dir, started)
-    _wait_for_step(process, run_dir, (epochs_done + 2) * steps_per_epoch)
+    wait_for_step(process, lambda: checkpoint_step(run_dir), (epochs_done + 2) * steps_per_epoch)
     process.send_signal(signal.SIGKILL)
     process.communicate()
     assert process.returncode == -signal.SIGKILL
@@ -136,3 +126,61 @@ def test_resume_without_a_checkpoint_says_so_and_another_recipe_is_refused(sprit
     result, out = run("train-dcgan", sprites, "-c", TINY, "-o", sr_dir)
     assert result.exit_code == 2
     assert f"{sr_dir} holds a pretrain run; it cannot be resumed as dcgan" in out
+
+
+@pytest.fixture(scope="module")
+def three_epochs(sprites, tmp_path_factory) -> Path:
+    """A run of 3 epochs of 2 steps: checkpoints at steps 2, 4 and 6."""
+    run_dir = tmp_path_factory.mktemp("three") / "run"
+    result, out = run("train-dcgan", sprites, "-c", TINY, "-o", run_dir, "--epochs", 3)
+    assert result.exit_code == 0, out
+    return run_dir
+
+
+@pytest.mark.parametrize("how", DAMAGES)
+def test_a_damaged_checkpoint_resumes_from_the_one_before(sprites, three_epochs, tmp_path, how):
+    run_dir = tmp_path / "run"
+    shutil.copytree(three_epochs, run_dir)
+    checkpoints = run_dir / "checkpoints"
+    damage(checkpoints, 6, how)
+    epochs = 3 if how == "list" else 2  # the newest readable checkpoint's
+    kept_epochs = [f"epoch_{n:04d}.weights.h5" for n in range(1, epochs + 1)]
+    kept = fingerprints(run_dir / "generators")
+    rows = (run_dir / "history.csv").read_text().splitlines()[: epochs + 1]
+
+    result, out = run("train-dcgan", sprites, "-c", TINY, "-o", run_dir, "--epochs", 4)
+    assert result.exit_code == 0, out
+    (line,) = [line for line in out.splitlines() if line.startswith("resumed from")]
+    path = checkpoints / f"ckpt-{2 * epochs}"
+    assert line.startswith(f"resumed from {path} at epoch {epochs}; skipped corrupt")
+    assert f"trained epochs {epochs}..4" in out and "another architecture" not in out
+    # The generators of the epochs up to the checkpoint, and their log rows, are untouched;
+    # every later epoch is logged once.
+    now = fingerprints(run_dir / "generators")
+    assert {name: now[name] for name in kept_epochs} == {name: kept[name] for name in kept_epochs}
+    assert (run_dir / "history.csv").read_text().splitlines()[: epochs + 1] == rows
+    assert logged_epochs(run_dir) == [1, 2, 3, 4]
+    assert checkpoint_step(run_dir) == 8
+
+
+def test_no_readable_checkpoint_is_refused_unless_restarted(sprites, three_epochs, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(three_epochs, run_dir)
+    for step in (2, 4, 6):
+        damage(run_dir / "checkpoints", step, "data")
+    before = {**fingerprints(run_dir), **fingerprints(run_dir / "generators")}
+
+    args = ("train-dcgan", sprites, "-c", TINY, "-o", run_dir, "--epochs", 4)
+    for flags in ([], ["--no-resume"]):
+        result, out = run(*args, *flags)
+        assert result.exit_code == 2 and "Traceback" not in out, out
+        assert len([line for line in out.splitlines() if line.startswith("error:")]) == 1
+        assert "--restart" in out
+        assert {**fingerprints(run_dir), **fingerprints(run_dir / "generators")} == before
+    result, out = run(*args)
+    assert f"no readable checkpoint in {run_dir / 'checkpoints'}: corrupt ckpt-6 (" in out
+
+    result, out = run(*args, "--restart")
+    assert result.exit_code == 0, out
+    assert "trained epochs 0..4" in out
+    assert logged_epochs(run_dir) == [1, 2, 3, 4]

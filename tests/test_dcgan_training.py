@@ -221,33 +221,6 @@ def test_train_dcgan_fills_the_run_folder_and_resumes(tmp_path):
     assert any(name.startswith("ema_weights/") for name in ckpt.get_variable_to_shape_map())
 
 
-def test_checkpoints_of_the_earlier_dcgan_layout_still_resume(tmp_path):
-    from kerasr.training.checkpoints import make_manager
-    from kerasr.training.train_dcgan import _restore_earlier_layout
-
-    old = build_dcgan(_config())
-    old.train_on_batch(_batch())
-    # The layout DCGAN runs wrote before they shared SR training's checkpoint code.
-    epoch = tf.Variable(3, dtype=tf.int64)
-    earlier = tf.train.Checkpoint(
-        gan=old, g_optimizer=old.g_optimizer, d_optimizer=old.d_optimizer, epoch=epoch
-    )
-    path = earlier.save(str(tmp_path / "earlier" / "ckpt"))
-
-    new = build_dcgan(_config("train.seed=5"))
-    new.steps_per_epoch = 2
-    assert _restore_earlier_layout(new, path)
-    assert int(new.epoch.numpy()) == 3 and int(new.step.numpy()) == 6
-    for a, b in zip(_weights(old.generator), _weights(new.generator), strict=True):
-        np.testing.assert_array_equal(a, b)
-    for a, b in zip(old.d_optimizer.variables, new.d_optimizer.variables, strict=True):
-        np.testing.assert_array_equal(a.numpy(), b.numpy())
-
-    # A checkpoint of today's layout is not mistaken for one.
-    manager = make_manager(new, tmp_path / "today", extra={"epoch": new.epoch})
-    assert not _restore_earlier_layout(new, manager.save(checkpoint_number=6))
-
-
 def test_kid_every_epoch_keeps_the_best_generator(tmp_path, monkeypatch):
     import kerasr.training.callbacks as callbacks
     from kerasr.io import read_csv

@@ -1,4 +1,8 @@
+import re
+from pathlib import Path
+
 import numpy as np
+import pytest
 import tensorflow as tf
 from PIL import Image
 from typer.testing import CliRunner
@@ -100,3 +104,53 @@ def test_export_returns_what_it_wrote(tmp_path, tiny_model_file):
     done = export("pokemon-dcgan-64", tmp_path / "g", "keras")
     assert done == Export(tmp_path / "g.keras", "generator", "keras")
     assert export(tiny_model_file, tmp_path / "u.keras", "keras").kind == "upscaler"
+
+
+def _disk_fills_up(path, written):
+    """Writes `written` bytes to `path` (a file, or a file in the folder `path`) and fails as
+    a full disk does."""
+    path = Path(path)
+    if not path.suffix:
+        path.mkdir()
+        path = path / "variables.data-00000-of-00001"
+    path.write_bytes(b"\0" * written)
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["savedmodel", "keras"])
+def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, tiny_model_file, monkeypatch, fmt):
+    import errno
+    import os
+
+    import keras
+
+    def full_keras(model, path, *args, **kwargs):
+        _disk_fills_up(path, 1000)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def full_savedmodel(module, path, *args, **kwargs):
+        written = _disk_fills_up(path, 1000)
+        message = f"{written}.tempstate123; {os.strerror(errno.ENOSPC)}"
+        raise tf.errors.ResourceExhaustedError(None, None, message)
+
+    target = tmp_path / "out" / ("sm" if fmt == "savedmodel" else "m.keras")
+    result = runner.invoke(app, ["export", str(tiny_model_file), str(target), "-f", fmt])
+    assert result.exit_code == 0, result.output
+    before = _contents(target.parent)
+    monkeypatch.setattr(keras.Model, "save", full_keras)
+    monkeypatch.setattr(tf.saved_model, "save", full_savedmodel)
+
+    # A new export and the replacement of one: one line naming the file and what it needs;
+    # no staging left; the earlier export kept as it was.
+    for args in ([str(tmp_path / "out" / "new")], [str(target), "--overwrite"]):
+        result = runner.invoke(app, ["export", str(tiny_model_file), *args, "-f", fmt])
+        assert result.exit_code == 2, result.output
+        assert result.output.count("\n") == 1 and "Traceback" not in result.output
+        assert "no space left on the device; it needs about" in result.output
+        assert re.search(r"about [0-9.]+ MB", result.output)
+        assert _contents(target.parent) == before
+    assert f"error: {target}: no space left on the device" in result.output
+
+
+def _contents(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}

@@ -85,13 +85,17 @@ def test_python_stderr_stays_a_terminal():
 
 def test_ctrl_c_on_the_process_group_does_not_silence_what_follows():
     """A terminal's Ctrl-C reaches every process of the group, the filter included."""
+    # The child waits on something that cannot end before the signal (a read of stdin ends
+    # at EOF) and sets Python's Ctrl-C handler itself: started where SIGINT is ignored (the
+    # tests run as a script's background job), it inherits that and would just exit 0.
     script = (
-        "import os, sys\n"
+        "import os, signal, sys, time\n"
         "from kerasr.runtime import filter_native_logs\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "filter_native_logs()\n"
         "try:\n"
         "    print('ready', flush=True)\n"
-        "    sys.stdin.read()\n"
+        "    time.sleep(120)\n"
         "except KeyboardInterrupt:\n"
         "    os.write(2, HARMLESS + b'native line after the interrupt\\n')\n"
         "    sys.exit(130)\n"
@@ -102,7 +106,7 @@ def test_ctrl_c_on_the_process_group_does_not_silence_what_follows():
     process = subprocess.Popen(
         [sys.executable, "-c", f"HARMLESS = {HARMLESS!r}\n" + script],
         env={**quiet, "PYTHONPATH": os.getcwd()},
-        stdin=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,

@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from checkpoint_helpers import DAMAGES, damage, fingerprints, wait_for_step
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -176,6 +178,111 @@ def test_resume_with_another_architecture_is_refused(images, tmp_path):
     assert "does not fit this configuration" in out and "Traceback" not in out
 
 
+@pytest.fixture(scope="module")
+def nine_steps(images, tmp_path_factory) -> Path:
+    """A pretrain run of 9 steps: checkpoints at steps 3, 6 and 9, a log row every 2 steps."""
+    run_dir = tmp_path_factory.mktemp("nine") / "run"
+    result, out = run("pretrain", images / "train", "-c", TINY, "--run-dir", run_dir, "--steps", 9)
+    assert result.exit_code == 0, out
+    return run_dir
+
+
+def _history(run_dir):
+    return (run_dir / "history.csv").read_text().splitlines()
+
+
+@pytest.mark.parametrize("how", DAMAGES)
+def test_resume_skips_a_damaged_checkpoint_and_keeps_the_run(images, nine_steps, tmp_path, how):
+    run_dir = tmp_path / "run"
+    shutil.copytree(nine_steps, run_dir)
+    checkpoints = run_dir / "checkpoints"
+    damage(checkpoints, 9, how)
+    kept = fingerprints(checkpoints, "ckpt-6.*")
+    # The newest readable checkpoint: the damaged one's predecessor, or itself when only
+    # TensorFlow's list of checkpoints was damaged.
+    start = 9 if how == "list" else 6
+    logged = [
+        row for row in _history(run_dir) if row[0].isalpha() or int(row.split(",")[0]) <= start
+    ]
+
+    args = ("pretrain", images / "train", "-c", TINY, "--run-dir", run_dir)
+    result, out = run(*args, "--resume", "--steps", 12)
+    assert result.exit_code == 0, out
+    (line,) = [line for line in out.splitlines() if line.startswith("resumed from")]
+    assert line.startswith(f"resumed from {checkpoints / f'ckpt-{start}'} at step {start}; skipped")
+    if how == "list":
+        assert f"corrupt checkpoint list {checkpoints / 'checkpoint'}" in line
+    else:
+        assert "corrupt ckpt-9 (" in line
+    assert "another architecture" not in out and f"steps {start}..12" in out
+    assert latest_step(run_dir) == 12
+    # The checkpoint resumed from and the rows logged up to it are untouched; every step
+    # after it is logged once.
+    assert fingerprints(checkpoints, "ckpt-6.*") == kept
+    assert _history(run_dir)[: len(logged)] == logged
+    assert [int(row.split(",")[0]) for row in _history(run_dir)[1:]] == [2, 4, 6, 8, 10, 12]
+
+
+def test_no_readable_checkpoint_is_one_line_and_overwrites_nothing(images, nine_steps, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(nine_steps, run_dir)
+    checkpoints = run_dir / "checkpoints"
+    for step in (3, 6, 9):
+        damage(checkpoints, step, "index")
+    before = {**fingerprints(checkpoints), **fingerprints(run_dir)}
+
+    args = ("pretrain", images / "train", "-c", TINY, "--run-dir", run_dir, "--steps", 12)
+    for flags in (["--resume"], []):
+        result, out = run(*args, *flags)
+        assert result.exit_code == 2 and "Traceback" not in out, out
+        (error,) = [line for line in out.splitlines() if line.startswith("error:")]
+        assert {**fingerprints(checkpoints), **fingerprints(run_dir)} == before
+    assert error.endswith("or choose another run folder") and "--restart" in error
+
+    result, out = run(*args, "--resume")
+    assert f"no readable checkpoint in {checkpoints}: corrupt ckpt-9 (" in out
+    assert "--restart" in out
+
+    # Asked to, the run starts over: the earlier checkpoints and logs go.
+    result, out = run(*args, "--restart")
+    assert result.exit_code == 0, out
+    assert f"deleted the checkpoints and logs of the earlier run in {run_dir}" in out
+    assert "steps 0..12" in out
+    assert sorted(p.name for p in checkpoints.glob("*.index")) == [
+        "ckpt-12.index", "ckpt-6.index", "ckpt-9.index",
+    ]  # fmt: skip
+    assert [int(row.split(",")[0]) for row in _history(run_dir)[1:]] == [2, 4, 6, 8, 10, 12]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_disk_while_checkpointing_is_one_line_and_keeps_the_last_checkpoint(
+    images, nine_steps, tmp_path
+):
+    run_dir = tmp_path / "run"
+    shutil.copytree(nine_steps, run_dir)
+    checkpoints = run_dir / "checkpoints"
+    kept = fingerprints(checkpoints)
+    # TensorFlow writes the data, renames it into place, then writes the index: a full disk
+    # at that last write leaves the most behind.
+    (checkpoints / "ckpt-12.index").symlink_to("/dev/full")
+
+    args = ("pretrain", images / "train", "-c", TINY, "--run-dir", run_dir)
+    result, out = run(*args, "--resume", "--steps", 15)
+    assert result.exit_code == 2 and "Traceback" not in out, out
+    (error,) = [line for line in out.splitlines() if line.startswith("error:")]
+    assert error.startswith(f"error: {checkpoints / 'ckpt-12'}: no space left on the device")
+    assert re.search(r"needs about [0-9.]+ MB", error)
+    assert f"{checkpoints / 'ckpt-9'} is intact" in error
+    # Nothing of the failed save is left; the earlier checkpoints are as they were.
+    assert fingerprints(checkpoints) == kept
+    assert sorted(p.name for p in checkpoints.iterdir()) == sorted(kept)
+
+    result, out = run(*args, "--resume", "--steps", 12)
+    assert result.exit_code == 0, out
+    assert f"resumed from {checkpoints / 'ckpt-9'} at step 9" in out
+    assert latest_step(run_dir) == 12
+
+
 def _start(images, run_dir, every, started):
     command = [
         sys.executable, "-m", "kerasr.cli", "pretrain", str(images / "train"), "-c", str(TINY),
@@ -190,15 +297,8 @@ def _start(images, run_dir, every, started):
 
 
 def _wait_for_step(process, run_dir, step):
-    # Generous: on a loaded machine the subprocess's TensorFlow start-up alone can take a
-    # minute, and a signal sent before training starts would test nothing.
-    deadline = time.monotonic() + 240
-    while latest_step(run_dir) < step and time.monotonic() < deadline:
-        assert process.poll() is None, process.stderr.read().decode()
-        time.sleep(0.2)
-    if latest_step(run_dir) < step:
-        process.kill()
-        raise AssertionError(f"no checkpoint at step {step} after 240 s")
+    # A signal sent before training starts would test nothing.
+    wait_for_step(process, lambda: latest_step(run_dir), step)
     time.sleep(0.3)
 
 
@@ -206,19 +306,27 @@ def _logged(run_dir):
     return [int(row.split(",")[0]) for row in (run_dir / "history.csv").read_text().split()[1:]]
 
 
-def test_interrupt_checkpoints_and_sigkill_loses_at_most_one_interval(images, tmp_path, started):
+def _rows(run_dir):
+    """step -> last_g_loss of every logged step."""
+    lines = (run_dir / "history.csv").read_text().split()[1:]
+    return {int(row.split(",")[0]): float(row.split(",")[1]) for row in lines}
+
+
+def test_interrupted_three_ways_then_resumed_ends_as_a_run_never_stopped(images, tmp_path, started):
     run_dir, every = tmp_path / "run", 5
 
-    # Ctrl-C: a checkpoint at the very step reached, exit code 130.
-    process = _start(images, run_dir, every, started)
-    _wait_for_step(process, run_dir, every)
-    process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=180) == 130, process.stderr.read().decode()
-    process.stderr.close()
-    interrupted = latest_step(run_dir)
-    # Nothing lost: the checkpoint holds every logged step (the signal may land between the
-    # step and its log line, so the log can be one step behind).
-    assert interrupted >= every and 0 <= interrupted - _logged(run_dir)[-1] <= 1
+    # Ctrl-C and SIGTERM: a checkpoint at the very step reached, exit code 130.
+    interrupted = 0
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        process = _start(images, run_dir, every, started)
+        _wait_for_step(process, run_dir, interrupted + every)
+        process.send_signal(sig)
+        assert process.wait(timeout=180) == 130, process.stderr.read().decode()
+        process.stderr.close()
+        interrupted = latest_step(run_dir)
+        # Nothing lost: the checkpoint holds every logged step (the signal may land between
+        # the step and its log line, so the log can be one step behind).
+        assert 0 <= interrupted - _logged(run_dir)[-1] <= 1
 
     # SIGKILL: no chance to save; the last periodic checkpoint survives.
     process = _start(images, run_dir, every, started)
@@ -234,15 +342,36 @@ def test_interrupt_checkpoints_and_sigkill_loses_at_most_one_interval(images, tm
     assert -1 <= _logged(run_dir)[-1] - saved < every
 
     total = saved + 3
-    result, out = run(
-        "pretrain", images / "train", "-c", TINY, "--run-dir", run_dir, "--resume",
-        "--steps", total, "--set", f"train.checkpoint_every={every}",
+    common = (
+        "-c", TINY, "--steps", total, "--set", f"train.checkpoint_every={every}",
         "--set", "train.log_every=1", "--set", "memory.enabled=false",
     )  # fmt: skip
+    result, out = run("pretrain", images / "train", "--run-dir", run_dir, "--resume", *common)
     assert result.exit_code == 0, out
     assert f"at step {saved}" in out and f"steps {saved}..{total}" in out
     assert latest_step(run_dir) == total
     assert _logged(run_dir)[-1] == total
+
+    # The same recipe never stopped: the same losses at every step, the same networks, EMA
+    # and optimizer state (the segments ran with one thread, this process with more, hence
+    # a tolerance for the order of float sums).
+    never_stopped = tmp_path / "never-stopped"
+    result, out = run("pretrain", images / "train", "--run-dir", never_stopped, *common)
+    assert result.exit_code == 0, out
+    resumed, reference = _rows(run_dir), _rows(never_stopped)
+    assert list(resumed) == list(reference) == list(range(1, total + 1))
+    np.testing.assert_allclose(list(resumed.values()), list(reference.values()), rtol=1e-4)
+    import tensorflow as tf
+
+    a = tf.train.load_checkpoint(str(run_dir / "checkpoints" / f"ckpt-{total}"))
+    b = tf.train.load_checkpoint(str(never_stopped / "checkpoints" / f"ckpt-{total}"))
+    names = [n for n in a.get_variable_to_shape_map() if "VARIABLE_VALUE" in n]
+    assert any(n.startswith("ema_weights/") for n in names)
+    for name in names:
+        if not name.startswith("save_counter"):  # how many saves, not the run's state
+            np.testing.assert_allclose(
+                a.get_tensor(name), b.get_tensor(name), rtol=1e-4, atol=1e-6, err_msg=name
+            )
 
 
 def _tiny_weights(path, seed):

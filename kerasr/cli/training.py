@@ -52,10 +52,17 @@ def train_dcgan_command(
     resume: Annotated[
         bool,
         typer.Option(
-            help="Continue from the run folder's latest checkpoint; without one, say so and "
-            "start a new run. A folder of another recipe is refused."
+            help="Continue from the run folder's newest readable checkpoint; without one, say "
+            "so and start a new run. A folder of another recipe is refused."
         ),
     ] = True,
+    restart: Annotated[
+        bool,
+        typer.Option(
+            help="Start over at epoch 0 in a run folder that holds a run, deleting its "
+            "checkpoints and logs (grids and generators are overwritten as epochs come)."
+        ),
+    ] = False,
 ) -> None:
     """Train the Pokemon DCGAN on a folder of sprites, with a sample grid every epoch."""
     from kerasr.config import DCGANConfig, load_config
@@ -84,7 +91,14 @@ def train_dcgan_command(
         batch_size=cfg.train.batch_size,
     )
     with bar:
-        result = train_dcgan(cfg, out, callbacks=[bar], resume=resume, report=bar.print)
+        result = train_dcgan(
+            cfg,
+            out,
+            callbacks=[bar],
+            resume=resume,
+            report=bar.print,
+            restart=restart,
+        )
 
     if result.interrupted:
         typer.echo(
@@ -123,6 +137,7 @@ def _sr_command(
     init: str | None,
     threads: int,
     strategy_name: str = "default",
+    restart: bool = False,
 ) -> None:
     from kerasr.config import SRRecipe, load_config
 
@@ -159,6 +174,7 @@ def _sr_command(
             callbacks=[bar],
             report=bar.print,
             strategy=strategy,
+            restart=restart,
         )
     done = result.step - result.start_step
     typer.echo(
@@ -195,8 +211,16 @@ RunDirOption = Annotated[
 ResumeOption = Annotated[
     bool,
     typer.Option(
-        help="Continue from the run folder's latest checkpoint (same step, same schedule); "
-        "without one, say so and start from step 0. A folder of another recipe is refused."
+        help="Continue from the run folder's newest readable checkpoint (same step, same "
+        "schedule); without one, say so and start from step 0. A folder of another recipe "
+        "is refused."
+    ),
+]
+RestartOption = Annotated[
+    bool,
+    typer.Option(
+        help="Start over at step 0 in a run folder that holds a run, deleting its checkpoints "
+        "and logs (samples and weights are overwritten as the new run writes them)."
     ),
 ]
 StepsOption = Annotated[int | None, typer.Option(min=1, help="Total steps (sets train.steps).")]
@@ -230,11 +254,12 @@ def pretrain_command(
     max_minutes: MinutesOption = None,
     threads: ThreadsOption = 0,
     strategy: StrategyOption = "default",
+    restart: RestartOption = False,
 ) -> None:
     """ESRGAN stage 1: train the generator on a pixel loss (PSNR-oriented)."""
     _sr_command(
         "pretrain", data, config, overrides, run_dir, resume, steps, max_minutes, None, threads,
-        strategy,
+        strategy, restart,
     )  # fmt: skip
 
 
@@ -256,9 +281,10 @@ def train_gan_command(
     ] = None,
     threads: ThreadsOption = 0,
     strategy: StrategyOption = "default",
+    restart: RestartOption = False,
 ) -> None:
     """ESRGAN stage 2: GAN training (perceptual + adversarial + pixel losses)."""
     _sr_command(
         "train-gan", data, config, overrides, run_dir, resume, steps, max_minutes, init, threads,
-        strategy,
+        strategy, restart,
     )  # fmt: skip

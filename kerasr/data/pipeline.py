@@ -4,7 +4,9 @@ Stages, in order: file list (shuffled per epoch with the seed) -> decode -> crop
 coordinates (random for training, centred for validation) -> flips / transpose (training) ->
 batch -> degradation of the whole batch (HR-only sources) -> LR JPEG / dropout (training)
 -> pair pool (Real-ESRGAN) -> prefetch. Each element and each batch gets a seed made of the
-base seed and its index, so a run repeats exactly and parallel maps stay deterministic.
+base seed and its index, so a run repeats exactly and parallel maps stay deterministic. A
+folder's epochs are permutations drawn from their number, so a resumed run continues the
+stream where it stopped.
 """
 
 from __future__ import annotations
@@ -65,8 +67,8 @@ def _filter_small(records, lr_patch, scale, policy, lr_records=None):
     return kept
 
 
-def _folder_elements(config: DataConfig, source: str, lr_source: str):
-    """A dataset of dicts {"hr": path[, "lr": path]} and its size, from folders."""
+def _folder_paths(config: DataConfig, source: str, lr_source: str) -> dict[str, list[str]]:
+    """The training files of folders: {"hr": paths[, "lr": paths]}."""
     lr_patch = config.patch_size // config.scale
     hr_scan = scan_folder(source)
     if lr_source:
@@ -87,15 +89,38 @@ def _folder_elements(config: DataConfig, source: str, lr_source: str):
             f'{config.patch_size}x{config.patch_size} (set data.small_images="upsample" '
             "or a smaller data.patch_size)"
         )
-    return tf.data.Dataset.from_tensor_slices(paths), len(paths["hr"])
+    return paths
 
 
 def _decode(paths):
     return {k: load_image(v) for k, v in paths.items()}
 
 
+def _file_order(paths: dict[str, list[str]], seed: int, first: int) -> tf.data.Dataset:
+    """The endless training order of a folder's files, from element `first` on.
+
+    Each epoch is a permutation drawn from the seed and the epoch's number, whatever reads
+    it: TensorFlow's reshuffling `shuffle` draws each epoch's seed from a generator shared
+    by all iterators of the dataset, so the sample grid's iterator changed the order of
+    training, and a resumed run could not find its place. Here starting at `first` is free.
+    """
+    count = len(paths["hr"])
+    table = {k: tf.constant(v) for k, v in paths.items()}
+
+    def pick(i):
+        position = tf.random.experimental.index_shuffle(
+            i % count, _seed(seed, _FILES, i // count), count - 1
+        )
+        return {k: tf.gather(v, position) for k, v in table.items()}
+
+    return tf.data.Dataset.range(first, tf.int64.max).map(pick)
+
+
 def make_sr_dataset(
-    config: DataConfig, split: Literal["train", "validation"] = "train", sharpen_gt=False
+    config: DataConfig,
+    split: Literal["train", "validation"] = "train",
+    sharpen_gt=False,
+    first_batch: int = 0,
 ) -> tf.data.Dataset:
     """Builds the tf.data pipeline of (LR, HR) batches for super-resolution.
 
@@ -107,6 +132,10 @@ def make_sr_dataset(
         sharpen_gt: with Real-ESRGAN degradations made here (not paired, not on the device),
             yield the unsharp-masked HR, sharpened before the patch is cut, as Real-ESRNet's
             `gt_usm` does (see `SRLossConfig.l1_gt_usm`).
+        first_batch: for training, the stream starts as if this many batches had been
+            taken (a resumed run's step). From a folder without `cache` it is then the same
+            stream; otherwise the file order starts a new epoch, and Real-ESRGAN's pair pool
+            starts empty.
 
     Returns:
         A dataset of `(lr, hr)` float32 batches in [0, 1]: lr [B, P/scale, P/scale, 3],
@@ -133,11 +162,18 @@ def make_sr_dataset(
     scale, lr_patch = config.scale, config.patch_size // config.scale
     seed = config.seed
 
+    crops = config.patches_per_image if train else 1
+    first_batch = first_batch if train else 0
+    # Element e gives patches e * crops ... e * crops + crops - 1; batches are cut from those.
+    first_element, first_crop = divmod(first_batch * config.batch_size, crops)
+
+    paths = None
     if is_tfds(source):
         elements, paired = tfds_dataset(source, split, config.data_dir)
         count = None
     else:
-        elements, count = _folder_elements(config, source, lr_source)
+        paths = _folder_paths(config, source, lr_source)
+        elements, count = tf.data.Dataset.from_tensor_slices(paths), len(paths["hr"])
         paired = bool(lr_source)
         if config.cache:
             elements = elements.map(_decode, num_parallel_calls=AUTOTUNE).cache()
@@ -146,12 +182,13 @@ def make_sr_dataset(
     if is_tfds(source) and config.small_images == "skip":
         # TFDS sizes are only known once decoded; too-small images are dropped here.
         elements = elements.filter(lambda item: _big_enough(item, lr_patch, scale))
-    if train:
+    if train and paths is not None and not config.cache:
+        elements = _file_order(paths, seed, first_element)
+    elif train:
         buffer = min(config.shuffle_buffer, count) if count else config.shuffle_buffer
         elements = elements.shuffle(buffer, seed=seed + _FILES, reshuffle_each_iteration=True)
         elements = elements.repeat()
 
-    crops = config.patches_per_image if train else 1
     degradation = config.degradation
     # Real-ESRGAN degrades a 400 px crop whole and cuts the patch afterwards (crop_pad_size);
     # 0 cuts the patch first and degrades only the patch.
@@ -180,9 +217,9 @@ def make_sr_dataset(
             return out[0]
         return tf.nest.map_structure(lambda *t: tf.stack(t), *out)
 
-    ds = elements.enumerate().map(element, num_parallel_calls=AUTOTUNE)
+    ds = elements.enumerate(first_element).map(element, num_parallel_calls=AUTOTUNE)
     if crops > 1:
-        ds = ds.unbatch()
+        ds = ds.unbatch().skip(first_crop)
     # A file that passed the scan but still fails to decode must not stop a long run.
     ds = ds.ignore_errors(log_warning=True)
 
@@ -201,7 +238,7 @@ def make_sr_dataset(
                 lr, gt = crop_batch_pair(lr, gt, cut, lr_patch, scale, random=train)
             return lr, gt
 
-        ds = ds.enumerate().map(degrade, num_parallel_calls=AUTOTUNE)
+        ds = ds.enumerate(first_batch).map(degrade, num_parallel_calls=AUTOTUNE)
     if train:
 
         def augment(index, pair):
@@ -210,7 +247,7 @@ def make_sr_dataset(
 
         augment_cfg = config.augment
         if augment_cfg.jpeg_prob > 0 or augment_cfg.dropout_prob > 0:
-            ds = ds.enumerate().map(augment, num_parallel_calls=AUTOTUNE)
+            ds = ds.enumerate(first_batch).map(augment, num_parallel_calls=AUTOTUNE)
         if not paired and degradation.kind == "realesrgan" and degradation.pool_size > 0:
             # Real-ESRGAN's training-pair pool: batch-level choices (resize, noise type)
             # are mixed across batches before the model sees them.

@@ -1,5 +1,6 @@
-"""Every training callback: progress bar, step and time limits, Ctrl-C / SIGTERM at a step
-boundary, periodic checkpoints, and the per-step (SR) and per-epoch (DCGAN) logging.
+"""Training callbacks: progress bar, step and time limits, Ctrl-C / SIGTERM at a step
+boundary, and the per-step (SR) and per-epoch (DCGAN) logging. The periodic checkpoint is
+`kerasr.training.checkpoints.PeriodicCheckpoint`.
 
 Nothing here knows about a particular network: the callbacks read the harness's `step`
 counter (and `epoch`, for the DCGAN) and its metrics' logs.
@@ -232,30 +233,6 @@ class StopOnSignal(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-class PeriodicCheckpoint(keras.callbacks.Callback):
-    """Saves a checkpoint every `every` steps (0: only when `save` is called), and once
-    more when training ends (see `kerasr.training.checkpoints.fit_until_stopped`)."""
-
-    def __init__(self, manager, every: int):
-        super().__init__()
-        self.manager = manager
-        self.every = every
-        self.last_saved = None
-
-    def save(self) -> None:
-        step = int(self.model.step.numpy())
-        if step != self.last_saved:
-            self.manager.save(checkpoint_number=step)
-            self.last_saved = step
-
-    def on_train_begin(self, logs=None):
-        self.last_saved = int(self.model.step.numpy())
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self.every and int(self.model.step.numpy()) % self.every == 0:
-            self.save()
-
-
 class SRMonitor(keras.callbacks.Callback):
     """TensorBoard scalars, learning rates, sample grids and CSV logs, by step.
 
@@ -339,8 +316,9 @@ class DCGANMonitor(keras.callbacks.Callback):
     Args:
         run_dir: the run folder (see the module docstring for its layout).
         reference: real-image side of the quality signals.
-        checkpointer: the run's `PeriodicCheckpoint`; a checkpoint is saved after each
-            epoch's outputs, with the harness's `epoch` counter set to the epoch done.
+        checkpointer: the run's `kerasr.training.checkpoints.PeriodicCheckpoint`; a
+            checkpoint is saved after each epoch's outputs, with the harness's `epoch`
+            counter set to the epoch done.
         grid_size: the grid shows seeds `0 .. grid_size**2 - 1`.
         kid_every: KID every this many epochs (0: never); needs `feature_model`.
         feature_model: EfficientNet-Lite0 with ImageNet weights

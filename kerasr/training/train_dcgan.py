@@ -33,7 +33,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import keras
-import tensorflow as tf
 
 from kerasr.config import DCGANConfig, to_toml
 from kerasr.data.sprites import load_sprites, sprite_dataset
@@ -41,14 +40,16 @@ from kerasr.errors import KerasrError
 from kerasr.generation import write_architecture
 from kerasr.io import write_text
 from kerasr.quality import QualityReference, QualitySignals
-from kerasr.training.callbacks import DCGANMonitor, PeriodicCheckpoint, TimeLimit
+from kerasr.training.callbacks import DCGANMonitor, TimeLimit
 from kerasr.training.checkpoints import (
-    check_resume,
+    PeriodicCheckpoint,
+    check_run_dir,
     drop_logs_past,
     fit_until_stopped,
     make_manager,
     mark_run,
-    restore_latest,
+    restore,
+    start_over,
 )
 from kerasr.training.dcgan import build_dcgan, generator_architecture
 from kerasr.training.reporting import write_dcgan_figures
@@ -92,36 +93,13 @@ class DCGANRunResult:
     checkpoint: str | None
 
 
-def _restore_earlier_layout(gan, path: str | None) -> bool:
-    """Restores a checkpoint of the layout DCGAN runs had before they shared SR training's
-    (`gan`, both optimizers and `epoch` at its root; no step counter), so that their run
-    folders still resume. Returns False for any other checkpoint."""
-    if not path or not any(name.startswith("gan/") for name, _ in tf.train.list_variables(path)):
-        return False
-    earlier = tf.train.Checkpoint(
-        gan=tf.train.Checkpoint(generator=gan.generator, discriminator=gan.discriminator),
-        g_optimizer=gan.g_optimizer,
-        d_optimizer=gan.d_optimizer,
-        epoch=gan.epoch,
-    )
-    try:
-        earlier.restore(path).expect_partial().assert_existing_objects_matched()
-    except (ValueError, AssertionError, tf.errors.OpError) as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise KerasrError(
-            f"checkpoint {path} does not fit this configuration: {first[:200]}"
-        ) from None
-    # Those checkpoints were written at epoch ends only.
-    gan.step.assign(int(gan.epoch.numpy()) * gan.steps_per_epoch)
-    return True
-
-
 def train_dcgan(
     config: DCGANConfig,
     run_dir: str | Path,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     resume: bool = True,
     report: Callable[[str], None] = print,
+    restart: bool = False,
 ) -> DCGANRunResult:
     """Trains a DCGAN on a sprite folder, filling `run_dir` (layout in the module docstring).
 
@@ -130,23 +108,27 @@ def train_dcgan(
         run_dir: the run folder; an existing checkpoint there is resumed when `resume`
             (log rows past it are dropped); without one, one line says a new run starts.
         callbacks: extra Keras callbacks (e.g. `kerasr.training.callbacks.ProgressBar`).
-        resume: continue from the latest checkpoint in `run_dir/checkpoints`.
+        resume: continue from the newest readable checkpoint in `run_dir/checkpoints`; one
+            line says which, and which newer ones were unreadable.
         report: prints one line for the user.
+        restart: start from epoch 0 in a folder holding a run, deleting its checkpoints and
+            logs (see `kerasr.training.checkpoints.start_over`), whatever `resume` says.
 
     Returns:
         A `DCGANRunResult`.
 
     Raises:
         KerasrError: on unusable data (missing or empty folder, no image left by the filter,
-            fewer images than a batch), a run folder of another recipe, or a checkpoint that
-            does not fit the configuration.
+            fewer images than a batch), a run folder of another recipe, a run folder holding
+            checkpoints with neither `resume` nor `restart`, or none of them readable, a
+            checkpoint that does not fit the configuration, a disk full while saving one.
     """
     start = time.monotonic()
     run_dir = Path(run_dir)
     if not config.data.folder:
         raise KerasrError("no data folder: pass DATA or set data.folder in the config")
-    if resume:
-        resume = check_resume(run_dir, KIND, report)
+    # Resuming is the default: asking to start over is what overrides it.
+    point = check_run_dir(run_dir, KIND, resume and not restart, restart, report)
     data, model_cfg, train = config.data, config.model, config.train
     images = load_sprites(
         data.folder,
@@ -161,22 +143,22 @@ def train_dcgan(
     )
     steps_per_epoch = train.steps_per_epoch or len(images) // train.batch_size
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_text(run_dir / "config.toml", to_toml(config))
-    mark_run(run_dir, KIND)
-    write_architecture(run_dir / "generators", **generator_architecture(model_cfg))
-
+    if restart:
+        start_over(run_dir, ("history.csv",), report)
     gan = build_dcgan(config)
     gan.steps_per_epoch = steps_per_epoch
     manager = make_manager(
         gan, run_dir / "checkpoints", train.keep_checkpoints, extra={"epoch": gan.epoch}
     )
-    if resume and (
-        _restore_earlier_layout(gan, manager.latest_checkpoint)
-        or restore_latest(manager) is not None
-    ):
-        report(f"resumed from {manager.latest_checkpoint} at epoch {int(gan.epoch.numpy())}")
+    if point is not None:
+        restore(manager, point)
+        report(point.resumed(f"epoch {int(gan.epoch.numpy())}"))
         drop_logs_past(run_dir, ("history.csv",), "epoch", int(gan.epoch.numpy()))
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text(run_dir / "config.toml", to_toml(config))
+    mark_run(run_dir, KIND)
+    write_architecture(run_dir / "generators", **generator_architecture(model_cfg))
     initial_epoch = int(gan.epoch.numpy())
 
     feature_model, real_kid, kid_note = _kid_reference(images, train)

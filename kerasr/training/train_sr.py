@@ -37,15 +37,17 @@ from kerasr.config import SRRecipe, to_toml
 from kerasr.errors import KerasrError
 from kerasr.evaluation import DatasetScores
 from kerasr.io import append_csv, atomic_path, write_text
-from kerasr.training.callbacks import PeriodicCheckpoint, SRMonitor, StepLimit
+from kerasr.training.callbacks import SRMonitor, StepLimit
 from kerasr.training.checkpoints import (
-    check_resume,
+    PeriodicCheckpoint,
+    check_run_dir,
     drop_logs_past,
     fit_until_stopped,
     make_manager,
     mark_run,
+    restore,
     restore_generator,
-    restore_latest,
+    start_over,
 )
 from kerasr.training.distribute import for_replicas, release_worker_dir, worker_dir
 from kerasr.training.memory import MemorySupport
@@ -53,6 +55,8 @@ from kerasr.training.reporting import write_sr_figures
 from kerasr.training.sr import SRModel, make_optimizer
 
 Stage = Literal["pretrain", "gan"]
+# The CSV logs of a run folder, by step.
+LOGS = ("history.csv", "validation.csv", "memory.csv")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,8 +133,8 @@ def load_init(generator, init: str) -> str:
         exported = path / "generator.weights.h5"
         if exported.is_file():
             init, path = str(exported), exported
-        elif restore_generator(generator, path / "checkpoints"):
-            return f"latest checkpoint of {path}"
+        elif checkpoint := restore_generator(generator, path / "checkpoints"):
+            return checkpoint
         else:
             raise KerasrError(f"{path} holds no generator.weights.h5 and no checkpoint")
     from kerasr.weights import load_model
@@ -315,6 +319,7 @@ def train_sr(
     callbacks: Sequence[keras.callbacks.Callback] = (),
     report: Callable[[str], None] = print,
     strategy=None,
+    restart: bool = False,
 ) -> SRRunResult:
     """Runs one stage of the ESRGAN recipe, filling `run_dir` (layout in the module doc).
 
@@ -322,41 +327,44 @@ def train_sr(
         recipe: the configuration (`data.source` must be set).
         run_dir: the run folder.
         stage: `"pretrain"` (pixel loss only) or `"gan"`.
-        resume: continue from the newest checkpoint in `run_dir` (same step, same schedule);
-            log rows past that checkpoint are dropped. Without a checkpoint there, one line
-            says so and the run starts from step 0.
+        resume: continue from the newest readable checkpoint in `run_dir` (same step, same
+            schedule); log rows past that checkpoint are dropped, and one line says where
+            the run resumed and which newer checkpoints were unreadable. Without a
+            checkpoint there, one line says so and the run starts from step 0.
         callbacks: extra Keras callbacks (e.g. a progress bar).
         report: prints one line for the user.
         strategy: a `tf.distribute.Strategy` (default: the current one); see
             `kerasr.training.distribute`. Only its chief writes `run_dir`.
+        restart: start from step 0 in a folder holding a run, deleting its checkpoints and
+            logs (see `kerasr.training.checkpoints.start_over`).
 
     Returns:
         An `SRRunResult`.
 
     Raises:
-        KerasrError: for unusable data, an existing run without `resume`, a folder holding a
-            run of another recipe, a checkpoint or `train.init` that does not fit the
-            configuration.
+        KerasrError: for unusable data, an existing run without `resume` or `restart`, a
+            folder holding a run of another recipe, checkpoints none of which is readable, a
+            checkpoint or `train.init` that does not fit the configuration, a disk full
+            while saving a checkpoint.
     """
     from kerasr.data import make_sr_dataset
 
     run_dir = Path(run_dir)
     train = recipe.train
     checkpoint_dir = run_dir / "checkpoints"
-    if not resume and tf.train.latest_checkpoint(str(checkpoint_dir)):
-        raise KerasrError(
-            f"{run_dir} already holds a training run; pass --resume to continue it or "
-            "choose another --run-dir"
-        )
+    point = check_run_dir(run_dir, stage, resume, restart, report)
     if not recipe.data.source:
         raise KerasrError("no training images: set data.source (or pass DATA)")
     source = Path(recipe.data.source)
     if not recipe.data.source.startswith("tfds:") and not source.is_dir():
         raise KerasrError(f"training folder not found: {source}")
 
-    if resume:
-        resume = check_resume(run_dir, stage, report)
-    train_ds = make_sr_dataset(recipe.data, "train", data_sharpens_gt(recipe, stage))
+    # TensorFlow combines the shuffles' seeds with the global one: set it first, so that the
+    # same recipe gives the same data order in any process.
+    keras.utils.set_random_seed(train.seed)
+    # A resumed run continues the data stream at its step, as if it had never stopped.
+    first_batch = point.step if point is not None else 0
+    train_ds = make_sr_dataset(recipe.data, "train", data_sharpens_gt(recipe, stage), first_batch)
     val_ds = None
     if recipe.data.val_source:
         val_ds = make_sr_dataset(recipe.data, "validation")
@@ -379,10 +387,12 @@ def train_sr(
     # chief, as a save gathers values from all workers. Resuming reads the chief's folder.
     chief_dir, run_dir = run_dir, worker_dir(run_dir, strategy)
     try:
+        if restart and run_dir == chief_dir:
+            start_over(run_dir, LOGS, report)
         with strategy.scope():
             harness = build_harness(recipe, stage)
             manager = make_manager(harness, checkpoint_dir, train.keep_checkpoints)
-        start_step = restore_latest(manager) if resume else None
+        start_step = restore(manager, point) if point is not None else None
         if start_step is None:
             start_step = 0
             if train.init:
@@ -390,10 +400,9 @@ def train_sr(
                 if harness.ema_generator is not None:
                     harness.ema_generator.set_weights(harness.generator.get_weights())
         else:
-            report(f"resumed from {manager.latest_checkpoint} at step {start_step}")
+            report(point.resumed(f"step {start_step}"))
             if run_dir == chief_dir:
-                logs = ("history.csv", "validation.csv", "memory.csv")
-                drop_logs_past(run_dir, logs, "step", start_step)
+                drop_logs_past(run_dir, LOGS, "step", start_step)
 
         run_dir.mkdir(parents=True, exist_ok=True)
         config_text = to_toml(recipe)
