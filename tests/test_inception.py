@@ -91,6 +91,13 @@ def test_torchscript_class_names_are_inert_records(tmp_path):
         read_state_dict(_archive(tmp_path / "state.pth", payload))
 
 
+def test_a_module_inside_itself_is_refused(tmp_path):
+    # A module whose attribute is the module itself (memo reference): walks would not end.
+    payload = b"\x80\x02c__torch__.m\nM\nq\x00)\x81q\x01}X\x04\x00\x00\x00selfh\x01sb."
+    with pytest.raises(KerasrError, match="holds a module that contains itself"):
+        read_script_module(_archive(tmp_path / "loop.pt", payload))
+
+
 def test_truncated_or_incomplete_archives_are_one_clear_error(tmp_path):
     original = inception.archive_path()
     cut = tmp_path / "cut.pt"
