@@ -1,17 +1,24 @@
-"""How close generated images are to real ones, measured on ImageNet features.
+"""How close generated images are to real ones, measured on the features of a fixed network.
 
 Both sides go through one protocol: every image is composited on the training background,
 padded to a square and resized to the generator's side exactly as `train-dcgan` prepares its
-sprites (`kerasr.data.sprites.load_sprites`), then resized bilinearly to 224 px and described
-by the 1280 pooled features of EfficientNet-Lite0 with its ImageNet weights. On those
-features:
+sprites (`kerasr.data.sprites.load_sprites`), then resized bilinearly to the network's input
+and described by its pooled features. Two networks, each scored on its own:
+
+- `inception`: InceptionV3 as FID defines it (299 px, 2048 features; `kerasr.models.inception`).
+- `lite0`: EfficientNet-Lite0 with its ImageNet weights (224 px, 1280 features), the network
+  that KID during `train-dcgan` uses.
+
+A generator chosen or trained on one network's features (a discriminator built on them, a
+checkpoint picked by KID on them) can fit that network's blind spots, so judge it on the
+other. On each network's features:
 
 - KID, the kernel distance of Binkowski et al.: the unbiased squared MMD with the cubic
   polynomial kernel `(x.y / d + 1) ** 3`, averaged over random subsets, with its standard
   deviation over the subsets. About 0 for two samples of one distribution.
-- FD, the Frechet distance between Gaussians fitted to the two feature sets (the formula of
-  FID, on these features rather than InceptionV3's: the numbers are not comparable to
-  published FIDs).
+- FD, the Frechet distance between Gaussians fitted to the two feature sets (FID's formula;
+  on `inception` features this is FID, on `lite0` features it is not comparable to published
+  FIDs).
 - The classifier two-sample test of Lopez-Paz and Oquab: a logistic regression learns to tell
   real from generated features on one half and is scored on the other half (and the halves
   swapped). 0.5 means indistinguishable, 1.0 means every image is told apart.
@@ -27,7 +34,7 @@ References:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -42,25 +49,26 @@ TWO_SAMPLE_L2 = 1e-3
 SEED = 0
 DEFAULT_COUNT = 1000
 FEATURE_BATCH = 32
+# What `features=` accepts: one network, or "all" of them in this order.
+NETWORKS = ("inception", "lite0")
+FEATURE_CHOICES = ("all", *NETWORKS)
 
 
 @dataclasses.dataclass
-class GanScores:
-    """What `evaluate_gan` measured.
+class FeatureScores:
+    """The three measures on one network's features.
 
     Attributes:
         kid: KID, mean over subsets (lower is better; about 0 for one distribution).
         kid_std: its standard deviation over the subsets.
         fd: Frechet distance of the pooled features (lower is better).
         two_sample_accuracy: held-out accuracy of the real-vs-generated classifier (0.5 best).
-        n: images on each side.
     """
 
     kid: float
     kid_std: float
     fd: float
     two_sample_accuracy: float
-    n: int
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -69,9 +77,42 @@ class GanScores:
         return (
             f"KID x 1e3: {self.kid * 1e3:.2f} +- {self.kid_std * 1e3:.2f}\n"
             f"Frechet distance: {self.fd:.2f}\n"
-            f"two-sample accuracy: {self.two_sample_accuracy:.3f} (0.5 = indistinguishable)\n"
-            f"images per side: {self.n}"
+            f"two-sample accuracy: {self.two_sample_accuracy:.3f} (0.5 = indistinguishable)"
         )
+
+
+@dataclasses.dataclass
+class GanScores:
+    """What `evaluate_gan` measured.
+
+    Attributes:
+        networks: network name (`"inception"`, `"lite0"`) -> its scores, in `NETWORKS` order.
+        n_generated: generated images scored.
+        n_real: real images scored.
+    """
+
+    networks: dict[str, FeatureScores]
+    n_generated: int
+    n_real: int
+
+    def __getitem__(self, network: str) -> FeatureScores:
+        return self.networks[network]
+
+    def as_dict(self) -> dict:
+        """`{"n_generated": .., "n_real": .., "inception": {"kid": .., ...}, "lite0": {..}}`."""
+        return {
+            "n_generated": self.n_generated,
+            "n_real": self.n_real,
+            **{name: scores.as_dict() for name, scores in self.networks.items()},
+        }
+
+    def describe(self) -> str:
+        blocks = [
+            f"{_network(name).label} features:\n"
+            + "\n".join(f"  {line}" for line in scores.describe().splitlines())
+            for name, scores in self.networks.items()
+        ]
+        return "\n".join([*blocks, f"images: {self.n_generated} generated, {self.n_real} real"])
 
 
 def _polynomial_kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -208,27 +249,96 @@ def _fit_logistic(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 # --- images and features ---------------------------------------------------------------------
 
 
-def image_features(model, images: np.ndarray, batch_size: int = FEATURE_BATCH) -> np.ndarray:
-    """Pooled EfficientNet-Lite0 features `[n, 1280]` of uint8 RGB images of any one size.
+@dataclasses.dataclass(frozen=True)
+class _Network:
+    label: str
+    size: int
+    dims: int
+    load: Callable
+    preprocess: Callable
+    pooled: Callable  # (model, preprocessed images) -> features
+    weights_file: Callable  # raises KerasrError with the install command when missing
+
+
+def _network(name: str) -> _Network:
+    if name == "inception":
+        from kerasr.models.inception import FEATURES, IMAGE_SIZE
+        from kerasr.weights import inception
+
+        return _Network(
+            "InceptionV3 (FID)",
+            IMAGE_SIZE,
+            FEATURES,
+            inception.load_inception,
+            inception.preprocess,
+            lambda model, x: model(x),
+            inception.archive_path,
+        )
+    if name == "lite0":
+        from kerasr.models.efficientnet_lite import HEAD_CHANNELS, IMAGE_SIZE
+        from kerasr.weights import efficientnet
+
+        return _Network(
+            "EfficientNet-Lite0 (ImageNet)",
+            IMAGE_SIZE,
+            HEAD_CHANNELS,
+            efficientnet.load_efficientnet_lite0,
+            efficientnet.preprocess,
+            lambda model, x: model.pooled_features(x),
+            efficientnet.pth_path,
+        )
+    raise KerasrError(f"features must be one of {', '.join(FEATURE_CHOICES)}. Received: {name!r}")
+
+
+def requested_networks(features: str) -> tuple[str, ...]:
+    """`"all"` -> every network in `NETWORKS`; a network's name -> that one.
+
+    Raises:
+        KerasrError: for another name, or when a requested network's weights are not
+            installed (the message gives the install command).
+    """
+    networks = NETWORKS if features == "all" else (features,)
+    for name in networks:
+        _network(name).weights_file()
+    return networks
+
+
+def image_features(
+    model, images: np.ndarray, batch_size: int = FEATURE_BATCH, network: str = "lite0"
+) -> np.ndarray:
+    """Pooled features `[n, d]` of uint8 RGB images of any one size.
 
     Args:
-        model: from `kerasr.weights.efficientnet.load_efficientnet_lite0`.
-        images: uint8 `[n, h, w, 3]`; resized bilinearly to the network's 224 px.
+        model: from `kerasr.weights.efficientnet.load_efficientnet_lite0` for `"lite0"`
+            (1280 features), `kerasr.weights.inception.load_inception` for `"inception"`
+            (2048).
+        images: uint8 `[n, h, w, 3]`; resized bilinearly to the network's input side.
+        network: which of the two `model` is.
     """
     import tensorflow as tf
 
-    from kerasr.models.efficientnet_lite import IMAGE_SIZE
-    from kerasr.weights.efficientnet import preprocess
+    net = _network(network)
 
     @tf.function
     def describe(batch):
-        x = tf.image.resize(tf.cast(batch, tf.float32), (IMAGE_SIZE, IMAGE_SIZE))
-        return model.pooled_features(preprocess(x))
+        x = tf.image.resize(tf.cast(batch, tf.float32), (net.size, net.size))
+        return net.pooled(model, net.preprocess(x))
 
     out = [
         np.asarray(describe(images[i : i + batch_size])) for i in range(0, len(images), batch_size)
     ]
-    return np.concatenate(out) if out else np.zeros((0, 1280), np.float32)
+    return np.concatenate(out) if out else np.zeros((0, net.dims), np.float32)
+
+
+def feature_scores(real: np.ndarray, fake: np.ndarray) -> FeatureScores:
+    """KID, FD and two-sample accuracy between two feature sets (`[m, d]`, `[n, d]`)."""
+    kid, kid_std = kernel_distance(real, fake)
+    return FeatureScores(
+        kid=kid,
+        kid_std=kid_std,
+        fd=frechet_distance(real, fake),
+        two_sample_accuracy=two_sample_accuracy(real, fake),
+    )
 
 
 def folder_images(
@@ -270,33 +380,39 @@ def evaluate_gan(
     image_size: int | None = None,
     fit_to_frame: bool = False,
     progress=None,
+    features: str = "all",
+    real_count: int = DEFAULT_COUNT,
 ) -> GanScores:
-    """Scores generated images against real ones (KID, FD, two-sample accuracy).
+    """Scores generated images against real ones (KID, FD, two-sample accuracy) per network.
 
     Args:
         generated: a generator (a registry name such as `pokemon-dcgan-64`, or a `.keras` /
             `.weights.h5` file) or a folder of images.
         real: a folder of images (sprites with transparency are composited on `background`).
-        count: at most this many images per side (generators draw seeds 0 .. count - 1;
-            folders with more images give a fixed random subset).
+        count: generated images: a generator draws seeds 0 .. count - 1, a larger folder
+            gives a fixed random subset.
         background: RGB colour behind transparent pixels, as in training.
         image_size: side both kinds are brought to before the network's resize; default the
             generator's side, or 64 (the Pokemon DCGAN's) for a folder.
         fit_to_frame: fit each real creature to the frame, as training with
             `data.fit_to_frame` saw them (the generated side is left as it is).
         progress: called with a short message between stages.
+        features: `"inception"`, `"lite0"` or `"all"` (both, each scored on its own).
+        real_count: real images at most (a larger folder gives a fixed random subset); the
+            two sides need not be equal.
 
     Returns:
-        The scores, with `n` the number of images per side.
+        The scores per network and the image counts.
 
     Raises:
-        KerasrError: on a missing or empty folder, an unknown generator, or fewer than 4
-            images on a side.
+        KerasrError: on a missing or empty folder, an unknown generator or network, weights
+            that are not installed, or fewer than 4 images on a side.
     """
-    from kerasr.weights.efficientnet import load_efficientnet_lite0
-
-    if count < 4:
-        raise KerasrError(f"count must be at least 4. Received: {count}")
+    if count < 4 or real_count < 4:
+        raise KerasrError(
+            f"count and real_count must be at least 4. Received: {count}, {real_count}"
+        )
+    networks = requested_networks(features)
     note = progress or (lambda message: None)
     generated_path = Path(generated)
     if generated_path.is_dir():
@@ -307,23 +423,24 @@ def evaluate_gan(
         size = image_size or fake.shape[1]
         if fake.shape[1] != size:
             fake = np.stack([_resize(image, size) for image in fake])
-    real_images = folder_images(real, size, count, background, fit=fit_to_frame)
-    n = min(len(fake), len(real_images))
-    if n < 4:
-        raise KerasrError(f"need at least 4 images on each side; got {n}")
-    fake, real_images = fake[:n], real_images[:n]
-    note(f"describing {n} generated and {n} real images with EfficientNet-Lite0")
-    model = load_efficientnet_lite0()
-    fake_features = image_features(model, fake)
-    real_features = image_features(model, real_images)
-    kid, kid_std = kernel_distance(real_features, fake_features)
-    return GanScores(
-        kid=kid,
-        kid_std=kid_std,
-        fd=frechet_distance(real_features, fake_features),
-        two_sample_accuracy=two_sample_accuracy(real_features, fake_features),
-        n=n,
-    )
+    real_images = folder_images(real, size, real_count, background, fit=fit_to_frame)
+    if min(len(fake), len(real_images)) < 4:
+        raise KerasrError(
+            f"need at least 4 images on each side; got {len(fake)} generated and "
+            f"{len(real_images)} real"
+        )
+    scores = {}
+    for name in networks:
+        net = _network(name)
+        note(
+            f"describing {len(fake)} generated and {len(real_images)} real images with {net.label}"
+        )
+        model = net.load()
+        scores[name] = feature_scores(
+            image_features(model, real_images, network=name),
+            image_features(model, fake, network=name),
+        )
+    return GanScores(scores, n_generated=len(fake), n_real=len(real_images))
 
 
 def _resize(image: np.ndarray, size: int) -> np.ndarray:

