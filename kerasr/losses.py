@@ -13,7 +13,8 @@ import keras
 from keras import ops
 
 from kerasr.errors import KerasrError
-from kerasr.models.vgg import VGGFeatures, load_vgg_weights
+from kerasr.models.vgg import VGGFeatures
+from kerasr.weights.vgg import load_vgg_weights
 
 PIXEL_LOSSES = ("l1", "l2", "charbonnier")
 # Charbonnier's epsilon: a smooth L1 that has a gradient at 0 (BasicSR uses 1e-12 under
@@ -61,7 +62,8 @@ class PerceptualLoss(keras.layers.Layer):
         input_norm: which: `"caffe"` (Keras' VGG weights) or `"torchvision"` (torchvision's,
             as BasicSR); see `kerasr.models.vgg.VGGFeatures`.
         normalize_loss: divide by the sum of the layer weights.
-        weights: `"imagenet"`, `"none"` or a local weights file (see `load_vgg_weights`).
+        weights: `"imagenet"`, `"none"` or a local weights file (see
+            `kerasr.weights.vgg.load_vgg_weights`).
 
     Call: `loss(y_true, y_pred)` -> float32 `[n]`.
 

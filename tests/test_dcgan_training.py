@@ -95,7 +95,7 @@ def test_generator_ema_follows_the_generator_and_is_what_samples_come_from():
 
 
 def test_train_init_starts_from_a_generator_file_that_fits(tmp_path):
-    from kerasr.generation import write_architecture
+    from kerasr.weights.generators import write_architecture
 
     source = build_dcgan(_config("train.seed=5")).generator
     source.save_weights(tmp_path / "g.weights.h5")

@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from kerasr.cli import app
 from kerasr.errors import KerasrError
-from kerasr.generation import GENERATOR_JSON
 from kerasr.models.dcgan import build_generator
+from kerasr.weights.generators import GENERATOR_JSON
 from kerasr.weights.resolve import GENERATOR, UPSCALER, load_keras_archive, resolve_model
 
 runner = CliRunner()

@@ -242,7 +242,8 @@ def test_checkpoint_holds_discriminator_state_and_generator_alone(tmp_path):
 @pytest.mark.parametrize("setting", ["auto", "true", "false"])
 def test_jit_compile_setting_and_its_auto_default(setting):
     from kerasr.config import SRRecipe, load_config
-    from kerasr.training.train_sr import build_harness, resolve_jit
+    from kerasr.runtime import resolve_jit
+    from kerasr.training.train_sr import build_harness
 
     overrides = [
         "generator.num_basic_blocks=1",
@@ -289,3 +290,14 @@ def test_pretraining_sharpens_the_gt_once_where_real_esrnet_does(extra, in_data)
     # Never twice: the step sharpens only what the pipeline did not.
     step_sharpens = harness.usm is not None and harness.l1_gt_usm
     assert step_sharpens is (recipe.loss.l1_gt_usm and not in_data)
+
+
+def test_perceptual_layers_are_checked_against_the_network_before_any_work(tmp_path):
+    from kerasr.config import SRRecipe, load_config
+    from kerasr.errors import KerasrError
+    from kerasr.training.train_sr import train_sr
+
+    recipe = load_config(SRRecipe, overrides=["perceptual.layer_weights={conv9_9 = 1.0}"])
+    with pytest.raises(KerasrError, match="^perceptual.layer_weights keys must be layers of vgg19"):
+        train_sr(recipe, tmp_path / "run", "gan")
+    assert not (tmp_path / "run").exists()

@@ -15,12 +15,12 @@ from keras import ops
 
 from kerasr.config import DCGANConfig
 from kerasr.errors import KerasrError
-from kerasr.generation import build_generator
 from kerasr.layers import DiffAugment
 from kerasr.models.dcgan import build_discriminator
 from kerasr.models.projected import ProjectedDiscriminator
 from kerasr.training.gan import GANHarness
 from kerasr.training.sr import update_ema
+from kerasr.weights.generators import build_generator
 
 LOSSES = ("hinge", "nonsaturating")
 
@@ -232,7 +232,7 @@ def generator_architecture(model) -> dict:
 
 def _load_init(generator, spec: str) -> None:
     """Copies the weights of a generator file or registry name into `generator`."""
-    from kerasr.generation import load_generator
+    from kerasr.weights.resolve import load_generator
 
     source = load_generator(spec)
     if [w.shape for w in source.weights] != [w.shape for w in generator.weights]:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from kerasr.keras_compat import adam_moments
+
 
 @keras.saving.register_keras_serializable(package="kerasr")
 class TorchAdam(keras.optimizers.Adam):
@@ -45,8 +47,7 @@ class TorchAdam(keras.optimizers.Adam):
         t = ops.cast(self.iterations + 1, dtype)
         correction_1 = 1 - ops.power(ops.cast(self.beta_1, dtype), t)
         correction_2 = 1 - ops.power(ops.cast(self.beta_2, dtype), t)
-        i = self._get_variable_index(variable)
-        m, v = self._momentums[i], self._velocities[i]
+        m, v = adam_moments(self, variable)
         self.assign_add(m, ops.multiply(ops.subtract(gradient, m), 1 - self.beta_1))
         self.assign(
             v, ops.add(ops.multiply(v, self.beta_2), (1 - self.beta_2) * ops.square(gradient))

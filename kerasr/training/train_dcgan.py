@@ -37,7 +37,6 @@ import keras
 from kerasr.config import DCGANConfig, to_toml
 from kerasr.data.sprites import load_sprites, sprite_dataset
 from kerasr.errors import KerasrError
-from kerasr.generation import write_architecture
 from kerasr.io import write_text
 from kerasr.quality import QualityReference, QualitySignals
 from kerasr.training.callbacks import DCGANMonitor, TimeLimit
@@ -53,6 +52,7 @@ from kerasr.training.checkpoints import (
 )
 from kerasr.training.dcgan import build_dcgan, generator_architecture
 from kerasr.training.reporting import write_dcgan_figures
+from kerasr.weights.generators import write_architecture
 
 KIND = "dcgan"
 

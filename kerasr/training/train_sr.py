@@ -37,6 +37,7 @@ from kerasr.config import SRRecipe, to_toml
 from kerasr.errors import KerasrError
 from kerasr.evaluation import DatasetScores
 from kerasr.io import append_csv, atomic_path, write_text
+from kerasr.runtime import resolve_jit
 from kerasr.training.callbacks import SRMonitor, StepLimit
 from kerasr.training.checkpoints import (
     PeriodicCheckpoint,
@@ -210,17 +211,22 @@ def evaluate_run(run_dir: Path, folder: str | Path, scale: int) -> DatasetScores
     return scores
 
 
-def resolve_jit(setting: bool | str) -> bool:
-    """What `train.jit_compile` means on this machine: `"auto"` is XLA with a GPU or TPU and
-    none on a CPU.
+def check_recipe(recipe: SRRecipe) -> None:
+    """Checks what the config cannot check alone, because it depends on a network's own
+    table: the perceptual loss's layer names (`kerasr.models.vgg.VGG_LAYERS`).
 
-    On a CPU TensorFlow's plain graph, with its oneDNN convolution kernels, ran the GAN step
-    about twice as fast as XLA (`bench/train.py`, docs/benchmarks.md); on GPUs XLA's
-    fusions are expected to pay.
+    Raises:
+        KerasrError: one line naming the key, the valid names and the wrong ones.
     """
-    if setting != "auto":
-        return bool(setting)
-    return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
+    from kerasr.models.vgg import layer_names, unknown_layers
+
+    p = recipe.perceptual
+    bad = unknown_layers(p.vgg_type, p.layer_weights)
+    if bad:
+        raise KerasrError(
+            f"perceptual.layer_weights keys must be layers of {p.vgg_type}: "
+            f"{', '.join(layer_names(p.vgg_type))}. Received: {bad}"
+        )
 
 
 def data_sharpens_gt(recipe: SRRecipe, stage: Stage) -> bool:
@@ -349,6 +355,7 @@ def train_sr(
     """
     from kerasr.data import make_sr_dataset
 
+    check_recipe(recipe)
     run_dir = Path(run_dir)
     train = recipe.train
     checkpoint_dir = run_dir / "checkpoints"

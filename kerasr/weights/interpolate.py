@@ -73,7 +73,7 @@ def save_model_file(model, path: str | os.PathLike) -> Path:
 
 def load_interpolated(psnr_spec: str | os.PathLike, gan_spec: str | os.PathLike, alpha: float):
     """Loads two upscalers (registry names or files) and returns their interpolation."""
-    from kerasr.weights import load_model
+    from kerasr.weights.resolve import load_model
 
     return interpolate_models(load_model(psnr_spec), load_model(gan_spec), alpha)
 

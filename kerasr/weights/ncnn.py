@@ -362,10 +362,6 @@ def conv_layers(model) -> list:
     """The convolutions of an RRDBNet in forward order (the order of its ncnn export)."""
     import keras
 
-    return [layer for layer in _walk(model) if isinstance(layer, keras.layers.Conv2D)]
+    from kerasr.keras_compat import sublayers
 
-
-def _walk(layer):
-    for child in layer._flatten_layers(include_self=False, recursive=False):
-        yield child
-        yield from _walk(child)
+    return [layer for layer in sublayers(model) if isinstance(layer, keras.layers.Conv2D)]
