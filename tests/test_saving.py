@@ -25,6 +25,7 @@ from kerasr.models import dcgan
 from kerasr.models.discriminators import UNetDiscriminator, VGGDiscriminator
 from kerasr.models.efficientnet_lite import EfficientNetLite0, MBConvBlock
 from kerasr.models.fastgan import GLU, PixelNorm, build_fastgan_generator
+from kerasr.models.inception import ConvBN
 from kerasr.models.projected import ProjectedDiscriminator
 from kerasr.models.rescaled import Rescaled
 from kerasr.models.rrdbnet import RRDBNet
@@ -113,6 +114,8 @@ CASES = [
         lambda: EfficientNetLite0(include_top=False),
         (1, 32, 32, 3),
     ),
+    ("ConvBN-same", ConvBN, lambda: ConvBN(4, 3, padding=1), (1, 7, 7, 3)),
+    ("ConvBN-padded-stride-2", ConvBN, lambda: ConvBN(4, (1, 3), 2, (0, 1)), (1, 7, 7, 3)),
     ("GLU", GLU, lambda: GLU(), (1, 4, 4, 6)),
     ("PixelNorm", PixelNorm, lambda: PixelNorm(), (2, 8)),
     (

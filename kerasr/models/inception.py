@@ -34,6 +34,7 @@ def _pair(value) -> tuple[int, int]:
 
 
 @keras.saving.register_keras_serializable(package="kerasr")
+@keras.saving.register_keras_serializable(package="kerasr")
 class ConvBN(layers.Layer):
     """Convolution without bias, batch norm with an offset and no scale (inference), ReLU.
 
