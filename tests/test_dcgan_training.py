@@ -95,11 +95,11 @@ def test_generator_ema_follows_the_generator_and_is_what_samples_come_from():
 
 
 def test_train_init_starts_from_a_generator_file_that_fits(tmp_path):
-    from kerasr.weights.generators import write_architecture
+    from kerasr.weights.presets import Preset, save_weights
 
     source = build_dcgan(_config("train.seed=5")).generator
-    source.save_weights(tmp_path / "g.weights.h5")
-    write_architecture(tmp_path, image_size=16, latent_dim=8, filters=4, max_filters=16)
+    arguments = {"image_size": 16, "latent_dim": 8, "filters": 4, "max_filters": 16}
+    save_weights(source, tmp_path / "g.weights.h5", Preset("dcgan", arguments))
     gan = build_dcgan(_config(f'train.init="{tmp_path / "g.weights.h5"}"', "train.ema_decay=0.9"))
     ema = gan.ema_generator
     for a, b, e in zip(_weights(source), _weights(gan.generator), _weights(ema), strict=True):

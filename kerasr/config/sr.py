@@ -37,6 +37,27 @@ class SRGeneratorConfig:
     num_conv: int = 32
     act_type: Literal["prelu", "relu", "leakyrelu"] = "prelu"
 
+    def network(self) -> tuple[str, dict]:
+        """The registry kind and constructor arguments of the network
+        (`kerasr.weights.networks.build_network(kind, **arguments)`)."""
+        if self.kind == "srvgg":
+            return "srvgg", {
+                "num_feat": self.num_feat,
+                "num_conv": self.num_conv,
+                "upscale": self.scale,
+                "act_type": self.act_type,
+            }
+        return "rrdbnet", {
+            "scale": self.scale,
+            "rrdb_channels": self.rrdb_channels,
+            "growth_channels": self.growth_channels,
+            "num_basic_blocks": self.num_basic_blocks,
+            "num_dense_blocks": self.num_dense_blocks,
+            "num_residual_blocks": self.num_residual_blocks,
+            "residual_scaling": self.residual_scaling,
+            "upsampler": self.upsampler,
+        }
+
     def __post_init__(self):
         if self.kind == "srvgg":
             check(self.scale in (1, 2, 3, 4), f"scale must be 1, 2, 3 or 4. Received: {self.scale}")
@@ -70,6 +91,19 @@ class SRDiscriminatorConfig:
     fc_features: tuple[int, ...] = (100,)
     unet_features: int = 64
     spectral_norm: bool = True
+
+    def network(self) -> tuple[str, dict]:
+        """The registry kind and constructor arguments of the network
+        (`kerasr.weights.networks.build_network(kind, **arguments)`)."""
+        if self.kind == "vgg":
+            return "vgg_discriminator", {
+                "vgg_blk_ch": self.vgg_blk_ch,
+                "fc_features": self.fc_features,
+            }
+        return "unet_discriminator", {
+            "features": self.unet_features,
+            "spectral_norm": self.spectral_norm,
+        }
 
     def __post_init__(self):
         check(

@@ -222,13 +222,3 @@ class UNetDiscriminator(keras.Model):
 def _up(x):
     shape = ops.shape(x)
     return ops.image.resize(x, (shape[1] * 2, shape[2] * 2), interpolation="bilinear")
-
-
-def build_discriminator(config, patch_size: int):
-    """A built discriminator from an `SRDiscriminatorConfig` for `patch_size` HR patches."""
-    if config.kind == "vgg":
-        model = VGGDiscriminator(config.vgg_blk_ch, config.fc_features, name="discriminator")
-    else:
-        model = UNetDiscriminator(config.unet_features, config.spectral_norm, name="discriminator")
-    model.build((None, patch_size, patch_size, 3))
-    return model

@@ -16,11 +16,9 @@ from keras import ops
 from kerasr.config import DCGANConfig
 from kerasr.errors import KerasrError
 from kerasr.layers import DiffAugment
-from kerasr.models.dcgan import build_discriminator
-from kerasr.models.projected import ProjectedDiscriminator
 from kerasr.training.gan import GANHarness
 from kerasr.training.sr import update_ema
-from kerasr.weights.generators import build_generator
+from kerasr.weights.networks import build_network
 
 LOSSES = ("hinge", "nonsaturating")
 
@@ -48,7 +46,8 @@ class DCGAN(GANHarness):
 
     Example:
 
-        gan = DCGAN(build_generator(), build_discriminator(), augment=DiffAugment(seed=1))
+        g, d = build_network("dcgan"), build_network("dcgan_discriminator")
+        gan = DCGAN(g, d, augment=DiffAugment(seed=1))
         gan.compile(keras.optimizers.Adam(2e-4, 0.5), keras.optimizers.Adam(2e-4, 0.5))
         gan.fit(dataset, epochs=100)
 
@@ -167,12 +166,15 @@ def build_dcgan(config: DCGANConfig) -> DCGAN:
     """Builds and compiles the harness, networks and optimizers described by `config`."""
     model, train = config.model, config.train
     keras.utils.set_random_seed(train.seed)
-    generator = build_generator(**generator_architecture(model))
+    arguments = generator_architecture(model)
+    generator = build_network(arguments.pop("kind"), **arguments)
     if model.discriminator == "projected":
         from kerasr.weights.efficientnet import load_efficientnet_lite0
 
-        discriminator = ProjectedDiscriminator(
-            load_efficientnet_lite0(),
+        discriminator = build_network(
+            "projected_discriminator",
+            input_shape=(None, model.image_size, model.image_size, 3),
+            backbone=load_efficientnet_lite0(),
             image_size=model.image_size,
             feature_size=model.feature_size,
             scales=model.feature_scales,
@@ -180,12 +182,12 @@ def build_dcgan(config: DCGANConfig) -> DCGAN:
             filters=model.d_filters,
             seed=train.seed + 3,
         )
-        discriminator.build((None, model.image_size, model.image_size, 3))
     else:
-        discriminator = build_discriminator(
-            model.image_size,
-            model.d_filters,
-            model.max_filters,
+        discriminator = build_network(
+            "dcgan_discriminator",
+            image_size=model.image_size,
+            filters=model.d_filters,
+            max_filters=model.max_filters,
             spectral_norm=model.spectral_norm,
             batch_norm=model.d_batch_norm,
         )
@@ -211,8 +213,8 @@ def build_dcgan(config: DCGANConfig) -> DCGAN:
 
 
 def generator_architecture(model) -> dict:
-    """The generator's kind and builder arguments described by a `[model]` config (what
-    `generator.json` records beside a run's generator files)."""
+    """The generator's kind and builder arguments described by a `[model]` config (what the
+    preset beside each of a run's generator files records)."""
     if model.generator == "fastgan":
         return {
             "kind": "fastgan",

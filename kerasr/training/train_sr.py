@@ -6,8 +6,9 @@ The run folder:
     checkpoints/                    CheckpointManager: G, D, EMA, both optimizers, step
     generator.weights.h5            the exported generator (the EMA when enabled); works
                                     with `kerasr upscale -m` and as `train.init` of a GAN run
+    generator.json                  its preset: network kind and arguments, checksum
     generator.keras                 the same network as a .keras model (architecture included)
-    discriminator.weights.h5        (GAN stage)
+    discriminator.weights.h5, .json (GAN stage)
     tensorboard/                    scalars, LR | SR | HR grids, the config as text
     history.csv, validation.csv     the logged scalars
     samples/step_0001000.png ...    LR | SR | HR grids
@@ -54,6 +55,8 @@ from kerasr.training.distribute import for_replicas, release_worker_dir, worker_
 from kerasr.training.memory import MemorySupport
 from kerasr.training.reporting import write_sr_figures
 from kerasr.training.sr import SRModel, make_optimizer
+from kerasr.weights.networks import build_network, preset_of
+from kerasr.weights.presets import save_weights
 
 Stage = Literal["pretrain", "gan"]
 # The CSV logs of a run folder, by step.
@@ -91,32 +94,9 @@ class SRRunResult:
 
 
 def build_generator(config):
-    """A built `RRDBNet` or `SRVGGNetCompact` (`generator.kind`) from an `SRGeneratorConfig`."""
-    from kerasr.models import RRDBNet, SRVGGNetCompact
-
-    if config.kind == "srvgg":
-        g = SRVGGNetCompact(
-            num_feat=config.num_feat,
-            num_conv=config.num_conv,
-            upscale=config.scale,
-            act_type=config.act_type,
-            name="generator",
-        )
-        g.build((None, None, None, 3))
-        return g
-    g = RRDBNet(
-        scale=config.scale,
-        rrdb_channels=config.rrdb_channels,
-        growth_channels=config.growth_channels,
-        num_basic_blocks=config.num_basic_blocks,
-        num_dense_blocks=config.num_dense_blocks,
-        num_residual_blocks=config.num_residual_blocks,
-        residual_scaling=config.residual_scaling,
-        upsampler=config.upsampler,
-        name="generator",
-    )
-    g.build((None, None, None, 3))
-    return g
+    """A built generator from an `SRGeneratorConfig`."""
+    kind, arguments = config.network()
+    return build_network(kind, name="generator", **arguments)
 
 
 def load_init(generator, init: str) -> str:
@@ -272,10 +252,13 @@ def build_harness(recipe: SRRecipe, stage: Stage):
         )
         return harness
     from kerasr.losses import PerceptualLoss
-    from kerasr.models.discriminators import build_discriminator
     from kerasr.training.esrgan import ESRGAN
 
-    discriminator = build_discriminator(recipe.discriminator, recipe.data.patch_size)
+    kind, arguments = recipe.discriminator.network()
+    size = recipe.data.patch_size
+    discriminator = build_network(
+        kind, name="discriminator", input_shape=(None, size, size, 3), **arguments
+    )
     p = recipe.perceptual
     perceptual = None
     if recipe.loss.perceptual_weight > 0:
@@ -463,13 +446,13 @@ def train_sr(
         seconds = time.monotonic() - t0
         step = int(harness.step.numpy())
         network = harness.sr_network
-        with atomic_path(run_dir / "generator.weights.h5") as tmp:
-            network.save_weights(tmp)
+        source = f"kerasr {stage} {chief_dir}, step {step}"
+        save_weights(network, run_dir / "generator.weights.h5", preset_of(network, source))
         with atomic_path(run_dir / "generator.keras") as tmp:
             _float32_copy(network).save(tmp)
         if stage == "gan":
-            with atomic_path(run_dir / "discriminator.weights.h5") as tmp:
-                harness.discriminator.save_weights(tmp)
+            d = harness.discriminator
+            save_weights(d, run_dir / "discriminator.weights.h5", preset_of(d, source))
         evaluation = None
         source_val = recipe.data.val_source
         if (

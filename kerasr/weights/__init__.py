@@ -10,7 +10,8 @@ generators), `cache`, `resolve` (what `-m` names), and the readers of other form
 `efficientnet`, `inception`.
 """
 
-from kerasr.weights.cache import cache_path, is_cached, kerasr_home, weights_digest
+from kerasr.weights.cache import cache_path, is_cached, kerasr_home
+from kerasr.weights.presets import weights_digest
 from kerasr.weights.pretrained import (
     DEFAULT_MODEL,
     REGISTRY,

@@ -1,5 +1,6 @@
 """The on-disk cache of converted weights: `$KERASR_HOME/models` (default
-`~/.cache/kerasr/models`), one `NAME.weights.h5` per network.
+`~/.cache/kerasr/models`), one `NAME.weights.h5` per network (and the preset `NAME.json` of
+the upscalers, `kerasr.weights.presets`).
 
 An entry is checked against the checksum its converter expects (`weights_digest`) on every
 load: an entry that is unreadable or holds other values is converted again, and a cache that
@@ -8,15 +9,13 @@ cannot be written only costs the conversion next time.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 from pathlib import Path
 
-import numpy as np
-
 from kerasr.errors import KerasrError, first_line
 from kerasr.io import atomic_path
+from kerasr.weights.presets import save_weights, weights_digest
 
 
 def kerasr_home() -> Path:
@@ -31,18 +30,6 @@ def cache_path(name: str) -> Path:
 
 def is_cached(name: str) -> bool:
     return cache_path(name).is_file()
-
-
-def weights_digest(model) -> str:
-    """SHA-256 over the model's weights as little-endian float32, in model order.
-
-    Hashing values rather than the .h5 file makes the digest independent of HDF5 metadata
-    (timestamps), so it identifies the weights themselves.
-    """
-    h = hashlib.sha256()
-    for w in model.weights:
-        h.update(np.ascontiguousarray(np.asarray(w, dtype="<f4")).tobytes())
-    return h.hexdigest()
 
 
 def load_cached(model, path: Path, sha256: str) -> bool:
@@ -64,8 +51,12 @@ def load_cached(model, path: Path, sha256: str) -> bool:
     return False
 
 
-def store_converted(model, path: Path, sha256: str, *, label: str, package: str) -> None:
-    """Checks freshly converted weights against their checksum, then caches them at `path`.
+def store_converted(
+    model, path: Path, sha256: str, *, label: str, package: str, preset=None
+) -> None:
+    """Checks freshly converted weights against their checksum, then caches them at `path`,
+    with their `kerasr.weights.presets.Preset` beside them when the network has one (the
+    upscalers; the judges of `kerasr evaluate-gan` are rebuilt by their own loaders).
 
     Raises:
         KerasrError: if the checksum differs (the installed `package` is not the expected one).
@@ -77,8 +68,11 @@ def store_converted(model, path: Path, sha256: str, *, label: str, package: str)
             f"(got {digest[:12]}..., expected {sha256[:12]}...); reinstall {package}"
         )
     try:
-        with atomic_path(path) as tmp:
-            model.save_weights(tmp)
+        if preset is not None:
+            save_weights(model, path, preset)
+        else:
+            with atomic_path(path) as tmp:
+                model.save_weights(tmp)
     except (KerasrError, OSError) as e:
         # The converted weights are in memory and correct: a cache that cannot be written
         # (read-only KERASR_HOME, a folder in the way) only costs the conversion next time.

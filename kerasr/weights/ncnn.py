@@ -328,19 +328,17 @@ def load_rrdbnet(param_path: str | Path, bin_path: str | Path | None = None):
 
 
 def _rrdbnet(layers: list[NcnnLayer], convs: list[NcnnConv]):
-    from kerasr.models import RRDBNet
+    from kerasr.weights.networks import build_network
 
-    model = RRDBNet(**rrdbnet_arch(layers, convs))
-    model.build((None, None, None, model.in_channels))
+    model = build_network("rrdbnet", **rrdbnet_arch(layers, convs))
     _set_convs(conv_layers(model), convs, "RRDBNet")
     return model
 
 
 def _srvgg(layers: list[NcnnLayer], convs: list[NcnnConv]):
-    from kerasr.models import SRVGGNetCompact
+    from kerasr.weights.networks import build_network
 
-    model = SRVGGNetCompact(**srvgg_arch(layers, convs))
-    model.build((None, None, None, model.in_channels))
+    model = build_network("srvgg", **srvgg_arch(layers, convs))
     _set_convs([*model.convs, model.conv_last], convs, "SRVGGNetCompact")
     for prelu, conv in zip(model.activations, convs, strict=False):
         prelu.set_weights([conv.prelu.reshape(1, 1, -1)])

