@@ -17,7 +17,7 @@ from kerasr.cli import generate, info, quality, serve, training, upscale
 
 app = typer.Typer(
     name="kerasr",
-    help="ESRGAN / Real-ESRGAN super-resolution and a Pokemon DCGAN, in Keras 3.",
+    help="ESRGAN / Real-ESRGAN super-resolution and Pokemon generation, in Keras 3.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
