@@ -18,6 +18,7 @@ from kerasr.image_metadata import read_metadata
 from kerasr.images import (
     IMAGE_SUFFIXES,
     SPRITE_SUFFIXES,
+    WRITABLE,
     WRITE_SUFFIXES,
     has_transparency,
     read_image,
@@ -106,9 +107,7 @@ def plan_outputs(
     out_suffix = output.suffix.lower()
     single_file = out_suffix in _FILE_SUFFIXES and not output.is_dir()
     if single_file and out_suffix not in WRITE_SUFFIXES:
-        raise KerasrError(
-            f"-o {output}: cannot write '{out_suffix}' files; use png, jpg, webp or bmp"
-        )
+        raise KerasrError(f"-o {output}: cannot write '{out_suffix}' files; use {WRITABLE}")
     if single_file and len(files) > 1:
         raise KerasrError(
             f"-o {output} names one file, but {len(files)} images were given; "

@@ -254,10 +254,10 @@ def test_a_file_name_output_never_becomes_a_folder(images, tmp_path, tiny_model_
         f"error: -o {tmp_path / 'result.png'} names one file, but 2 images were given; "
         "give a folder to write them all"
     ]
-    tiff = upscale(images / "rgb.png", "-o", tmp_path / "x.tiff", "-m", tiny_model_file)
-    assert tiff.exit_code == 2
-    assert f"error: -o {tmp_path / 'x.tiff'}: cannot write '.tiff' files" in tiff.output
-    assert not (tmp_path / "result.png").exists() and not (tmp_path / "x.tiff").exists()
+    gif = upscale(images / "rgb.png", "-o", tmp_path / "x.gif", "-m", tiny_model_file)
+    assert gif.exit_code == 2
+    assert f"error: -o {tmp_path / 'x.gif'}: cannot write '.gif' files" in gif.output
+    assert not (tmp_path / "result.png").exists() and not (tmp_path / "x.gif").exists()
 
 
 def test_an_unknown_model_creates_no_output_folder(images, tmp_path):

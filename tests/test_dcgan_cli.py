@@ -164,8 +164,9 @@ def test_generate_never_overwrites_without_overwrite(tmp_path):
 
 
 def test_generate_output_names_that_are_not_folders(tmp_path):
-    result = _run("generate", "-n", 2, "--grid", "-o", tmp_path / "x.tiff")
-    assert result.exit_code == 2 and "cannot write '.tiff' files" in result.output
+    result = _run("generate", "-n", 2, "--grid", "-o", tmp_path / "x.gif")
+    assert result.exit_code == 2 and "cannot write '.gif' files" in result.output
+    assert not (tmp_path / "x.gif").exists()
     result = _run("generate", "-n", 2, "-o", tmp_path / "one.png")
     assert result.exit_code == 2 and "--out must be a folder unless --grid" in result.output
     result = _run("generate", "-m", "nope", "-o", tmp_path / "new")

@@ -16,6 +16,7 @@ class Ext(enum.StrEnum):
     png = "png"
     jpg = "jpg"
     webp = "webp"
+    tif = "tif"
     mp4 = "mp4"
     mkv = "mkv"
     webm = "webm"
