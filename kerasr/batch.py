@@ -7,6 +7,7 @@ with `overwrite`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import glob
 import warnings
@@ -194,6 +195,9 @@ def upscale_images(
         return UpscaleResult(written, problems)
     upscaler = _load_upscaler(model, upscaler_options)
     folder = jobs[0].folder
+    # Made before the first image so an output that cannot be created fails at once, and
+    # removed again (the folders this call made, deepest first) when no image was written.
+    created = [path for path in (folder, *folder.parents) if not path.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -204,6 +208,10 @@ def upscale_images(
             report(str(outcome))
         else:
             written.append((job.source, outcome))
+    if not written:
+        with contextlib.suppress(OSError):  # a folder something else wrote into stays
+            for path in created:
+                path.rmdir()
     return UpscaleResult(written, problems)
 
 

@@ -228,8 +228,9 @@ def write_image(
 
     16-bit images must go to PNG. JPEG has no alpha: transparent areas are flattened onto
     white (`flatten_alpha`); callers that want to keep them choose PNG. TIFF is written
-    uncompressed: Pillow compresses through libtiff, which cannot write the EXIF. `metadata` (from `kerasr.image_metadata.read_metadata`) puts the
-    source's ICC profile and EXIF in PNG, JPEG, WebP and TIFF files.
+    uncompressed: Pillow compresses through libtiff, which cannot write the EXIF.
+    `metadata` (from `kerasr.image_metadata.read_metadata`) puts the source's ICC profile
+    and EXIF in PNG, JPEG, WebP and TIFF files.
     """
     path = Path(path)
     suffix = path.suffix.lower()

@@ -125,6 +125,14 @@ def test_bad_files_fail_alone_and_leave_nothing_behind(images, tmp_path, photo, 
     assert sorted(p.name for p in out.iterdir()) == [
         "rgb_out.png"
     ]  # the good file, nothing partial
+    # Only bad files: the output folders made for them go again; one that was there stays.
+    fresh = tmp_path / "new" / "deeper"
+    result = upscale(bad / "notes.png", bad / "cut.png", "-o", fresh, "-m", tiny_model_file)
+    assert result.exit_code == 2 and not (tmp_path / "new").exists()
+    existing = tmp_path / "kept"
+    existing.mkdir()
+    result = upscale(bad / "notes.png", "-o", existing, "-m", tiny_model_file)
+    assert result.exit_code == 2 and existing.is_dir() and not any(existing.iterdir())
 
 
 def test_unwritable_output_folder(images, tmp_path, tiny_model_file):
