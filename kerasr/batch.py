@@ -7,6 +7,7 @@ with `overwrite`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import glob
 import warnings
@@ -18,6 +19,7 @@ from kerasr.image_metadata import read_metadata
 from kerasr.images import (
     IMAGE_SUFFIXES,
     SPRITE_SUFFIXES,
+    WRITABLE,
     WRITE_SUFFIXES,
     has_transparency,
     read_image,
@@ -106,9 +108,7 @@ def plan_outputs(
     out_suffix = output.suffix.lower()
     single_file = out_suffix in _FILE_SUFFIXES and not output.is_dir()
     if single_file and out_suffix not in WRITE_SUFFIXES:
-        raise KerasrError(
-            f"-o {output}: cannot write '{out_suffix}' files; use png, jpg, webp or bmp"
-        )
+        raise KerasrError(f"-o {output}: cannot write '{out_suffix}' files; use {WRITABLE}")
     if single_file and len(files) > 1:
         raise KerasrError(
             f"-o {output} names one file, but {len(files)} images were given; "
@@ -195,6 +195,9 @@ def upscale_images(
         return UpscaleResult(written, problems)
     upscaler = load_upscaler(model, upscaler_options)
     folder = jobs[0].folder
+    # Made before the first image so an output that cannot be created fails at once, and
+    # removed again (the folders this call made, deepest first) when no image was written.
+    created = [path for path in (folder, *folder.parents) if not path.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -205,6 +208,10 @@ def upscale_images(
             report(str(outcome))
         else:
             written.append((job.source, outcome))
+    if not written:
+        with contextlib.suppress(OSError):  # a folder something else wrote into stays
+            for path in created:
+                path.rmdir()
     return UpscaleResult(written, problems)
 
 

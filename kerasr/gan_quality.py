@@ -382,6 +382,7 @@ def evaluate_gan(
     progress=None,
     features: str = "all",
     real_count: int = DEFAULT_COUNT,
+    side_by_side: str | Path | None = None,
 ) -> GanScores:
     """Scores generated images against real ones (KID, FD, two-sample accuracy) per network.
 
@@ -400,6 +401,8 @@ def evaluate_gan(
         features: `"inception"`, `"lite0"` or `"all"` (both, each scored on its own).
         real_count: real images at most (a larger folder gives a fixed random subset); the
             two sides need not be equal.
+        side_by_side: also write this image: the first 36 generated images (seeds 0..35)
+            beside 36 real ones (a fixed random choice), both as compared, for judging by eye.
 
     Returns:
         The scores per network and the image counts.
@@ -429,6 +432,10 @@ def evaluate_gan(
             f"need at least 4 images on each side; got {len(fake)} generated and "
             f"{len(real_images)} real"
         )
+    if side_by_side is not None:
+        from kerasr.images import write_image
+
+        write_image(side_by_side, side_by_side_grid(fake, real_images))
     scores = {}
     for name in networks:
         net = _network(name)
@@ -441,6 +448,19 @@ def evaluate_gan(
             image_features(model, fake, network=name),
         )
     return GanScores(scores, n_generated=len(fake), n_real=len(real_images))
+
+
+def side_by_side_grid(fake: np.ndarray, real: np.ndarray, count: int = 36) -> np.ndarray:
+    """The first `count` generated images in a square grid, a white gap, then as many real
+    images chosen at random with a fixed seed, in a grid of the same layout."""
+    from kerasr.io import image_grid
+
+    count = min(count, len(fake), len(real))
+    chosen = np.random.default_rng(SEED).choice(len(real), count, replace=False)
+    columns = int(np.ceil(np.sqrt(count)))
+    left, right = image_grid(fake[:count], columns), image_grid(real[chosen], columns)
+    gap = np.full((left.shape[0], fake.shape[2] // 4, left.shape[2]), 255, np.uint8)
+    return np.concatenate([left, gap, right], axis=1)
 
 
 def _resize(image: np.ndarray, size: int) -> np.ndarray:

@@ -25,7 +25,14 @@ from pathlib import Path
 import numpy as np
 
 from kerasr.errors import KerasrError
-from kerasr.images import IMAGE_SUFFIXES, WRITE_SUFFIXES, to_uint8, write_image
+from kerasr.images import (
+    IMAGE_SUFFIXES,
+    SPRITE_SUFFIXES,
+    WRITABLE,
+    WRITE_SUFFIXES,
+    to_uint8,
+    write_image,
+)
 from kerasr.io import image_grid
 from kerasr.weights.generators import DEFAULT_GENERATOR, GeneratorInfo, list_generators
 from kerasr.weights.resolve import load_generator
@@ -198,10 +205,10 @@ def drawing_paths(
     """
     out = Path(out)
     suffix = out.suffix.lower()
-    names_a_file = suffix in IMAGE_SUFFIXES and not out.is_dir()
+    names_a_file = suffix in {*IMAGE_SUFFIXES, *SPRITE_SUFFIXES} and not out.is_dir()
     if grid:
         if names_a_file and suffix not in WRITE_SUFFIXES:
-            raise KerasrError(f"{out}: cannot write '{suffix}' files; use png, jpg, webp or bmp")
+            raise KerasrError(f"{out}: cannot write '{suffix}' files; use {WRITABLE}")
         paths = [out if names_a_file else out / "grid.png"]
     elif names_a_file:
         raise KerasrError(f"--out must be a folder unless --grid is given. Received: {out}")

@@ -23,7 +23,7 @@ from PIL import Image, UnidentifiedImageError
 # Formats whose ICC profile and EXIF Pillow reads at open, before any pixel is decoded.
 _READ_FORMATS = ("PNG", "JPEG", "WEBP", "TIFF")
 # Formats kerasr writes that can hold both (BMP cannot).
-_WRITE_FORMATS = ("PNG", "JPEG", "WEBP")
+_WRITE_FORMATS = ("PNG", "JPEG", "WEBP", "TIFF")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 _ORIENTATION = 0x0112

@@ -35,7 +35,8 @@ MAX_FILE_BYTES = 2**30
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 DATASET_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 SPRITE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
-WRITE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+WRITE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+WRITABLE = "png, jpg, webp, bmp or tiff"
 # Pillow's name of each format.
 _PILLOW_FORMATS = {
     ".png": "PNG",
@@ -224,14 +225,15 @@ def write_image(
     """Writes `pixels` to `path` atomically; the format follows the suffix.
 
     16-bit images must go to PNG. JPEG has no alpha: transparent areas are flattened onto
-    white (`flatten_alpha`); callers that want to keep them choose PNG. `metadata` (from
-    `kerasr.image_metadata.read_metadata`) puts the source's ICC profile and EXIF in PNG,
-    JPEG and WebP files.
+    white (`flatten_alpha`); callers that want to keep them choose PNG. TIFF is written
+    uncompressed: Pillow compresses through libtiff, which cannot write the EXIF.
+    `metadata` (from `kerasr.image_metadata.read_metadata`) puts the source's ICC profile
+    and EXIF in PNG, JPEG, WebP and TIFF files.
     """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in WRITE_SUFFIXES:
-        raise KerasrError(f"{path}: cannot write '{suffix}' files; use png, jpg, webp or bmp")
+        raise KerasrError(f"{path}: cannot write '{suffix}' files; use {WRITABLE}")
     if pixels.dtype == np.uint16 and suffix != ".png":
         raise KerasrError(f"{path}: 16-bit images can only be written as PNG")
     payload = _encode(pixels, _PILLOW_FORMATS[suffix], quality, metadata=metadata)

@@ -71,3 +71,41 @@ def test_the_check_sees_a_hard_line_break():
 
 def test_brackets_in_help_are_shown():
     assert any("pip install 'kerasr[quality]'" in line for line in render("evaluate-gan"))
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["upscale"], "error: Missing argument 'inputs'. (see kerasr upscale --help)"),
+        (
+            ["upscale", "a.png", "--bogus"],
+            "error: No such option: --bogus (see kerasr upscale --help)",
+        ),
+        (["generate", "-n", "0", "-o", "x"], "error: Invalid value for '-n' / '--count': "),
+        (["nope"], "error: No such command 'nope'. (see kerasr --help)"),
+    ],
+)
+def test_a_wrong_option_is_one_error_line_and_exit_2(args, line, monkeypatch, capfd):
+    from kerasr.cli import main
+
+    # The native-log filter moves stderr behind a pipe, out of pytest's capture.
+    monkeypatch.setattr("kerasr.runtime.filter_native_logs", lambda: None)
+    monkeypatch.setattr("sys.argv", ["kerasr", *args])
+    with pytest.raises(SystemExit) as stop:
+        main()
+    out, err = capfd.readouterr()
+    assert stop.value.code == 2 and out == ""
+    assert len(err.splitlines()) == 1 and err.startswith(line), err
+
+
+def test_the_entry_point_keeps_exit_codes_and_the_help(monkeypatch, capfd):
+    from kerasr.cli import main
+
+    monkeypatch.setattr("kerasr.runtime.filter_native_logs", lambda: None)
+    for args, code in ([["--help"], 0], [[], 2], [["generate", "-m", "nope", "-o", "x"], 2]):
+        monkeypatch.setattr("sys.argv", ["kerasr", *args])
+        with pytest.raises(SystemExit) as stop:
+            main()
+        assert stop.value.code == code, args
+    out, err = capfd.readouterr()
+    assert "Usage: kerasr" in out + err and "unknown generator 'nope'" in err

@@ -125,6 +125,14 @@ def test_bad_files_fail_alone_and_leave_nothing_behind(images, tmp_path, photo, 
     assert sorted(p.name for p in out.iterdir()) == [
         "rgb_out.png"
     ]  # the good file, nothing partial
+    # Only bad files: the output folders made for them go again; one that was there stays.
+    fresh = tmp_path / "new" / "deeper"
+    result = upscale(bad / "notes.png", bad / "cut.png", "-o", fresh, "-m", tiny_model_file)
+    assert result.exit_code == 2 and not (tmp_path / "new").exists()
+    existing = tmp_path / "kept"
+    existing.mkdir()
+    result = upscale(bad / "notes.png", "-o", existing, "-m", tiny_model_file)
+    assert result.exit_code == 2 and existing.is_dir() and not any(existing.iterdir())
 
 
 def test_unwritable_output_folder(images, tmp_path, tiny_model_file):
@@ -254,10 +262,10 @@ def test_a_file_name_output_never_becomes_a_folder(images, tmp_path, tiny_model_
         f"error: -o {tmp_path / 'result.png'} names one file, but 2 images were given; "
         "give a folder to write them all"
     ]
-    tiff = upscale(images / "rgb.png", "-o", tmp_path / "x.tiff", "-m", tiny_model_file)
-    assert tiff.exit_code == 2
-    assert f"error: -o {tmp_path / 'x.tiff'}: cannot write '.tiff' files" in tiff.output
-    assert not (tmp_path / "result.png").exists() and not (tmp_path / "x.tiff").exists()
+    gif = upscale(images / "rgb.png", "-o", tmp_path / "x.gif", "-m", tiny_model_file)
+    assert gif.exit_code == 2
+    assert f"error: -o {tmp_path / 'x.gif'}: cannot write '.gif' files" in gif.output
+    assert not (tmp_path / "result.png").exists() and not (tmp_path / "x.gif").exists()
 
 
 def test_an_unknown_model_creates_no_output_folder(images, tmp_path):

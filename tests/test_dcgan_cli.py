@@ -25,8 +25,9 @@ def _run(*args):
 
 def test_shipped_generators_are_listed_with_a_legend():
     infos = {info.name: info for info in list_generators()}
-    assert next(iter(infos)) == "pokemon-dcgan-64"
-    assert {"pokemon-dcgan-64", "pokemon-dcgan-64-white"} <= set(infos)
+    # The default first: the web page's first generator and `kerasr generate`'s.
+    assert next(iter(infos)) == "pokemon-fastgan-64"
+    assert {"pokemon-fastgan-64", "pokemon-dcgan-64", "pokemon-dcgan-64-white"} <= set(infos)
     for info in infos.values():
         assert info.image_size == 64 and info.latent_dim == 128
         assert info.path.is_file() and info.path.name.endswith(".weights.h5")
@@ -50,8 +51,8 @@ def test_generate_cli_writes_pngs_and_a_grid(tmp_path):
     result = _run("generate", "-n", 3, "--seed", 10, "-o", tmp_path / "pngs")
     assert result.exit_code == 0, result.output
     files = sorted((tmp_path / "pngs").glob("*.png"))
-    assert [f.name for f in files] == [f"pokemon-dcgan-64-seed{s}.png" for s in (10, 11, 12)]
-    expected = generate(load_generator("pokemon-dcgan-64"), [11])[0]
+    assert [f.name for f in files] == [f"pokemon-fastgan-64-seed{s}.png" for s in (10, 11, 12)]
+    expected = generate(load_generator("pokemon-fastgan-64"), [11])[0]
     np.testing.assert_array_equal(np.asarray(Image.open(files[1])), expected)
 
     result = _run(
@@ -136,8 +137,8 @@ def test_generate_upscale_gives_the_same_picture_at_256_pixels(tmp_path):
     assert big.size == (256, 256) and big.mode == "RGB"
     # Shrunk back, it is the 64x64 picture the generator draws for seed 0, not another one.
     small = np.asarray(big.resize((64, 64), Image.BOX), np.float32)
-    drawn = generate(load_generator("pokemon-dcgan-64"), [0])[0].astype(np.float32)
-    other = generate(load_generator("pokemon-dcgan-64"), [1])[0].astype(np.float32)
+    drawn = generate(load_generator("pokemon-fastgan-64"), [0])[0].astype(np.float32)
+    other = generate(load_generator("pokemon-fastgan-64"), [1])[0].astype(np.float32)
     err = np.abs(small - drawn).mean()
     assert err < 12 and err < 0.5 * np.abs(small - other).mean()
 
@@ -152,10 +153,10 @@ def test_generate_never_overwrites_without_overwrite(tmp_path):
 
     folder = tmp_path / "pngs"
     folder.mkdir()
-    (folder / "pokemon-dcgan-64-seed3.png").write_bytes(b"keep me too")
+    (folder / "pokemon-fastgan-64-seed3.png").write_bytes(b"keep me too")
     result = _run("generate", "-n", 3, "--seed", 2, "-o", folder)
-    assert result.exit_code == 2 and "pokemon-dcgan-64-seed3.png already exists" in result.output
-    assert sorted(p.name for p in folder.iterdir()) == ["pokemon-dcgan-64-seed3.png"]
+    assert result.exit_code == 2 and "pokemon-fastgan-64-seed3.png already exists" in result.output
+    assert sorted(p.name for p in folder.iterdir()) == ["pokemon-fastgan-64-seed3.png"]
 
     result = _run("generate", "-n", 2, "--seed", 1, "--grid", "-o", grid, "--overwrite")
     assert result.exit_code == 0, result.output
@@ -163,8 +164,9 @@ def test_generate_never_overwrites_without_overwrite(tmp_path):
 
 
 def test_generate_output_names_that_are_not_folders(tmp_path):
-    result = _run("generate", "-n", 2, "--grid", "-o", tmp_path / "x.tiff")
-    assert result.exit_code == 2 and "cannot write '.tiff' files" in result.output
+    result = _run("generate", "-n", 2, "--grid", "-o", tmp_path / "x.gif")
+    assert result.exit_code == 2 and "cannot write '.gif' files" in result.output
+    assert not (tmp_path / "x.gif").exists()
     result = _run("generate", "-n", 2, "-o", tmp_path / "one.png")
     assert result.exit_code == 2 and "--out must be a folder unless --grid" in result.output
     result = _run("generate", "-m", "nope", "-o", tmp_path / "new")

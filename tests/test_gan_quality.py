@@ -10,6 +10,8 @@ from typer.testing import CliRunner
 from kerasr import gan_quality as q
 from kerasr.cli import app
 from kerasr.errors import KerasrError
+from kerasr.generation import generate, load_generator
+from kerasr.io import image_grid
 
 runner = CliRunner()
 
@@ -170,6 +172,30 @@ def test_evaluate_gan_draws_from_a_registered_generator_against_a_larger_real_si
     assert (fewer.n_generated, fewer.n_real) == (5, 6)
     with pytest.raises(KerasrError, match="features must be one of all, inception, lite0"):
         q.evaluate_gan("pokemon-dcgan-64", real, count=5, features="vgg")
+
+
+def test_side_by_side_shows_the_generated_and_real_images_as_compared(tmp_path):
+    real = _sprites(tmp_path / "real", 9, 2)
+    out = tmp_path / "pair.png"
+    args = ["pokemon-fastgan-64", str(real), "-n", "4", "--features", "lite0"]
+    result = runner.invoke(app, ["evaluate-gan", *args, "--side-by-side", str(out)])
+    assert result.exit_code == 0, result.output
+    pair = np.asarray(Image.open(out).convert("RGB"))
+    fake = generate(load_generator("pokemon-fastgan-64"), range(4))
+    left = image_grid(fake, 2)
+    # Seeds 0..3 of the generator on the left, exactly as drawn, a white gap, then 4 of the
+    # prepared real sprites in the same 2x2 layout.
+    assert pair.shape == (left.shape[0], 2 * left.shape[1] + 16, 3)
+    np.testing.assert_array_equal(pair[:, : left.shape[1]], left)
+    assert (pair[:, left.shape[1] : left.shape[1] + 16] == 255).all()
+    prepared = q.folder_images(real, 64, 9, (255, 255, 255))
+    right = pair[:, left.shape[1] + 16 :]
+    tiles = [
+        right[2 + r * 66 : 66 + r * 66, 2 + c * 66 : 66 + c * 66] for r in (0, 1) for c in (0, 1)
+    ]
+    for tile in tiles:
+        assert any(np.array_equal(tile, image) for image in prepared)
+    assert len({tile.tobytes() for tile in tiles}) == 4
 
 
 def test_evaluate_gan_without_the_inception_weights(tmp_path, monkeypatch):

@@ -82,7 +82,7 @@ def check_output(path, size):
     assert THUMBNAIL not in path.read_bytes()
 
 
-@pytest.mark.parametrize("ext", ["png", "jpg", "webp"])
+@pytest.mark.parametrize("ext", ["png", "jpg", "webp", "tif"])
 def test_upscale_keeps_the_profile_and_exif_with_the_orientation_applied_once(
     photo_file, tmp_path, tiny_model_file, ext
 ):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import sys
 
 import typer
 
@@ -17,7 +18,7 @@ from kerasr.cli import generate, info, quality, serve, training, upscale
 
 app = typer.Typer(
     name="kerasr",
-    help="ESRGAN / Real-ESRGAN super-resolution and a Pokemon DCGAN, in Keras 3.",
+    help="ESRGAN / Real-ESRGAN super-resolution and Pokemon generation, in Keras 3.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -56,8 +57,35 @@ for _name, _command in [
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point.
+
+    A wrong option or argument (a value out of range, a missing argument, an unknown option)
+    is one `error:` line and exit code 2, like every other user error, rather than click's
+    usage box.
+    """
     from kerasr.runtime import filter_native_logs
 
     filter_native_logs()
-    app()
+    # The click that typer runs on (its own copy in recent typer versions), found through
+    # the public `typer.BadParameter`.
+    click_errors = sys.modules[typer.BadParameter.__module__]
+    no_args = getattr(click_errors, "NoArgsIsHelpError", ())
+    try:
+        code = app(standalone_mode=False)
+    except no_args as e:  # `kerasr` alone: the help
+        e.show()
+        code = e.exit_code
+    except click_errors.UsageError as e:
+        typer.echo(f"error: {usage_error_line(e)}", err=True)
+        code = 2
+    except click_errors.Abort:
+        typer.echo("Aborted!", err=True)
+        code = 1
+    raise SystemExit(code if isinstance(code, int) else 0)
+
+
+def usage_error_line(error) -> str:
+    """A click usage error as one line that says where to read more."""
+    message = " ".join(error.format_message().split())
+    command = error.ctx.command_path if error.ctx is not None else "kerasr"
+    return f"{message} (see {command} --help)"

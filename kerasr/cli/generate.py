@@ -1,4 +1,4 @@
-"""The `generate` command: draw new Pokemon with a DCGAN generator."""
+"""The `generate` command: draw new Pokemon with a trained generator."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from kerasr.cli.errors import user_errors
+from kerasr.weights.generators import DEFAULT_GENERATOR
 
 
 @user_errors
@@ -20,7 +21,7 @@ def generate_command(
         typer.Option(
             "--model", "-m", help="Generator: a registry name or a .keras / .weights.h5 file."
         ),
-    ] = "pokemon-dcgan-64",
+    ] = DEFAULT_GENERATOR,
     count: Annotated[int, typer.Option("-n", "--count", min=1, max=1024, help="Images.")] = 5,
     seed: Annotated[
         int | None,
@@ -38,7 +39,7 @@ def generate_command(
         ),
     ] = None,
 ) -> None:
-    """Draw new Pokemon with a trained DCGAN generator."""
+    """Draw new Pokemon with a trained generator (the FastGAN one unless -m names another)."""
     from kerasr.generation import (
         choose_seeds,
         draw,

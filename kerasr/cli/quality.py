@@ -61,6 +61,13 @@ def evaluate_gan_command(
             help="Fit each real creature to the frame, as training with data.fit_to_frame.",
         ),
     ] = False,
+    side_by_side: Annotated[
+        Path | None,
+        typer.Option(
+            "--side-by-side",
+            help="Also write this PNG: 36 generated images beside 36 real ones, as compared.",
+        ),
+    ] = None,
 ) -> None:
     """Score generated images against real ones on InceptionV3 and EfficientNet-Lite0 features.
 
@@ -87,8 +94,11 @@ def evaluate_gan_command(
             progress=status.update,
             features=features.value,
             real_count=real_count,
+            side_by_side=side_by_side,
         )
     typer.echo(scores.describe())
+    if side_by_side is not None:
+        typer.echo(f"wrote {side_by_side}", err=True)
     if json_out is not None:
         from kerasr.io import write_text
 

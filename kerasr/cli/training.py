@@ -64,7 +64,8 @@ def train_dcgan_command(
         ),
     ] = False,
 ) -> None:
-    """Train the Pokemon DCGAN on a folder of sprites, with a sample grid every epoch."""
+    """Train a Pokemon GAN (the DCGAN recipe, or FastGAN with a projected discriminator) on a
+    folder of sprites, with a sample grid every epoch."""
     from kerasr.config import DCGANConfig, load_config
 
     # Typed options go in typed, after the --set overrides; an option not given leaves the

@@ -16,6 +16,7 @@ class Ext(enum.StrEnum):
     png = "png"
     jpg = "jpg"
     webp = "webp"
+    tif = "tif"
     mp4 = "mp4"
     mkv = "mkv"
     webm = "webm"
@@ -249,7 +250,7 @@ def _interpolated_or_named(names: list[str], alpha: float | None):
 @user_errors(tensorflow=False)
 def models() -> None:
     """List the pretrained models: upscalers (name, scale, parameters, source, cached) and
-    the DCGAN generators shipped in the package."""
+    the Pokemon generators shipped in the package."""
     from rich.console import Console
     from rich.table import Table
 

@@ -108,7 +108,7 @@ def create_app(
 
     app = FastAPI(
         title="kerasr",
-        description="Draw new Pokemon with a DCGAN and upscale images with Real-ESRGAN.",
+        description="Draw new Pokemon with a GAN and upscale images with Real-ESRGAN.",
         lifespan=lifespan,
         # /docs is served from local files by add_api_docs; ReDoc would need a CDN.
         docs_url=None,
