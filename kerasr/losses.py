@@ -2,7 +2,7 @@
 
 Every function returns one value per sample (shape `[n]`), not a batch mean: the train step
 reduces them so that, under `tf.distribute`, each replica's loss is its share of the global
-batch mean (see `kerasr.training.sr.replica_mean`).
+batch mean (see `kerasr.training.harness.replica_mean`).
 """
 
 from __future__ import annotations

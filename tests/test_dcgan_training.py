@@ -81,7 +81,7 @@ def test_one_train_step_updates_both_networks(overrides):
 
 def test_generator_ema_follows_the_generator_and_is_what_samples_come_from():
     gan = build_dcgan(_config("train.ema_decay=0.5", 'model.upsample="resize"'))
-    assert gan.sampler is gan.ema_generator
+    assert gan.inference_network is gan.ema_generator
     for step in range(2):
         before = _weights(gan.ema_generator)
         gan.train_on_batch(_batch(step))
@@ -91,7 +91,7 @@ def test_generator_ema_follows_the_generator_and_is_what_samples_come_from():
         for b, g, e in zip(before, live, ema, strict=True):
             np.testing.assert_allclose(e, decay * b + (1 - decay) * g, rtol=1e-5, atol=1e-6)
     plain = build_dcgan(_config())
-    assert plain.ema_generator is None and plain.sampler is plain.generator
+    assert plain.ema_generator is None and plain.inference_network is plain.generator
 
 
 def test_train_init_starts_from_a_generator_file_that_fits(tmp_path):

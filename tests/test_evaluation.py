@@ -149,7 +149,7 @@ def test_validation_scores_are_the_evaluation_protocol(photo):
     from kerasr.evaluation import score_pair
     from kerasr.images import to_uint8
     from kerasr.models import RRDBNet
-    from kerasr.training.sr import SRModel
+    from kerasr.training.pretrain import SRModel
 
     keras.utils.set_random_seed(1)
     g = RRDBNet(num_basic_blocks=1, rrdb_channels=8, growth_channels=4, num_dense_blocks=1)

@@ -15,7 +15,7 @@ from kerasr.training import esrgan as esrgan_module
 from kerasr.training.esrgan import ESRGAN
 from kerasr.training.gan import GANHarness
 from kerasr.training.memory import MemorySupport
-from kerasr.training.sr import make_optimizer
+from kerasr.training.optimizers import make_optimizer
 
 RNG = np.random.default_rng(1)
 HR = RNG.random((2, 32, 32, 3), dtype=np.float32)

@@ -10,7 +10,8 @@ from kerasr.models import RRDBNet
 from kerasr.models.discriminators import UNetDiscriminator, VGGDiscriminator
 from kerasr.training.esrgan import ESRGAN
 from kerasr.training.memory import MemorySupport
-from kerasr.training.sr import SRModel, StepDecay, make_optimizer
+from kerasr.training.optimizers import StepDecay, make_optimizer
+from kerasr.training.pretrain import SRModel
 
 RNG = np.random.default_rng(0)
 HR = RNG.random((2, 32, 32, 3), dtype=np.float32)
@@ -96,7 +97,7 @@ def test_ema_follows_the_generator_with_its_decay():
     after = [w.numpy() for w in model.generator.weights]
     for e, b, a in zip(model.ema_generator.weights, before, after, strict=True):
         np.testing.assert_allclose(e.numpy(), 0.75 * b + 0.25 * a, rtol=1e-5, atol=1e-7)
-    assert model.sr_network is model.ema_generator
+    assert model.inference_network is model.ema_generator
 
 
 def test_step_decay_schedule_halves_at_milestones_and_follows_its_scale():
@@ -187,7 +188,7 @@ def test_memory_support_recovers(kind):
 
 def test_checkpoint_restores_step_schedule_ema_and_lr_scale(tmp_path):
     from kerasr.training.checkpoints import make_manager, restore_latest
-    from kerasr.training.sr import current_learning_rate
+    from kerasr.training.optimizers import current_learning_rate
 
     def build():
         model = SRModel(tiny_generator(), ema_decay=0.5)

@@ -265,7 +265,7 @@ class SRMonitor(keras.callbacks.Callback):
             self.write_samples(0)
 
     def learning_rates(self) -> dict:
-        from kerasr.training.sr import current_learning_rate
+        from kerasr.training.optimizers import current_learning_rate
 
         rates = {"lr_g": current_learning_rate(self.model.g_optimizer)}
         if hasattr(self.model, "d_optimizer"):
@@ -301,7 +301,7 @@ class SRMonitor(keras.callbacks.Callback):
             return
         from kerasr.training.reporting import sample_grid
 
-        grid = sample_grid(self.model.sr_network, *self.samples)
+        grid = sample_grid(self.model.inference_network, *self.samples)
         write_image(self.run_dir / "samples" / f"step_{step:07d}.png", grid, make_parents=True)
         with self.writer.as_default(step=step):
             tf.summary.image("samples/lr_sr_hr", grid[None], max_outputs=1)
@@ -390,7 +390,7 @@ class DCGANMonitor(keras.callbacks.Callback):
             # is not done; its steps are saved by the final checkpoint alone.
             return
         number = done
-        generator = self.model.sampler
+        generator = self.model.inference_network
         grid = image_grid(
             generate(generator, self.grid_seeds), columns=int(len(self.grid_seeds) ** 0.5)
         )

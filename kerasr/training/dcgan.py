@@ -17,7 +17,6 @@ from kerasr.config import DCGANConfig
 from kerasr.errors import KerasrError
 from kerasr.layers import DiffAugment
 from kerasr.training.gan import GANHarness
-from kerasr.training.sr import update_ema
 from kerasr.weights.networks import build_network
 
 LOSSES = ("hinge", "nonsaturating")
@@ -41,7 +40,8 @@ class DCGAN(GANHarness):
         label_smoothing: one-sided smoothing of the real target (non-saturating loss only).
         instance_noise: std of Gaussian noise added to the discriminator's inputs.
         ema_decay: decay of the generator EMA `ema_generator`, updated after every step
-            (0: none); `sampler` is the network to draw samples from.
+            (0: none), its decay ramped up over the first steps; `inference_network` is
+            the network to draw samples from.
         seed: seed of the latent / noise `keras.random.SeedGenerator`.
 
     Example:
@@ -70,15 +70,8 @@ class DCGAN(GANHarness):
         super().__init__(**kwargs)
         if loss not in LOSSES:
             raise KerasrError(f"`loss` must be one of {LOSSES}. Received: loss={loss!r}")
-        self.generator = generator
-        self.ema_decay = float(ema_decay)
-        self.ema_generator = None
-        if ema_decay > 0:
-            # Every weight is averaged, batch norm's moving statistics too: they describe the
-            # averaged network's activations better than the live generator's last steps.
-            self.ema_generator = keras.models.clone_model(generator)
-            self.ema_generator.set_weights(generator.get_weights())
-            self.ema_generator.trainable = False
+        # Fixed learning rates: no `lr_scale` (memory support runs on the SR harnesses).
+        self.setup_harness(generator, ema_decay, ema_warmup=True, lr_scale=False)
         # Mean logits on the (augmented) real and fake batches: the gap between them is what
         # the generator is closing; hinge keeps them near +1 / -1 when D is winning.
         self.setup_gan(
@@ -93,21 +86,11 @@ class DCGAN(GANHarness):
         self.instance_noise = instance_noise
         self.latent_dim = generator.input_shape[-1]
         self.seed_generator = keras.random.SeedGenerator(seed)
-        # Steps taken, checkpointed with the harness: a run interrupted inside an epoch
-        # resumes at that step (`kerasr.training.checkpoints`).
-        self.step = keras.Variable(
-            0, dtype="int64", trainable=False, name="step", aggregation="only_first_replica"
-        )
         # Epochs completed, set by the run's monitor before each checkpoint.
         self.epoch = keras.Variable(
             0, dtype="int64", trainable=False, name="epoch", aggregation="only_first_replica"
         )
         self.steps_per_epoch = 1  # set by the recipe from the data
-
-    @property
-    def sampler(self):
-        """The generator samples are drawn from and saved: the EMA when there is one."""
-        return self.ema_generator if self.ema_generator is not None else self.generator
 
     @property
     def metrics(self):
@@ -145,13 +128,7 @@ class DCGAN(GANHarness):
             d_loss, g_loss = self.losses_from_scores(real_scores, fake_scores)
         self.update(self.d_optimizer, d_tape, d_loss, self.discriminator.trainable_variables)
         self.update(self.g_optimizer, g_tape, g_loss, self.generator.trainable_variables)
-        if self.ema_generator is not None:
-            # Ramped as TensorFlow's ExponentialMovingAverage with num_updates: a run of a
-            # few hundred steps would otherwise sample from an average of its random start.
-            steps = ops.cast(self.step, "float32")
-            decay = ops.minimum(self.ema_decay, (1.0 + steps) / (10.0 + steps))
-            update_ema(self.ema_generator.weights, self.generator.weights, decay)
-        self.step.assign_add(1)
+        self.after_step()
         return self.track(
             {
                 "d_loss": d_loss,

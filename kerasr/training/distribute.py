@@ -5,7 +5,7 @@ harnesses are built in its scope (`kerasr.training.train_sr.train_sr` does that)
 does the rest: `fit` hands the dataset to `strategy.experimental_distribute_dataset`, so each
 replica gets `global batch / replicas` samples of every batch, and runs the train step on
 each replica. The step divides each replica's mean loss by the number of replicas
-(`kerasr.training.sr.replica_mean`); the optimizers all-reduce the gradients with a sum, so
+(`kerasr.training.harness.replica_mean`); the optimizers all-reduce the gradients with a sum, so
 the update is the one of the mean over the global batch. The metrics' variables are
 synchronised on read, so logged values cover all replicas.
 

@@ -53,8 +53,9 @@ from kerasr.training.checkpoints import (
 )
 from kerasr.training.distribute import for_replicas, release_worker_dir, worker_dir
 from kerasr.training.memory import MemorySupport
+from kerasr.training.optimizers import make_optimizer
+from kerasr.training.pretrain import SRModel
 from kerasr.training.reporting import write_sr_figures
-from kerasr.training.sr import SRModel, make_optimizer
 from kerasr.weights.networks import build_network, preset_of
 from kerasr.weights.presets import save_weights
 
@@ -275,21 +276,13 @@ def build_harness(recipe: SRRecipe, stage: Stage):
         generator,
         discriminator,
         perceptual,
-        gan_type=recipe.loss.gan_type,
-        pixel=recipe.loss.pixel,
-        pixel_weight=recipe.loss.pixel_weight,
-        perceptual_weight=recipe.loss.perceptual_weight,
-        gan_weight=recipe.loss.gan_weight,
+        recipe.loss,
         ema_decay=train.ema_decay,
         degradation=degradation,
         seed=train.seed,
-        relativistic_detach=recipe.loss.relativistic_detach,
         net_d_iters=train.net_d_iters,
         net_d_init_iters=train.net_d_init_iters,
         usm=usm,
-        l1_gt_usm=loss.l1_gt_usm,
-        percep_gt_usm=loss.percep_gt_usm,
-        gan_gt_usm=loss.gan_gt_usm,
         name="esrgan",
     )
     harness.compile(
@@ -445,7 +438,7 @@ def train_sr(
             interrupted = fit_until_stopped(harness, checkpointer, fit)
         seconds = time.monotonic() - t0
         step = int(harness.step.numpy())
-        network = harness.sr_network
+        network = harness.inference_network
         source = f"kerasr {stage} {chief_dir}, step {step}"
         save_weights(network, run_dir / "generator.weights.h5", preset_of(network, source))
         with atomic_path(run_dir / "generator.keras") as tmp:
