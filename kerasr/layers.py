@@ -366,25 +366,6 @@ class DiffAugment(keras.layers.Layer):
         }
 
 
-def spectral_norm(layer, power_iterations=1):
-    """Wraps a `Conv2D` / `Dense` layer in `keras.layers.SpectralNormalization`.
-
-    Args:
-        layer: the layer to constrain.
-        power_iterations: power-iteration steps per training call (1 suffices: the estimate
-            carries over between steps).
-
-    Returns:
-        The wrapped layer, named after the original.
-
-    Reference:
-        [Spectral normalization for GANs](https://arxiv.org/abs/1802.05957).
-    """
-    return keras.layers.SpectralNormalization(
-        layer, power_iterations=power_iterations, name=f"{layer.name}_sn"
-    )
-
-
 @keras.saving.register_keras_serializable(package="kerasr")
 class TorchBatchNorm(keras.layers.BatchNormalization):
     """`BatchNormalization` as `torch.nn.BatchNorm2d` computes it, the norm of the reference
