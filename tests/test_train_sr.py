@@ -9,9 +9,9 @@ from kerasr.config import SROptimConfig
 from kerasr.models import RRDBNet
 from kerasr.models.discriminators import UNetDiscriminator, VGGDiscriminator
 from kerasr.training.esrgan import ESRGAN
-from kerasr.training.memory import MemorySupport
 from kerasr.training.optimizers import StepDecay, make_optimizer
 from kerasr.training.pretrain import SRModel
+from kerasr.training.rollback import MemorySupport
 
 RNG = np.random.default_rng(0)
 HR = RNG.random((2, 32, 32, 3), dtype=np.float32)

@@ -52,10 +52,10 @@ from kerasr.training.checkpoints import (
     start_over,
 )
 from kerasr.training.distribute import for_replicas, release_worker_dir, worker_dir
-from kerasr.training.memory import MemorySupport
 from kerasr.training.optimizers import make_optimizer
 from kerasr.training.pretrain import SRModel
 from kerasr.training.reporting import write_sr_figures
+from kerasr.training.rollback import MemorySupport
 from kerasr.weights.networks import build_network, preset_of
 from kerasr.weights.presets import save_weights
 
