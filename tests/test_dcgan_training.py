@@ -193,10 +193,17 @@ def test_train_dcgan_fills_the_run_folder_and_resumes(tmp_path):
     assert Image.open(run / "grids" / "epoch_0001.png").size == (2 * 18 + 2, 2 * 18 + 2)
     assert any((run / "tensorboard").iterdir())
     assert set(result.losses) == {"d_loss", "g_loss", "d_real", "d_fake"}
-    assert result.quality.diversity >= 0 and 0 <= result.quality.copies <= 1
+    q = result.quality
+    # The signals are the ratios they are documented as, and the run reports what it wrote.
+    assert q.diversity == pytest.approx(q.sample_pairwise / q.real_pairwise)
+    assert q.nearest_ratio == pytest.approx(q.sample_nearest / q.real_nearest)
+    assert q.describe() in (run / "quality.txt").read_text()
+    # Two steps from a random start: samples differ from one another (no collapse) and none
+    # is a copy of a training sprite.
+    assert q.sample_pairwise > 0 and q.copies == 0.0
     assert result.kid is None and not result.interrupted
 
-    # The generator of an epoch loads by path (architecture from generators/generator.json).
+    # The generator of an epoch loads by path (architecture from its preset epoch_0001.json).
     epoch1 = run / "generators" / "epoch_0001.weights.h5"
     g1 = load_generator(epoch1)
     assert g1.output_shape == (None, 16, 16, 3)
