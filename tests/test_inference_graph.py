@@ -86,3 +86,19 @@ def test_other_models_run_their_own_call(photo):
     assert forward_function(model) is None
     out = Upscaler(model, precision="float32").upscale(photo[:8, :8])
     np.testing.assert_array_equal(out, photo[:8, :8].repeat(2, 0).repeat(2, 1))
+
+
+def test_upsampling_convolution_folded_to_the_input_resolution():
+    """`conv3x3(nearest x2)` as 2x2 convolutions of the four output phases, on odd sizes."""
+    from kerasr.inference_graph import _upsampled_conv
+    from kerasr.layers import upsample_nearest
+
+    rng = np.random.default_rng(4)
+    layer = keras.layers.Conv2D(5, 3, padding="same")
+    layer.build((None, None, None, 4))
+    layer.set_weights([rng.normal(size=(3, 3, 4, 5)), rng.normal(size=5)])
+    x = rng.normal(size=(2, 7, 9, 4)).astype("float32")
+    expected = tf.nn.leaky_relu(layer(upsample_nearest(x, 2)), 0.2).numpy()
+    ours = tf.function(lambda x: _upsampled_conv(layer, tf.float32, x))(x).numpy()
+    assert ours.shape == expected.shape == (2, 14, 18, 5)
+    np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
