@@ -4,8 +4,8 @@ The Keras layers stay what training, saving and the parity tests use; this modul
 their weights and writes the same computation in the shape TensorFlow's graph optimiser
 turns into fewer, larger oneDNN kernels on a CPU:
 
-- every 3x3 convolution is `tf.nn.conv2d` + `tf.nn.bias_add` (+ the activation), the pattern
-  Grappler's remapper fuses into one `_FusedConv2D`;
+- every 3x3 convolution is `tf.nn.conv2d` + `tf.nn.bias_add` (+ the activation), which
+  Grappler's remapper fuses into one oneDNN kernel (as it does Keras' `Conv2D`);
 - in a residual dense block the residual scaling (0.2) is folded into the last
   convolution's kernel and bias, so the scaled branch and the skip add fuse into that
   convolution too (`conv + bias + add`), instead of two more passes over the features;
@@ -13,9 +13,8 @@ turns into fewer, larger oneDNN kernels on a CPU:
   convolutions of the four output phases at the input resolution: 16 products per pixel
   and channel pair instead of 36 (`_upsampled_conv`);
 - PReLU is one XLA-compiled element-wise pass instead of three TensorFlow ops;
-- the weights are graph constants (read when the function is traced), so oneDNN keeps its
-  reordered copy of each kernel between calls and the bfloat16 casts of the weights are
-  folded away once, instead of being redone on every call.
+- the weights are graph constants (read when the function is traced), so their bfloat16
+  casts and the folds above are computed once, not on every call.
 
 `forward_function(model)` returns such a function for the networks it knows (`RRDBNet`,
 `SRVGGNetCompact`, `Rescaled` around one of them), computing in the model's dtype policy

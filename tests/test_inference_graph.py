@@ -74,7 +74,7 @@ def test_weights_are_constants_of_the_graph():
     graph = tf.function(forward_function(network)).get_concrete_function(
         tf.TensorSpec([None, None, None, 3], tf.float32)
     )
-    # So oneDNN may keep its reordered kernels between calls.
+    # Read once when traced: no variable reads or weight casts on each call.
     assert not graph.captured_inputs
     assert all(op.type != "ReadVariableOp" for op in graph.graph.get_operations())
 
