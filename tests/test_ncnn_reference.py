@@ -140,3 +140,16 @@ def test_realsr_df2k_matches_ncnn(photo):
     reference = run_ncnn(entry.ncnn_stem, crop, ncnn_files(entry).parent)
     assert ours.shape == reference.shape == (96, 96, 3)
     assert np.abs(ours - reference).max() <= TOLERANCE
+
+
+@pytest.mark.parametrize(
+    "name,size", [("realesrgan-x4plus", 32), ("realesr-animevideov3", 48), ("realsr-df2k-x4", 24)]
+)
+def test_upscaler_inference_graph_is_within_the_float32_bound(photo, name, size):
+    """What `kerasr upscale` runs (the inference graph, not the Keras call) against ncnn."""
+    crop = _crop(photo, size)
+    entry = REGISTRY[name]
+    ours = Upscaler(load_model(name), precision="float32").upscale_float(crop)
+    reference = np.clip(run_ncnn(entry.ncnn_stem, crop, ncnn_files(entry).parent), 0, 1)
+    assert ours.shape == reference.shape
+    assert np.abs(ours - reference).max() <= 1.1e-5
