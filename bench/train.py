@@ -183,7 +183,7 @@ class KerasrRow:
         import tensorflow as tf
 
         from kerasr.training.callbacks import StepLimit
-        from kerasr.training.memory import MemorySupport
+        from kerasr.training.rollback import MemorySupport
         from kerasr.training.train_sr import build_harness
 
         train = dataclasses.replace(recipe.train, precision=precision, jit_compile=jit)

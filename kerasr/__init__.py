@@ -5,19 +5,11 @@ TensorFlow is only loaded when a model or the upscaler is first used.
 """
 
 import importlib
-import os
-import platform
 
-# Keras 3 picks its backend at import time; kerasr is written against TensorFlow.
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-# TensorFlow's C++ start-up chatter (CPU feature notices, oneDNN banners) is noise for a CLI user.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# TensorFlow runs its oneDNN kernels by default only on x86 CPUs with AVX-512 VNNI / BF16 or
-# AMX; elsewhere it falls back to Eigen, whose convolution gradients are much slower (on an
-# AVX2 CPU a training step took 1.5x as long, docs/benchmarks.md). Read when TensorFlow is
-# first imported; TF_ENABLE_ONEDNN_OPTS=0 keeps Eigen.
-if platform.machine().lower() in ("x86_64", "amd64"):
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+from kerasr.runtime import set_environment_defaults
+
+# Before TensorFlow is first imported, by kerasr or by the caller.
+set_environment_defaults()
 
 __version__ = "0.1.0"
 

@@ -193,7 +193,7 @@ def upscale_images(
     written: list[tuple[Path, Path]] = []
     if not jobs:
         return UpscaleResult(written, problems)
-    upscaler = _load_upscaler(model, upscaler_options)
+    upscaler = load_upscaler(model, upscaler_options)
     folder = jobs[0].folder
     # Made before the first image so an output that cannot be created fails at once, and
     # removed again (the folders this call made, deepest first) when no image was written.
@@ -215,7 +215,9 @@ def upscale_images(
     return UpscaleResult(written, problems)
 
 
-def _load_upscaler(model, upscaler_options):
+def load_upscaler(model, upscaler_options):
+    """An `Upscaler` around `model` (a registry name, a file, or a loaded network), with a
+    spinner on stderr while a named model loads (its first use converts and caches it)."""
     from rich.console import Console
 
     from kerasr.inference import Upscaler

@@ -9,11 +9,13 @@ class KerasrError(ValueError):
     """
 
 
-def first_line(error: BaseException) -> str:
-    """The first line of an exception's message (its type's name if it has none), to quote
-    another library's error inside a one-line `KerasrError`."""
+def first_line(error: BaseException | str) -> str:
+    """The first line of an exception's message (its type's name if it has none), or of a
+    message, to quote another library's error inside a one-line `KerasrError`."""
     text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
+    if text:
+        return text[0]
+    return type(error).__name__ if isinstance(error, BaseException) else ""
 
 
 ECHO_LIMIT = 80

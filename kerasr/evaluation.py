@@ -16,15 +16,11 @@ import numpy as np
 
 from kerasr.errors import KerasrError
 from kerasr.images import IMAGE_SUFFIXES, read_image, to_uint8
+from kerasr.resize import MATLAB_A, cubic_kernel
 
 
 def _cubic(x: np.ndarray) -> np.ndarray:
-    # Keys' cubic convolution kernel with a = -0.5, as MATLAB's imresize.
-    ax = np.abs(x)
-    ax2, ax3 = ax**2, ax**3
-    near = (1.5 * ax3 - 2.5 * ax2 + 1) * (ax <= 1)
-    far = (-0.5 * ax3 + 2.5 * ax2 - 4 * ax + 2) * ((ax > 1) & (ax <= 2))
-    return near + far
+    return cubic_kernel(x, MATLAB_A, np)
 
 
 def _contributions(in_length: int, out_length: int, scale: float):

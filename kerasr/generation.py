@@ -1,4 +1,4 @@
-"""Drawing images from DCGAN generators: the shipped registry, seeds to latents, serving.
+"""Drawing images from generators: seeds to latents, images, grids, serving.
 
 A seed names an image: `generate(g, [7])` draws the same picture whether seed 7 comes alone or
 in a batch of 64, because each latent vector comes from its own seed through TensorFlow's
@@ -16,7 +16,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import secrets
 import weakref
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kerasr.errors import KerasrError, first_line
+from kerasr.errors import KerasrError
 from kerasr.images import (
     IMAGE_SUFFIXES,
     SPRITE_SUFFIXES,
@@ -34,8 +33,9 @@ from kerasr.images import (
     to_uint8,
     write_image,
 )
-from kerasr.io import image_grid, write_text
-from kerasr.weights.generators import DEFAULT_GENERATOR, GeneratorInfo, architecture, registry
+from kerasr.io import image_grid
+from kerasr.weights.generators import DEFAULT_GENERATOR, GeneratorInfo, list_generators
+from kerasr.weights.resolve import load_generator
 
 __all__ = [
     "DEFAULT_GENERATOR",
@@ -52,96 +52,12 @@ __all__ = [
     "save_drawing",
 ]
 
-# Name of the architecture file written beside per-epoch `.weights.h5` generators of a run.
-GENERATOR_JSON = "generator.json"
-
 # The largest seed: seeds stay within int32, so JavaScript numbers (the web app) hold them
 # exactly and every backend takes them.
 MAX_SEED = 2**31 - 1
 
 # A compiled single-image function per generator; weak keys, so generators can be freed.
 _DRAW_ONE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def list_generators() -> list[GeneratorInfo]:
-    """The generators shipped in the package whose weights are present, default first."""
-    infos = [info for info in registry().values() if info.path.is_file()]
-    return sorted(infos, key=lambda info: (info.name != DEFAULT_GENERATOR, info.name))
-
-
-def load_generator(spec: str | Path = DEFAULT_GENERATOR):
-    """Loads a generator by registry name or from a file.
-
-    Args:
-        spec: a registry name (`"pokemon-dcgan-64"`, `"pokemon-dcgan-64-white"`), a `.keras`
-            generator, or a `.weights.h5` file with a `generator.json` beside it (as
-            `kerasr train-dcgan` writes for the generator of every epoch).
-
-    Returns:
-        The generator, a `keras.Model` from latents `[n, latent_dim]` to images in [-1, 1].
-
-    Raises:
-        KerasrError: on an unknown name, a missing file or a file that is not a generator
-            (see `kerasr.weights.resolve`).
-    """
-    from kerasr.weights.resolve import GENERATOR, resolve_model
-
-    return resolve_model(spec, GENERATOR).network
-
-
-def load_registered_generator(name: str):
-    """Builds a shipped generator and loads its weights from the package."""
-    info = registry()[name]
-    if not info.path.is_file():
-        raise KerasrError(
-            f"generator '{name}' is registered but its weights are missing: {info.path}"
-        )
-    return _build_and_load(architecture(name), info.path, name)
-
-
-def load_generator_weights(path: str | Path):
-    """Loads a generator `.weights.h5` file, rebuilt from the `generator.json` beside it."""
-    path = Path(path)
-    kwargs = _read_architecture(path)
-    return _build_and_load(kwargs, path, path.name.removesuffix(".weights.h5"))
-
-
-def build_generator(kind: str = "dcgan", **kwargs):
-    """Builds a generator of a kind (`"dcgan"` or `"fastgan"`) from its builder's arguments,
-    as `generator.json` records them."""
-    if kind == "fastgan":
-        from kerasr.models.fastgan import build_fastgan_generator
-
-        return build_fastgan_generator(**kwargs, name="fastgan_generator")
-    from kerasr.models.dcgan import build_generator as build_dcgan_generator
-
-    return build_dcgan_generator(**kwargs, name="dcgan_generator")
-
-
-def _build_and_load(kwargs: dict, path: Path, name: str):
-    try:
-        model = build_generator(**kwargs)
-    except ValueError as e:  # sizes that fit the ranges but not each other
-        raise KerasrError(f"cannot build the generator for {path}: {first_line(e)}") from None
-    try:
-        model.load_weights(path)
-    except Exception as e:  # h5py / Keras raise many types for a wrong or corrupt file
-        raise KerasrError(
-            f"{path} does not hold weights of this generator ({name}): {first_line(e)}"
-        ) from None
-    return model
-
-
-def is_generator(model) -> bool:
-    """Whether a Keras model maps latents `[n, d]` to RGB images `[n, h, w, 3]`."""
-    shape_in, shape_out = model.input_shape, model.output_shape
-    return (
-        isinstance(shape_in, tuple)
-        and len(shape_in) == 2
-        and isinstance(shape_out, tuple)
-        and len(shape_out) == 4
-        and shape_out[-1] == 3
-    )
 
 
 def latents_from_seeds(seeds, latent_dim: int):
@@ -388,71 +304,3 @@ def generator_serving_module(generator):
             )
 
     return GeneratorModule()
-
-
-def write_architecture(folder: str | Path, **kwargs) -> Path:
-    """Writes `generator.json` (the `build_generator` arguments) so `.weights.h5` files load."""
-    return write_text(Path(folder) / GENERATOR_JSON, json.dumps(kwargs, indent=2) + "\n")
-
-
-def _read_architecture(weights: Path) -> dict:
-    path = weights.parent / GENERATOR_JSON
-    if not path.is_file():
-        raise KerasrError(
-            f"cannot rebuild the generator for {weights}: no {GENERATOR_JSON} beside it"
-        )
-    try:
-        kwargs = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise KerasrError(f"cannot read {path}: {first_line(e)}") from None
-    return check_architecture(kwargs, str(path))
-
-
-_ARCHITECTURE_KEYS = {
-    "dcgan": {"image_size", "latent_dim", "filters", "max_filters", "upsample"},
-    "fastgan": {"image_size", "latent_dim", "filters"},
-}
-_INTEGER_RANGES = {
-    "image_size": (8, 256),
-    "latent_dim": (1, 4096),
-    "filters": (1, 1024),
-    "max_filters": (1, 4096),
-}
-
-
-def check_architecture(kwargs, source: str) -> dict:
-    """Checks a generator architecture (`generator.json`): its kind, its keys, and that every
-    size is an integer in a range a generator can be built with.
-
-    Raises:
-        KerasrError: one line naming `source` and the first bad key or value.
-    """
-    if not isinstance(kwargs, dict):
-        raise KerasrError(f"{source} must hold a JSON object (the generator's architecture)")
-    kind = kwargs.get("kind", "dcgan")
-    if kind not in _ARCHITECTURE_KEYS:
-        raise KerasrError(
-            f"{source}: kind must be one of {sorted(_ARCHITECTURE_KEYS)}. Received: {kind!r:.40}"
-        )
-    allowed = _ARCHITECTURE_KEYS[kind]
-    unknown = sorted(set(kwargs) - allowed - {"kind"})
-    if unknown:
-        raise KerasrError(
-            f"{source}: unknown key {unknown[0]!r:.40} for a {kind} generator "
-            f"(keys: {', '.join(sorted(allowed))})"
-        )
-    for key, (low, high) in _INTEGER_RANGES.items():
-        value = kwargs.get(key)
-        if key in kwargs and not (type(value) is int and low <= value <= high):
-            raise KerasrError(
-                f"{source}: {key} must be an integer from {low} to {high}. Received: {value!r:.40}"
-            )
-    size = kwargs.get("image_size", 64)
-    if size & (size - 1):
-        raise KerasrError(f"{source}: image_size must be a power of two. Received: {size}")
-    upsample = kwargs.get("upsample", "transposed")
-    if upsample not in ("transposed", "resize"):
-        raise KerasrError(
-            f"{source}: upsample must be 'transposed' or 'resize'. Received: {upsample!r:.40}"
-        )
-    return {"kind": kind, **{k: v for k, v in kwargs.items() if k != "kind"}}

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from kerasr.errors import KerasrError
+from kerasr.errors import KerasrError, first_line
 from kerasr.image_metadata import ImageMetadata
 from kerasr.io import write_bytes
 
@@ -211,9 +211,7 @@ def _decode_png16(data: bytes, path: Path) -> np.ndarray:
     try:
         return tf.io.decode_png(data, channels=0, dtype=tf.uint16).numpy()
     except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as e:
-        raise KerasrError(
-            f"{path}: corrupt or truncated PNG ({e.message.splitlines()[0]})"
-        ) from None
+        raise KerasrError(f"{path}: corrupt or truncated PNG ({first_line(e.message)})") from None
 
 
 def write_image(

@@ -76,6 +76,7 @@ def system_info() -> SystemInfo:
 
     from kerasr import weights
     from kerasr.inference import resolve_precision
+    from kerasr.runtime import resolve_jit
 
     versions = {"python": platform.python_version()}
     versions.update({p: _version(p) for p in _PACKAGES})
@@ -96,8 +97,6 @@ def system_info() -> SystemInfo:
         else "on a CPU one tile already keeps every core busy",
     )
     upscale_xla = Choice("off", "the plain TensorFlow graph is faster than XLA for upscaling")
-    from kerasr.training.train_sr import resolve_jit
-
     training_xla = Choice(
         "on" if resolve_jit("auto") else "off",
         'train.jit_compile = "auto" (the shipped recipes): XLA fuses the train step on a GPU '

@@ -1,6 +1,6 @@
 """Every use of a private Keras or TensorFlow API in kerasr, behind one version guard.
 
-kerasr reaches into three internals, each for a reason its public API does not cover:
+kerasr reaches into five internals, each for a reason its public API does not cover:
 
 1. `keras.Model._maybe_symbolic_build` and `keras.Model._make_function` (Keras' TensorFlow
    trainer), overridden by `TrainerHooks` so that `fit` runs across several workers
@@ -8,6 +8,11 @@ kerasr reaches into three internals, each for a reason its public API does not c
 2. The structure of Keras' `EpochIterator` (`first_local_batch`), for the same reason.
 3. `tf.__internal__.distribute.interim.maybe_merge_call` (`merge_call`), which Keras' own
    optimizer uses to leave replica context; the generator EMA updates through it.
+4. Adam's moment lists (`adam_moments`), which `kerasr.training.optimizers.TorchAdam` updates
+   with PyTorch's rule in the variables Keras' Adam creates, so checkpoints stay Keras'.
+5. A layer's tracked sublayers in creation order (`sublayers`), the order of the ncnn
+   exports whose weights `kerasr.weights.ncnn` copies in: Keras' public `Model.layers` is
+   the same list for models, but a `Layer` (an RRDB block) has no public one.
 
 They are tested with the Keras versions in `TESTED_KERAS` only. `check_keras_version` (run
 before any of them is used) raises a clear error on another version, rather than letting a
@@ -115,3 +120,19 @@ class TrainerHooks:
     def _make_function(self, step_function):
         check_keras_version()
         return super()._make_function(self.wrap_step(step_function))
+
+
+def adam_moments(optimizer, variable):
+    """The first and second moment variables (`m`, `v`) Keras' Adam keeps for `variable`."""
+    check_keras_version()
+    i = optimizer._get_variable_index(variable)
+    return optimizer._momentums[i], optimizer._velocities[i]
+
+
+def sublayers(layer):
+    """Every layer inside `layer`, depth first, each followed by its own sublayers, in the
+    order Keras tracked them (the order of creation)."""
+    check_keras_version()
+    for child in layer._flatten_layers(include_self=False, recursive=False):
+        yield child
+        yield from sublayers(child)

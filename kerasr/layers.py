@@ -102,9 +102,10 @@ def conv3x3(filters, name, activation=None, kernel_scale=1.0, dtype=None):
     )
 
 
-def _leaky_relu(x):
-    # The negative slope of ESRGAN's LeakyReLU; a named function so that the layer config
-    # serialises, and TensorFlow fuses conv + bias + leaky ReLU into one oneDNN kernel.
+def leaky_relu(x):
+    """LeakyReLU with ESRGAN's negative slope 0.2 (its generator and both SR
+    discriminators). A named function, so a layer config that holds it serialises, and
+    TensorFlow fuses conv + bias + leaky ReLU into one oneDNN kernel."""
     return ops.leaky_relu(x, negative_slope=0.2)
 
 
@@ -137,7 +138,7 @@ class ResidualDenseBlock(keras.layers.Layer):
             conv3x3(
                 growth,
                 f"conv{i + 1}",
-                activation=_leaky_relu,
+                activation=leaky_relu,
                 kernel_scale=0.1,
                 dtype=self.dtype_policy,
             )
@@ -365,25 +366,6 @@ class DiffAugment(keras.layers.Layer):
         }
 
 
-def spectral_norm(layer, power_iterations=1):
-    """Wraps a `Conv2D` / `Dense` layer in `keras.layers.SpectralNormalization`.
-
-    Args:
-        layer: the layer to constrain.
-        power_iterations: power-iteration steps per training call (1 suffices: the estimate
-            carries over between steps).
-
-    Returns:
-        The wrapped layer, named after the original.
-
-    Reference:
-        [Spectral normalization for GANs](https://arxiv.org/abs/1802.05957).
-    """
-    return keras.layers.SpectralNormalization(
-        layer, power_iterations=power_iterations, name=f"{layer.name}_sn"
-    )
-
-
 @keras.saving.register_keras_serializable(package="kerasr")
 class TorchBatchNorm(keras.layers.BatchNormalization):
     """`BatchNormalization` as `torch.nn.BatchNorm2d` computes it, the norm of the reference
@@ -410,11 +392,13 @@ class TorchBatchNorm(keras.layers.BatchNormalization):
         if not (training and self.trainable) or mask is not None or self.renorm:
             return super().call(inputs, training=training, mask=mask)
         x = ops.cast(inputs, keras.backend.result_type(inputs.dtype, "float32"))
-        mean, variance = self._moments(x, None)
+        axis = self.axis % len(x.shape)
+        reduced = [i for i in range(len(x.shape)) if i != axis]
+        mean, variance = ops.moments(x, axes=reduced, synchronized=self.synchronized)
         dims = ops.shape(x)
         n = 1
-        for axis in self._reduction_axes:
-            n = n * dims[axis]
+        for i in reduced:
+            n = n * dims[i]
         n = ops.cast(n, x.dtype)
         m = self.momentum
         self.moving_mean.assign(ops.cast(self.moving_mean, x.dtype) * m + mean * (1.0 - m))

@@ -2,7 +2,7 @@
 
 Every function returns one value per sample (shape `[n]`), not a batch mean: the train step
 reduces them so that, under `tf.distribute`, each replica's loss is its share of the global
-batch mean (see `kerasr.training.sr.replica_mean`).
+batch mean (see `kerasr.training.harness.replica_mean`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import keras
 from keras import ops
 
 from kerasr.errors import KerasrError
-from kerasr.models.vgg import VGGFeatures, load_vgg_weights
+from kerasr.models.vgg import VGGFeatures
+from kerasr.weights.vgg import load_vgg_weights
 
 PIXEL_LOSSES = ("l1", "l2", "charbonnier")
 # Charbonnier's epsilon: a smooth L1 that has a gradient at 0 (BasicSR uses 1e-12 under
@@ -61,7 +62,8 @@ class PerceptualLoss(keras.layers.Layer):
         input_norm: which: `"caffe"` (Keras' VGG weights) or `"torchvision"` (torchvision's,
             as BasicSR); see `kerasr.models.vgg.VGGFeatures`.
         normalize_loss: divide by the sum of the layer weights.
-        weights: `"imagenet"`, `"none"` or a local weights file (see `load_vgg_weights`).
+        weights: `"imagenet"`, `"none"` or a local weights file (see
+            `kerasr.weights.vgg.load_vgg_weights`).
 
     Call: `loss(y_true, y_pred)` -> float32 `[n]`.
 

@@ -1,4 +1,5 @@
-"""Process-level set-up for the command line: a quiet TensorFlow start, and TensorFlow's
+"""Process-level set-up: environment defaults read when TensorFlow starts, thread pools,
+whether training compiles with XLA here, a quiet TensorFlow start, and TensorFlow's
 known-harmless native log lines kept off the console."""
 
 from __future__ import annotations
@@ -7,9 +8,64 @@ import atexit
 import contextlib
 import io
 import os
+import platform
 import re
 import subprocess
 import sys
+
+from kerasr.errors import KerasrError
+
+
+def set_environment_defaults() -> None:
+    """Sets the environment variables TensorFlow and Keras read at import, unless the user
+    set them: `import kerasr` calls it, so it applies before TensorFlow is loaded."""
+    # Keras 3 picks its backend at import time; kerasr is written against TensorFlow.
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    # TensorFlow's C++ start-up chatter (CPU feature notices, oneDNN banners) is noise for a
+    # CLI user.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # TensorFlow runs its oneDNN kernels by default only on x86 CPUs with AVX-512 VNNI / BF16
+    # or AMX; elsewhere it falls back to Eigen, whose convolution gradients are much slower
+    # (on an AVX2 CPU a training step took 1.5x as long, docs/benchmarks.md).
+    # TF_ENABLE_ONEDNN_OPTS=0 keeps Eigen.
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
+
+def limit_threads(threads: int) -> None:
+    """Caps TensorFlow's intra- and inter-op thread pools (0 leaves TensorFlow's default).
+
+    Call it before the first TensorFlow operation runs: the pools are fixed after that.
+    A training run pinned to one core (`taskset -c 1`) should use `threads=1`, so that its
+    threads do not fight each other for the core.
+
+    Raises:
+        KerasrError: if `threads` is negative.
+    """
+    if threads < 0:
+        raise KerasrError(f"`threads` must be >= 0. Received: threads={threads}")
+    if threads == 0:
+        return
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def resolve_jit(setting: bool | str) -> bool:
+    """What `train.jit_compile` means on this machine: `"auto"` is XLA with a GPU or TPU and
+    none on a CPU.
+
+    On a CPU TensorFlow's plain graph, with its oneDNN convolution kernels, ran the GAN step
+    about twice as fast as XLA (`bench/train.py`, docs/benchmarks.md); on GPUs XLA's
+    fusions are expected to pay.
+    """
+    if setting != "auto":
+        return bool(setting)
+    import tensorflow as tf
+
+    return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
+
 
 # Grappler (TensorFlow's graph optimiser) logs at error level when one of its optional
 # rewrites does not apply to a graph, e.g.

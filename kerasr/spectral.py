@@ -1,6 +1,7 @@
-"""Spectral normalisation as PyTorch computes it (`torch.nn.utils.spectral_norm`), for the
-Real-ESRGAN U-Net discriminator: the weights and the power-iteration state of BasicSR /
-Real-ESRGAN checkpoints and training runs carry over unchanged.
+"""Spectral normalisation as PyTorch computes it (`torch.nn.utils.spectral_norm`), the one
+spectral norm of every kerasr discriminator: the Real-ESRGAN U-Net (whose weights and
+power-iteration state carry over from BasicSR / Real-ESRGAN unchanged), the DCGAN's and the
+projected discriminator's heads.
 """
 
 import keras
@@ -10,6 +11,24 @@ from keras import ops
 def _unit_normal(shape, dtype=None):
     x = keras.random.normal(shape, dtype="float32")
     return ops.cast(x / ops.sqrt(ops.sum(ops.square(x))), dtype or "float32")
+
+
+def _normalize(x, eps):
+    return x / ops.maximum(ops.sqrt(ops.sum(ops.square(x))), eps)
+
+
+def _sigma(layer, w, training):
+    """The largest singular value estimate `u . (W v)` of the `[out, in]` matrix `w`, after
+    the layer's power-iteration steps when training (which store the new `u`, `v`)."""
+    u, v = ops.cast(layer.u, "float32"), ops.cast(layer.v, "float32")
+    if training:
+        for _ in range(layer.power_iterations):
+            v = _normalize(ops.matmul(u, w), layer.eps)
+            u = _normalize(ops.matmul(w, v), layer.eps)
+        u, v = ops.stop_gradient(u), ops.stop_gradient(v)
+        layer.u.assign(u)
+        layer.v.assign(v)
+    return ops.sum(u * ops.matmul(w, v))
 
 
 @keras.saving.register_keras_serializable(package="kerasr")
@@ -47,21 +66,10 @@ class SpectralConv2D(keras.layers.Conv2D):
                                      aggregation="only_first_replica")  # fmt: skip
             setattr(self, name, weight)
 
-    def _normalize(self, x):
-        return x / ops.maximum(ops.sqrt(ops.sum(ops.square(x))), self.eps)
-
     def call(self, inputs, training=False):
         kernel = ops.cast(self.kernel, "float32")
         w = ops.reshape(ops.transpose(kernel, (3, 2, 0, 1)), (self.filters, -1))
-        u, v = ops.cast(self.u, "float32"), ops.cast(self.v, "float32")
-        if training:
-            for _ in range(self.power_iterations):
-                v = self._normalize(ops.matmul(u, w))
-                u = self._normalize(ops.matmul(w, v))
-            u, v = ops.stop_gradient(u), ops.stop_gradient(v)
-            self.u.assign(u)
-            self.v.assign(v)
-        sigma = ops.sum(u * ops.matmul(w, v))
+        sigma = _sigma(self, w, training)
         kernel = ops.cast(kernel / sigma, self.compute_dtype)
         outputs = self.convolution_op(inputs, kernel)
         if self.use_bias:
@@ -71,6 +79,50 @@ class SpectralConv2D(keras.layers.Conv2D):
         return outputs
 
     # Keras' convolutions save only their kernel and bias; u and v are state too.
+    def save_own_variables(self, store):
+        keras.layers.Layer.save_own_variables(self, store)
+
+    def load_own_variables(self, store):
+        keras.layers.Layer.load_own_variables(self, store)
+
+    def get_config(self):
+        return {**super().get_config(), "power_iterations": self.power_iterations, "eps": self.eps}
+
+
+@keras.saving.register_keras_serializable(package="kerasr")
+class SpectralDense(keras.layers.Dense):
+    """A `Dense` layer with PyTorch's spectral normalisation, as `SpectralConv2D`: the kernel
+    `[in, out]` is read as PyTorch's `[out, in]` matrix; `u` has `out` entries, `v` `in`.
+
+    Args:
+        power_iterations: power-iteration steps per training call (1, as PyTorch).
+        eps: the norm clamp (1e-12, as PyTorch).
+        Others: as `keras.layers.Dense`.
+    """
+
+    def __init__(self, *args, power_iterations=1, eps=1e-12, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.power_iterations = int(power_iterations)
+        self.eps = float(eps)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        cin, cout = self.kernel.shape
+        for name, shape in (("u", (cout,)), ("v", (cin,))):
+            weight = self.add_weight(shape, _unit_normal, trainable=False, name=name,
+                                     aggregation="only_first_replica")  # fmt: skip
+            setattr(self, name, weight)
+
+    def call(self, inputs, training=False):
+        kernel = ops.cast(self.kernel, "float32")
+        sigma = _sigma(self, ops.transpose(kernel), training)
+        outputs = ops.matmul(inputs, ops.cast(kernel / sigma, self.compute_dtype))
+        if self.use_bias:
+            outputs = ops.add(outputs, self.bias)
+        if self.activation is not None:
+            outputs = self.activation(outputs)
+        return outputs
+
     def save_own_variables(self, store):
         keras.layers.Layer.save_own_variables(self, store)
 

@@ -287,7 +287,7 @@ def upscale_video_file(
         TimeRemainingColumn,
     )
 
-    from kerasr.batch import _load_upscaler, check_suffix
+    from kerasr.batch import check_suffix, load_upscaler
 
     check_suffix(suffix)
     source, output = Path(source), Path(output)
@@ -303,7 +303,7 @@ def upscale_video_file(
     _refuse_folder(output)
     if output.exists() and not overwrite:
         raise KerasrError(f"{output} exists; use --overwrite to replace it")
-    upscaler = _load_upscaler(model, upscaler_options)
+    upscaler = load_upscaler(model, upscaler_options)
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 from fractions import Fraction
 
+from kerasr.errors import first_line
 from kerasr.video_colour import to_rgb
 from kerasr.video_segments import Slot
 
@@ -140,5 +141,5 @@ def frames_from_duration(reader, video) -> int:
 
 
 def reason(error: BaseException) -> str:
-    text = getattr(error, "strerror", None) or str(error)
-    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
+    """What went wrong, in FFmpeg's words: an OS error's text without its number and path."""
+    return first_line(getattr(error, "strerror", None) or error)

@@ -44,7 +44,7 @@ import numpy as np  # noqa: E402
 from keras import ops  # noqa: E402
 
 import kerasr.training.esrgan as esrgan_module  # noqa: E402
-import kerasr.training.sr as sr_module  # noqa: E402
+import kerasr.training.pretrain as sr_module  # noqa: E402
 from kerasr.config import SRRecipe, load_config  # noqa: E402
 from kerasr.training.train_sr import build_harness  # noqa: E402
 

@@ -97,11 +97,6 @@ def test_bad_files(tmp_path):
             "data.degradation.stage2.blur.kernel_range=[4, 8]",
             "^'data.degradation.stage2.blur.kernel_range' must be two odd sizes",
         ),
-        (
-            SRRecipe,
-            "perceptual.layer_weights={conv9_9 = 1.0}",
-            "^perceptual.layer_weights keys must be layers of vgg19",
-        ),
         (DCGANConfig, "train.epochs=0", "^train.epochs must be >= 1. Received: 0$"),
         (DCGANConfig, "data.white_border=0", "^data.white_border must be in \\(0, 1\\]"),
         (DCGANConfig, "train.label_smoothing=0.1", "^train.label_smoothing needs loss ="),

@@ -73,14 +73,14 @@ def test_generate_cli_bad_model_is_one_line_exit_2(tmp_path):
     (tmp_path / "generator.json").write_text('{"image_size": 64, "latent_dim": 128}')
     result = _run("generate", "-m", wrong, "-o", tmp_path / "out")
     assert result.exit_code == 2
-    assert "does not hold weights of this generator" in result.output
+    assert "does not hold the weights of its preset" in result.output
     assert len(result.output.strip().splitlines()) == 1
 
     alone = tmp_path / "alone" / "g.weights.h5"
     alone.parent.mkdir()
     alone.write_bytes(b"x")
     result = _run("generate", "-m", alone, "-o", tmp_path / "out")
-    assert result.exit_code == 2 and "generator.json" in result.output
+    assert result.exit_code == 2 and "has no preset (g.json beside it" in result.output
 
 
 def test_keras_file_that_is_not_a_generator_is_rejected(tmp_path):

@@ -81,7 +81,7 @@ def test_one_train_step_updates_both_networks(overrides):
 
 def test_generator_ema_follows_the_generator_and_is_what_samples_come_from():
     gan = build_dcgan(_config("train.ema_decay=0.5", 'model.upsample="resize"'))
-    assert gan.sampler is gan.ema_generator
+    assert gan.inference_network is gan.ema_generator
     for step in range(2):
         before = _weights(gan.ema_generator)
         gan.train_on_batch(_batch(step))
@@ -91,15 +91,15 @@ def test_generator_ema_follows_the_generator_and_is_what_samples_come_from():
         for b, g, e in zip(before, live, ema, strict=True):
             np.testing.assert_allclose(e, decay * b + (1 - decay) * g, rtol=1e-5, atol=1e-6)
     plain = build_dcgan(_config())
-    assert plain.ema_generator is None and plain.sampler is plain.generator
+    assert plain.ema_generator is None and plain.inference_network is plain.generator
 
 
 def test_train_init_starts_from_a_generator_file_that_fits(tmp_path):
-    from kerasr.generation import write_architecture
+    from kerasr.weights.presets import Preset, save_weights
 
     source = build_dcgan(_config("train.seed=5")).generator
-    source.save_weights(tmp_path / "g.weights.h5")
-    write_architecture(tmp_path, image_size=16, latent_dim=8, filters=4, max_filters=16)
+    arguments = {"image_size": 16, "latent_dim": 8, "filters": 4, "max_filters": 16}
+    save_weights(source, tmp_path / "g.weights.h5", Preset("dcgan", arguments))
     gan = build_dcgan(_config(f'train.init="{tmp_path / "g.weights.h5"}"', "train.ema_decay=0.9"))
     ema = gan.ema_generator
     for a, b, e in zip(_weights(source), _weights(gan.generator), _weights(ema), strict=True):
@@ -193,10 +193,17 @@ def test_train_dcgan_fills_the_run_folder_and_resumes(tmp_path):
     assert Image.open(run / "grids" / "epoch_0001.png").size == (2 * 18 + 2, 2 * 18 + 2)
     assert any((run / "tensorboard").iterdir())
     assert set(result.losses) == {"d_loss", "g_loss", "d_real", "d_fake"}
-    assert result.quality.diversity >= 0 and 0 <= result.quality.copies <= 1
+    q = result.quality
+    # The signals are the ratios they are documented as, and the run reports what it wrote.
+    assert q.diversity == pytest.approx(q.sample_pairwise / q.real_pairwise)
+    assert q.nearest_ratio == pytest.approx(q.sample_nearest / q.real_nearest)
+    assert q.describe() in (run / "quality.txt").read_text()
+    # Two steps from a random start: samples differ from one another (no collapse) and none
+    # is a copy of a training sprite.
+    assert q.sample_pairwise > 0 and q.copies == 0.0
     assert result.kid is None and not result.interrupted
 
-    # The generator of an epoch loads by path (architecture from generators/generator.json).
+    # The generator of an epoch loads by path (architecture from its preset epoch_0001.json).
     epoch1 = run / "generators" / "epoch_0001.weights.h5"
     g1 = load_generator(epoch1)
     assert g1.output_shape == (None, 16, 16, 3)

@@ -7,7 +7,8 @@ from typer.testing import CliRunner
 
 from kerasr.cli import app
 from kerasr.errors import KerasrError
-from kerasr.evaluation import find_pairs, matlab_imresize
+from kerasr.evaluation import bicubic_scores, find_pairs, matlab_imresize
+from kerasr.images import read_image, to_uint8
 
 runner = CliRunner()
 
@@ -60,9 +61,14 @@ def test_evaluate_cli_with_json(tmp_path, photo, tiny_model_file):
     scores = json.loads(out.read_text())
     dataset = scores["datasets"][0]
     assert dataset["dataset"] == "Tiny" and [i["name"] for i in dataset["images"]] == ["a", "grey"]
+    hr = read_image(data / "a.png")[:64, :48]
+    lr = to_uint8(matlab_imresize(hr.astype(np.float64), 1 / 4), (0.0, 255.0))
+    a = dataset["images"][0]
+    # The baseline is the papers' bicubic of this very image, not a copy of the model's score.
+    assert (a["bicubic_psnr"], a["bicubic_ssim"]) == pytest.approx(bicubic_scores(hr, lr, 4))
     for image in dataset["images"]:
-        assert 5 < image["bicubic_psnr"] < 60 and 0 < image["bicubic_ssim"] <= 1
-        assert np.isfinite(image["psnr"])
+        # A random network is far worse than bicubic: the two columns are not swapped.
+        assert image["psnr"] < image["bicubic_psnr"] - 3 and image["ssim"] < image["bicubic_ssim"]
     assert dataset["mean"]["psnr"] == pytest.approx(np.mean([i["psnr"] for i in dataset["images"]]))
 
 
@@ -149,7 +155,7 @@ def test_validation_scores_are_the_evaluation_protocol(photo):
     from kerasr.evaluation import score_pair
     from kerasr.images import to_uint8
     from kerasr.models import RRDBNet
-    from kerasr.training.sr import SRModel
+    from kerasr.training.pretrain import SRModel
 
     keras.utils.set_random_seed(1)
     g = RRDBNet(num_basic_blocks=1, rrdb_channels=8, growth_channels=4, num_dense_blocks=1)

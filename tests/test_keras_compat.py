@@ -23,7 +23,8 @@ def test_an_untested_keras_fails_loudly(version):
 def test_training_on_an_untested_keras_stops_with_a_clear_error(monkeypatch):
     from kerasr.config import SROptimConfig
     from kerasr.models import RRDBNet
-    from kerasr.training.sr import SRModel, make_optimizer
+    from kerasr.training.optimizers import make_optimizer
+    from kerasr.training.pretrain import SRModel
 
     g = RRDBNet(num_basic_blocks=1, rrdb_channels=8, growth_channels=4, num_dense_blocks=1)
     g.build((None, None, None, 3))

@@ -8,7 +8,8 @@ import pytest
 from kerasr import losses
 from kerasr.config.sr import PerceptualConfig
 from kerasr.errors import KerasrError
-from kerasr.models.vgg import VGGFeatures, layer_names, load_vgg_weights
+from kerasr.models.vgg import VGGFeatures, layer_names
+from kerasr.weights.vgg import load_vgg_weights
 
 RNG = np.random.default_rng(0)
 A = RNG.random((3, 8, 8, 3), dtype=np.float32)

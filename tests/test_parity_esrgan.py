@@ -36,7 +36,7 @@ from kerasr.config.sr import SROptimConfig
 from kerasr.losses import PerceptualLoss, realness
 from kerasr.models.discriminators import VGGDiscriminator
 from kerasr.training.esrgan import ESRGAN
-from kerasr.training.sr import make_optimizer
+from kerasr.training.optimizers import make_optimizer
 from kerasr.weights.ncnn import conv_layers
 
 FIXTURE = Path(__file__).parent / "fixtures" / "parity_esrgan.npz"

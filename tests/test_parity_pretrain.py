@@ -14,7 +14,8 @@ import pytest
 from parity.convert import hwio_to_oihw, keras_to_rrdbnet, rrdbnet_conv_names, rrdbnet_from_state
 
 from kerasr.config.sr import SROptimConfig
-from kerasr.training.sr import SRModel, current_learning_rate, make_optimizer
+from kerasr.training.optimizers import current_learning_rate, make_optimizer
+from kerasr.training.pretrain import SRModel
 from kerasr.weights.ncnn import conv_layers
 
 FIXTURE = Path(__file__).parent / "fixtures" / "parity_pretrain.npz"

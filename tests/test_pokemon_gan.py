@@ -141,8 +141,9 @@ def test_a_run_with_the_projected_recipe_saves_fastgan_generators_that_load_by_f
     cfg = _config(f'data.folder="{data}"', "train.epochs=2", "train.steps_per_epoch=3")
     result = train_dcgan(cfg, run, report=lambda line: None)
     assert result.step == 6 and result.epochs == 2
-    meta = json.loads((run / "generators" / "generator.json").read_text())
-    assert meta == {"kind": "fastgan", "image_size": 16, "latent_dim": 8, "filters": 2}
+    preset = json.loads((run / "generators" / "epoch_0002.json").read_text())
+    assert preset["kind"] == "fastgan"
+    assert preset["arguments"] == {"image_size": 16, "latent_dim": 8, "filters": 2}
     loaded = load_generator(run / "generators" / "epoch_0002.weights.h5")
     assert loaded.get_layer("up16_conv") is not None
     # The file holds the EMA generator the run sampled its last grid from.
@@ -160,7 +161,7 @@ def test_a_run_with_the_projected_recipe_saves_fastgan_generators_that_load_by_f
         ({"image_size": 2**40, "latent_dim": 8}, "image_size must be an integer from 8"),
         ({"image_size": 24, "latent_dim": 8}, "power of two"),
         ({"image_size": 16, "latent_dim": True}, "latent_dim must be an integer"),
-        ({"kind": "fastgan", "image_size": 8, "latent_dim": 8}, "cannot build the generator"),
+        ({"kind": "fastgan", "image_size": 8, "latent_dim": 8}, "cannot build a fastgan network"),
         ([1, 2], "must hold a JSON object"),
     ],
 )

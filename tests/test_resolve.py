@@ -9,8 +9,9 @@ from typer.testing import CliRunner
 
 from kerasr.cli import app
 from kerasr.errors import KerasrError
-from kerasr.generation import GENERATOR_JSON
 from kerasr.models.dcgan import build_generator
+from kerasr.weights.networks import preset_of
+from kerasr.weights.presets import Preset, save_weights
 from kerasr.weights.resolve import GENERATOR, UPSCALER, load_keras_archive, resolve_model
 
 runner = CliRunner()
@@ -19,24 +20,28 @@ TINY_GENERATOR = {"image_size": 8, "latent_dim": 4, "filters": 4, "max_filters":
 
 @pytest.fixture(scope="module")
 def generator_files(tmp_path_factory):
-    """A tiny generator as .keras, and as .weights.h5 with its generator.json beside it."""
+    """A tiny generator as .keras, as .weights.h5 with its preset, and as .weights.h5 in a
+    folder with the `generator.json` of older GAN runs."""
     folder = tmp_path_factory.mktemp("generator")
     generator = build_generator(**TINY_GENERATOR)
     generator.save(folder / "g.keras")
-    generator.save_weights(folder / "g.weights.h5")
-    (folder / GENERATOR_JSON).write_text(json.dumps(TINY_GENERATOR))
+    save_weights(generator, folder / "g.weights.h5", Preset("dcgan", TINY_GENERATOR))
+    (folder / "old").mkdir()
+    generator.save_weights(folder / "old" / "epoch_0001.weights.h5")
+    (folder / "old" / "generator.json").write_text(json.dumps(TINY_GENERATOR))
     return folder
 
 
 def test_files_resolve_to_their_kind_in_one_order(
     tmp_path, tiny_model, tiny_model_file, generator_files
 ):
-    tiny_model.save_weights(tmp_path / "u.weights.h5")
+    save_weights(tiny_model, tmp_path / "u.weights.h5", preset_of(tiny_model, "a test"))
     cases = [
         (tiny_model_file, UPSCALER, "tiny.keras"),
         (tmp_path / "u.weights.h5", UPSCALER, "u.weights.h5"),
         (generator_files / "g.keras", GENERATOR, "g.keras"),
         (generator_files / "g.weights.h5", GENERATOR, "g.weights.h5"),
+        (generator_files / "old" / "epoch_0001.weights.h5", GENERATOR, "epoch_0001.weights.h5"),
     ]
     x = np.random.default_rng(0).random((1, 8, 8, 3)).astype("float32")
     for spec, kind, name in cases:

@@ -8,6 +8,8 @@ from kerasr.models import Rescaled, SRVGGNetCompact
 from kerasr.models.rescaled import cubic_resize
 from kerasr.weights import load_model
 from kerasr.weights.interpolate import interpolate_models
+from kerasr.weights.networks import preset_of
+from kerasr.weights.presets import save_weights
 
 TINY = {"num_feat": 8, "num_conv": 2}
 
@@ -88,13 +90,13 @@ def test_keras_file_round_trip(tmp_path, act_type):
     np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(y), atol=1e-6)
 
 
-def test_weights_file_round_trip_infers_the_architecture(tmp_path):
+def test_weights_file_round_trip_rebuilds_from_its_preset(tmp_path):
     keras.utils.set_random_seed(2)
     model = SRVGGNetCompact(num_feat=8, num_conv=11, upscale=3)
     model.build((None, None, None, 3))
     for prelu in model.activations:  # non-default slopes, so loading them is visible
         prelu.set_weights([np.random.default_rng(3).random((1, 1, 8)).astype("float32")])
-    model.save_weights(tmp_path / "m.weights.h5")
+    save_weights(model, tmp_path / "m.weights.h5", preset_of(model, "a test"))
     loaded = load_model(tmp_path / "m.weights.h5")
     assert isinstance(loaded, SRVGGNetCompact)
     assert {k: loaded.get_config()[k] for k in ("num_feat", "num_conv", "upscale", "act_type")} == {
@@ -108,15 +110,14 @@ def test_weights_file_round_trip_infers_the_architecture(tmp_path):
 
 
 @pytest.mark.parametrize("act_type", ["relu", "leakyrelu"])
-def test_weights_file_without_prelu_reads_the_activation_from_the_keras_file_beside(
-    tmp_path, act_type
-):
+def test_weights_file_without_prelu_takes_the_activation_from_its_preset(tmp_path, act_type):
+    # relu and leakyrelu have no weights: only the preset tells them apart.
     model = SRVGGNetCompact(act_type=act_type, **TINY)
     model.build((None, None, None, 3))
     model.save_weights(tmp_path / "m.weights.h5")
-    with pytest.raises(KerasrError, match="save the network as .keras"):
+    with pytest.raises(KerasrError, match="has no preset .m.json beside it"):
         load_model(tmp_path / "m.weights.h5")
-    model.save(tmp_path / "m.keras")  # as training writes generator.keras
+    save_weights(model, tmp_path / "m.weights.h5", preset_of(model, "a test"))
     loaded = load_model(tmp_path / "m.weights.h5")
     assert loaded.act_type == act_type
     x = _image(4) - 0.5  # negative inputs, where relu and leakyrelu differ
@@ -212,7 +213,7 @@ def test_compact_model_through_upscale_interpolate_export_and_evaluate(tmp_path,
     for name in ("psnr", "gan"):
         model = SRVGGNetCompact(**TINY)
         model.build((None, None, None, 3))
-        model.save_weights(tmp_path / f"{name}.weights.h5")
+        save_weights(model, tmp_path / f"{name}.weights.h5", preset_of(model, "a test"))
         paths.append(str(tmp_path / f"{name}.weights.h5"))
     image = photo[:20, :28]
     Image.fromarray(image).save(tmp_path / "in.png")

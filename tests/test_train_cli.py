@@ -378,11 +378,13 @@ def _tiny_weights(path, seed):
     import keras
 
     from kerasr.models import RRDBNet
+    from kerasr.weights.networks import preset_of
+    from kerasr.weights.presets import save_weights
 
     keras.utils.set_random_seed(seed)
     model = RRDBNet(num_basic_blocks=1, rrdb_channels=8, growth_channels=4, num_dense_blocks=1)
     model.build((None, None, None, 3))
-    model.save_weights(path)
+    save_weights(model, path, preset_of(model, "a test"))
     return model
 
 
@@ -417,11 +419,13 @@ def test_interpolate_and_upscale_alpha(tmp_path):
     import keras
 
     from kerasr.models import RRDBNet
+    from kerasr.weights.networks import preset_of
+    from kerasr.weights.presets import save_weights
 
     keras.utils.set_random_seed(3)
     other = RRDBNet(num_basic_blocks=2, rrdb_channels=8, growth_channels=4, num_dense_blocks=1)
     other.build((None, None, None, 3))
-    other.save_weights(_other)
+    save_weights(other, _other, preset_of(other, "a test"))
     result, text = run("interpolate", tmp_path / "psnr.weights.h5", _other, "-o", out)
     assert result.exit_code == 2 and "different architectures" in text
     assert re.search(r"^error: ", text, re.M)

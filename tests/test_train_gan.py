@@ -14,8 +14,8 @@ from kerasr.models.discriminators import UNetDiscriminator, VGGDiscriminator
 from kerasr.training import esrgan as esrgan_module
 from kerasr.training.esrgan import ESRGAN
 from kerasr.training.gan import GANHarness
-from kerasr.training.memory import MemorySupport
-from kerasr.training.sr import make_optimizer
+from kerasr.training.optimizers import make_optimizer
+from kerasr.training.rollback import MemorySupport
 
 RNG = np.random.default_rng(1)
 HR = RNG.random((2, 32, 32, 3), dtype=np.float32)

@@ -9,8 +9,9 @@ from kerasr.config import SROptimConfig
 from kerasr.models import RRDBNet
 from kerasr.models.discriminators import UNetDiscriminator, VGGDiscriminator
 from kerasr.training.esrgan import ESRGAN
-from kerasr.training.memory import MemorySupport
-from kerasr.training.sr import SRModel, StepDecay, make_optimizer
+from kerasr.training.optimizers import StepDecay, make_optimizer
+from kerasr.training.pretrain import SRModel
+from kerasr.training.rollback import MemorySupport
 
 RNG = np.random.default_rng(0)
 HR = RNG.random((2, 32, 32, 3), dtype=np.float32)
@@ -96,7 +97,7 @@ def test_ema_follows_the_generator_with_its_decay():
     after = [w.numpy() for w in model.generator.weights]
     for e, b, a in zip(model.ema_generator.weights, before, after, strict=True):
         np.testing.assert_allclose(e.numpy(), 0.75 * b + 0.25 * a, rtol=1e-5, atol=1e-7)
-    assert model.sr_network is model.ema_generator
+    assert model.inference_network is model.ema_generator
 
 
 def test_step_decay_schedule_halves_at_milestones_and_follows_its_scale():
@@ -187,7 +188,7 @@ def test_memory_support_recovers(kind):
 
 def test_checkpoint_restores_step_schedule_ema_and_lr_scale(tmp_path):
     from kerasr.training.checkpoints import make_manager, restore_latest
-    from kerasr.training.sr import current_learning_rate
+    from kerasr.training.optimizers import current_learning_rate
 
     def build():
         model = SRModel(tiny_generator(), ema_decay=0.5)
@@ -242,7 +243,8 @@ def test_checkpoint_holds_discriminator_state_and_generator_alone(tmp_path):
 @pytest.mark.parametrize("setting", ["auto", "true", "false"])
 def test_jit_compile_setting_and_its_auto_default(setting):
     from kerasr.config import SRRecipe, load_config
-    from kerasr.training.train_sr import build_harness, resolve_jit
+    from kerasr.runtime import resolve_jit
+    from kerasr.training.train_sr import build_harness
 
     overrides = [
         "generator.num_basic_blocks=1",
@@ -289,3 +291,14 @@ def test_pretraining_sharpens_the_gt_once_where_real_esrnet_does(extra, in_data)
     # Never twice: the step sharpens only what the pipeline did not.
     step_sharpens = harness.usm is not None and harness.l1_gt_usm
     assert step_sharpens is (recipe.loss.l1_gt_usm and not in_data)
+
+
+def test_perceptual_layers_are_checked_against_the_network_before_any_work(tmp_path):
+    from kerasr.config import SRRecipe, load_config
+    from kerasr.errors import KerasrError
+    from kerasr.training.train_sr import train_sr
+
+    recipe = load_config(SRRecipe, overrides=["perceptual.layer_weights={conv9_9 = 1.0}"])
+    with pytest.raises(KerasrError, match="^perceptual.layer_weights keys must be layers of vgg19"):
+        train_sr(recipe, tmp_path / "run", "gan")
+    assert not (tmp_path / "run").exists()

@@ -1,3 +1,4 @@
+import json
 import os
 
 import h5py
@@ -15,6 +16,8 @@ from kerasr.weights import (
     load_model,
     weights_digest,
 )
+from kerasr.weights.networks import preset_of
+from kerasr.weights.presets import save_weights
 
 NAME = "realesrgan-x4plus-anime"  # 6 blocks: the cheaper of the two to convert
 
@@ -30,6 +33,9 @@ def test_first_use_converts_verifies_and_caches():
     assert is_cached(NAME)
     assert weights_digest(model) == REGISTRY[NAME].sha256
     assert not list(cache_path(NAME).parent.glob(".*tmp*"))  # nothing half-written left
+    # The entry carries its preset: the cached file loads by path like any kerasr weights.
+    by_path = load_model(cache_path(NAME))
+    assert weights_digest(by_path) == REGISTRY[NAME].sha256
     again = load_model(NAME)  # from the cache this time
     assert weights_digest(again) == REGISTRY[NAME].sha256
 
@@ -86,22 +92,73 @@ def test_missing_model_file(tmp_path):
         load_model(tmp_path / "none.keras")
 
 
-def test_weights_file_architecture_is_inferred(tmp_path, tiny_model):
-    tiny_model.save_weights(tmp_path / "t.weights.h5")
-    model = load_model(tmp_path / "t.weights.h5")
+def test_weights_file_is_rebuilt_from_its_preset(tmp_path, tiny_model):
+    path = save_weights(tiny_model, tmp_path / "t.weights.h5", preset_of(tiny_model, "a test"))
+    preset = json.loads((tmp_path / "t.json").read_text())
+    assert preset["kind"] == "rrdbnet" and preset["scale"] == 4 and preset["source"] == "a test"
+    assert preset["sha256"] == weights_digest(tiny_model)
+    model = load_model(path)
     assert model.get_config()["num_dense_blocks"] == 1 and model.rrdb_channels == 8
     x = np.random.default_rng(0).random((1, 8, 8, 3)).astype("float32")
     np.testing.assert_allclose(np.asarray(model(x)), np.asarray(tiny_model(x)), atol=1e-6)
 
 
-def test_weights_that_do_not_fit_are_a_clear_error(tmp_path):
+def test_weights_without_preset_or_that_do_not_fit_it_are_a_clear_error(tmp_path, tiny_model):
+    path = tmp_path / "t.weights.h5"
+    tiny_model.save_weights(path)
+    with pytest.raises(KerasrError, match="has no preset .t.json beside it.*load the .keras"):
+        load_model(path)
+    preset = preset_of(tiny_model, "a test")
     other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
-    other.save_weights(tmp_path / "dense.weights.h5")
-    with pytest.raises(KerasrError, match="does not hold RRDBNet weights"):
-        load_model(tmp_path / "dense.weights.h5")
+    save_weights(other, path, preset)
+    with pytest.raises(KerasrError, match="does not hold the weights of its preset .rrdbnet"):
+        load_model(path)
+    save_weights(tiny_model, path, preset)
+    data = json.loads((tmp_path / "t.json").read_text())
+    (tmp_path / "t.json").write_text(json.dumps({**data, "sha256": "0" * 64}))
+    with pytest.raises(KerasrError, match="does not match the checksum of its preset t.json"):
+        load_model(path)
+    (tmp_path / "t.json").write_text(json.dumps({**data, "kind": "vgg19"}))
+    with pytest.raises(KerasrError, match="unknown network kind 'vgg19'"):
+        load_model(path)
+    (tmp_path / "t.json").write_text(json.dumps({**data, "arguments": {"scale": 3}}))
+    with pytest.raises(KerasrError, match="cannot build a rrdbnet network from .'scale'."):
+        load_model(path)
     (tmp_path / "junk.weights.h5").write_bytes(b"not hdf5")
-    with pytest.raises(KerasrError, match="cannot read"):
+    (tmp_path / "junk.json").write_text(json.dumps(data))
+    with pytest.raises(KerasrError, match="does not hold the weights of its preset"):
         load_model(tmp_path / "junk.weights.h5")
+
+
+def test_every_kind_of_the_registry_builds_and_round_trips_through_a_preset(tmp_path):
+    from kerasr.weights.kinds import DISCRIMINATORS, GENERATORS, UPSCALERS
+    from kerasr.weights.networks import NETWORKS, build_network, load_weights
+    from kerasr.weights.presets import Preset
+
+    assert set(NETWORKS) == {*UPSCALERS, *GENERATORS, *DISCRIMINATORS}
+    tiny = {
+        "rrdbnet": {"num_basic_blocks": 1, "rrdb_channels": 4, "growth_channels": 2},
+        "srvgg": {"num_feat": 4, "num_conv": 1, "act_type": "relu"},
+        "dcgan": {"image_size": 8, "latent_dim": 4, "filters": 2, "max_filters": 4},
+        "fastgan": {"image_size": 16, "latent_dim": 4, "filters": 2},
+        "vgg_discriminator": {"vgg_blk_ch": [4, 4], "fc_features": [2]},
+        "unet_discriminator": {"features": 2},
+        "dcgan_discriminator": {"image_size": 8, "filters": 2, "max_filters": 4},
+    }
+    assert set(tiny) == set(NETWORKS) - {"projected_discriminator"}  # needs ImageNet weights
+    shapes = {"vgg_discriminator": (None, 8, 8, 3), "unet_discriminator": (None, 8, 8, 3)}
+    for kind, arguments in tiny.items():
+        network = build_network(kind, input_shape=shapes.get(kind), **arguments)
+        assert network.built, kind
+        if kind in DISCRIMINATORS:  # saved by training, never loaded back by -m
+            continue
+        network.set_weights([np.full(w.shape, 0.5, w.dtype) for w in network.get_weights()])
+        path = save_weights(network, tmp_path / f"{kind}.weights.h5", Preset(kind, arguments))
+        loaded, preset = load_weights(path)
+        assert (preset.kind, preset.arguments) == (kind, arguments)
+        assert weights_digest(loaded) == weights_digest(network) == preset.sha256, kind
+    with pytest.raises(KerasrError, match="unknown network kind 'resnet'"):
+        build_network("resnet")
 
 
 def test_keras_file_loads(tiny_model_file, tiny_model):
@@ -125,12 +182,13 @@ def test_interpolate_to_file_blends_two_files(tmp_path, tiny_model):
     from kerasr.weights.interpolate import interpolate_to_file
 
     a, b = tmp_path / "a.weights.h5", tmp_path / "b.weights.h5"
-    tiny_model.save_weights(a)
+    save_weights(tiny_model, a, preset_of(tiny_model, "a test"))
     other = tiny_model.__class__.from_config(tiny_model.get_config())
     other.build((None, None, None, 3))
     other.set_weights([w * 3.0 for w in tiny_model.get_weights()])
-    other.save_weights(b)
+    save_weights(other, b, preset_of(other, "a test"))
     written = interpolate_to_file(a, b, 0.5, tmp_path / "mix.weights.h5")
+    assert "interpolation of" in json.loads((tmp_path / "mix.json").read_text())["source"]
     mixed = load_model(written)
     for got, base in zip(mixed.get_weights(), tiny_model.get_weights(), strict=True):
         np.testing.assert_allclose(got, base * 2.0, rtol=1e-5, atol=1e-6)

@@ -77,7 +77,7 @@ def train_dcgan_command(
         DCGANConfig, config, overrides or (), {k: v for k, v in values.items() if v is not None}
     )
 
-    from kerasr.training import limit_threads
+    from kerasr.runtime import limit_threads
 
     limit_threads(threads)
 
@@ -152,7 +152,7 @@ def _sr_command(
         SRRecipe, config, overrides or (), {k: v for k, v in values.items() if v is not None}
     )
 
-    from kerasr.training import limit_threads
+    from kerasr.runtime import limit_threads
 
     limit_threads(threads)
 

@@ -37,6 +37,27 @@ class SRGeneratorConfig:
     num_conv: int = 32
     act_type: Literal["prelu", "relu", "leakyrelu"] = "prelu"
 
+    def network(self) -> tuple[str, dict]:
+        """The registry kind and constructor arguments of the network
+        (`kerasr.weights.networks.build_network(kind, **arguments)`)."""
+        if self.kind == "srvgg":
+            return "srvgg", {
+                "num_feat": self.num_feat,
+                "num_conv": self.num_conv,
+                "upscale": self.scale,
+                "act_type": self.act_type,
+            }
+        return "rrdbnet", {
+            "scale": self.scale,
+            "rrdb_channels": self.rrdb_channels,
+            "growth_channels": self.growth_channels,
+            "num_basic_blocks": self.num_basic_blocks,
+            "num_dense_blocks": self.num_dense_blocks,
+            "num_residual_blocks": self.num_residual_blocks,
+            "residual_scaling": self.residual_scaling,
+            "upsampler": self.upsampler,
+        }
+
     def __post_init__(self):
         if self.kind == "srvgg":
             check(self.scale in (1, 2, 3, 4), f"scale must be 1, 2, 3 or 4. Received: {self.scale}")
@@ -71,6 +92,19 @@ class SRDiscriminatorConfig:
     unet_features: int = 64
     spectral_norm: bool = True
 
+    def network(self) -> tuple[str, dict]:
+        """The registry kind and constructor arguments of the network
+        (`kerasr.weights.networks.build_network(kind, **arguments)`)."""
+        if self.kind == "vgg":
+            return "vgg_discriminator", {
+                "vgg_blk_ch": self.vgg_blk_ch,
+                "fc_features": self.fc_features,
+            }
+        return "unet_discriminator", {
+            "features": self.unet_features,
+            "spectral_norm": self.spectral_norm,
+        }
+
     def __post_init__(self):
         check(
             len(self.vgg_blk_ch) >= 1 and all(c >= 1 for c in self.vgg_blk_ch),
@@ -84,15 +118,6 @@ class SRDiscriminatorConfig:
             self.unet_features >= 1,
             f"unet_features must be >= 1. Received: {self.unet_features}",
         )
-
-
-# Convolutions per block of each VGG variant (`kerasr.models.vgg` builds them from this).
-VGG_LAYERS = {
-    "vgg11": (1, 1, 2, 2, 2),
-    "vgg13": (2, 2, 2, 2, 2),
-    "vgg16": (2, 2, 3, 3, 3),
-    "vgg19": (2, 2, 4, 4, 4),
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,14 +143,9 @@ class PerceptualConfig:
     input_norm: Literal["caffe", "torchvision"] = "caffe"
 
     def __post_init__(self):
-        counts = VGG_LAYERS[self.vgg_type]
-        valid = [f"conv{b + 1}_{i + 1}" for b, n in enumerate(counts) for i in range(n)]
-        bad = [k for k in self.layer_weights if k not in valid]
-        check(
-            bool(self.layer_weights) and not bad,
-            f"layer_weights keys must be layers of {self.vgg_type}: "
-            f"{', '.join(valid)}. Received: {bad or 'none'}",
-        )
+        # Which names are layers of `vgg_type` is the network's table (`kerasr.models.vgg`);
+        # training checks them before it starts.
+        check(bool(self.layer_weights), "layer_weights must name at least one layer")
         check(
             all(w >= 0 for w in self.layer_weights.values()),
             "layer_weights must be >= 0",

@@ -18,23 +18,14 @@ import math
 
 import tensorflow as tf
 
-MODES = ("area", "bilinear", "bicubic")
+from kerasr.resize import MATLAB_A, PYTORCH_A, cubic_kernel, cubic_taps
 
-# The cubic convolution coefficient of PyTorch's (and OpenCV's) bicubic.
-_CUBIC_A = -0.75
+MODES = ("area", "bilinear", "bicubic")
 
 
 def _cubic_weights(t):
     """The four weights of taps at offsets -1, 0, 1, 2 from the floor, for fractions t."""
-    a = _CUBIC_A
-
-    def near(x):  # |x| <= 1
-        return ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
-
-    def far(x):  # 1 < |x| < 2
-        return ((a * x - 5.0 * a) * x + 8.0 * a) * x - 4.0 * a
-
-    return tf.stack([far(t + 1.0), near(t), near(1.0 - t), far(2.0 - t)], axis=-1)
+    return tf.stack(cubic_taps(t, PYTORCH_A), axis=-1)
 
 
 def _source(out_len, ratio):
@@ -146,11 +137,7 @@ def _matlab_taps(in_len, out_len, scale: float):
     d = u[:, None] - idx
     if scale < 1:
         d = d * scale
-    ad = tf.abs(d)
-    near = (1.5 * ad**3 - 2.5 * ad**2 + 1.0) * tf.cast(ad <= 1.0, tf.float64)
-    band = tf.cast((ad > 1.0) & (ad <= 2.0), tf.float64)
-    far = (-0.5 * ad**3 + 2.5 * ad**2 - 4.0 * ad + 2.0) * band
-    weights = near + far
+    weights = cubic_kernel(d, MATLAB_A, tf)
     weights = weights / tf.reduce_sum(weights, axis=1, keepdims=True)
     period = 2 * in_len
     j = tf.math.floormod(tf.cast(idx, tf.int32) - 1, period)

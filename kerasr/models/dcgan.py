@@ -14,7 +14,7 @@ import math
 
 import keras
 
-from kerasr.layers import spectral_norm as spectral_norm_layer
+from kerasr.spectral import SpectralConv2D, SpectralDense
 
 # The DCGAN paper initialises every weight from N(0, 0.02).
 _INIT_STDDEV = 0.02
@@ -138,8 +138,8 @@ def build_discriminator(
     the channels from `filters` up to `max_filters`; a dense layer gives the score.
     `batch_norm` adds batch norm after every convolution but the first, as in the DCGAN paper;
     the training harness scores real and fake images in separate calls, so batch statistics
-    never mix them. `spectral_norm` wraps every convolution and the dense
-    layer in `keras.layers.SpectralNormalization`, which keeps the discriminator 1-Lipschitz
+    never mix them. `spectral_norm` makes every convolution and the dense layer spectrally
+    normalised (`kerasr.spectral`, as PyTorch), which keeps the discriminator 1-Lipschitz
     and is the main stabiliser on small data sets. Call the model with `training=True` while
     training so that the power iteration updates.
 
@@ -147,7 +147,7 @@ def build_discriminator(
         image_size: input height and width, a power of two >= 8.
         filters: channels of the first convolution.
         max_filters: cap on channels.
-        spectral_norm: wrap the weight layers in spectral normalisation.
+        spectral_norm: spectral normalisation on the weight layers.
         batch_norm: batch norm after the convolutions (not the first).
         name: model name.
 
@@ -159,22 +159,19 @@ def build_discriminator(
     """
     stages = _check_sizes(image_size, filters, max_filters)
 
-    def wrap(layer):
-        return spectral_norm_layer(layer) if spectral_norm else layer
-
+    conv = SpectralConv2D if spectral_norm else keras.layers.Conv2D
+    dense = SpectralDense if spectral_norm else keras.layers.Dense
     image = keras.Input((image_size, image_size, 3), name="image")
     x = image
     for i in range(stages):
         width = min(filters * 2**i, max_filters)
-        x = wrap(
-            keras.layers.Conv2D(
-                width, 4, strides=2, padding="same", kernel_initializer=_init(), name=f"down{i + 1}"
-            )
+        x = conv(
+            width, 4, strides=2, padding="same", kernel_initializer=_init(), name=f"down{i + 1}"
         )(x)
         if batch_norm and i > 0:
             x = keras.layers.BatchNormalization(momentum=0.9, name=f"down{i + 1}_bn")(x)
         x = keras.layers.LeakyReLU(negative_slope=0.2, name=f"down{i + 1}_lrelu")(x)
     x = keras.layers.Flatten(name="flatten")(x)
-    score = wrap(keras.layers.Dense(1, kernel_initializer=_init(), name="score"))(x)
+    score = dense(1, kernel_initializer=_init(), name="score")(x)
     score = keras.layers.Activation("linear", name="logit", dtype="float32")(score)
     return keras.Model(image, score, name=name)

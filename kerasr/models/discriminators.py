@@ -8,13 +8,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from kerasr.layers import TorchBatchNorm
+from kerasr.layers import TorchBatchNorm, leaky_relu
 from kerasr.spectral import SpectralConv2D
-
-
-def _lrelu(x):
-    # LeakyReLU(0.2), as in ESRGAN / Real-ESRGAN; a named function so the config serialises.
-    return ops.leaky_relu(x, negative_slope=0.2)
 
 
 @keras.saving.register_keras_serializable(package="kerasr")
@@ -75,7 +70,7 @@ class VGGDiscriminator(keras.Model):
             self.norms.append(None if i == 0 else TorchBatchNorm(name=f"bn{i}", dtype=dtype))
         self.flatten = keras.layers.Flatten(dtype=dtype)
         self.dense = [
-            keras.layers.Dense(f, activation=_lrelu, name=f"fc{i}", dtype=dtype)
+            keras.layers.Dense(f, activation=leaky_relu, name=f"fc{i}", dtype=dtype)
             for i, f in enumerate(self.fc_features)
         ]
         self.out = keras.layers.Dense(1, name="logit", dtype=dtype)
@@ -113,7 +108,7 @@ class VGGDiscriminator(keras.Model):
             x = conv(x)
             if norm is not None:
                 x = norm(x, training=training)
-            x = _lrelu(x)
+            x = leaky_relu(x)
         x = self.flatten(x)
         for dense in self.dense:
             x = dense(x)
@@ -205,15 +200,15 @@ class UNetDiscriminator(keras.Model):
             layer.build((n, None, None, f))
 
     def call(self, images, training=False):
-        x0 = _lrelu(self.conv0(images))
-        x1 = _lrelu(self.conv1(x0, training=training))
-        x2 = _lrelu(self.conv2(x1, training=training))
-        x3 = _lrelu(self.conv3(x2, training=training))
-        x = _lrelu(self.conv4(_up(x3), training=training)) + x2
-        x = _lrelu(self.conv5(_up(x), training=training)) + x1
-        x = _lrelu(self.conv6(_up(x), training=training)) + x0
-        x = _lrelu(self.conv7(x, training=training))
-        x = _lrelu(self.conv8(x, training=training))
+        x0 = leaky_relu(self.conv0(images))
+        x1 = leaky_relu(self.conv1(x0, training=training))
+        x2 = leaky_relu(self.conv2(x1, training=training))
+        x3 = leaky_relu(self.conv3(x2, training=training))
+        x = leaky_relu(self.conv4(_up(x3), training=training)) + x2
+        x = leaky_relu(self.conv5(_up(x), training=training)) + x1
+        x = leaky_relu(self.conv6(_up(x), training=training)) + x0
+        x = leaky_relu(self.conv7(x, training=training))
+        x = leaky_relu(self.conv8(x, training=training))
         return ops.cast(self.conv9(x), "float32")
 
     def get_config(self):
@@ -227,13 +222,3 @@ class UNetDiscriminator(keras.Model):
 def _up(x):
     shape = ops.shape(x)
     return ops.image.resize(x, (shape[1] * 2, shape[2] * 2), interpolation="bilinear")
-
-
-def build_discriminator(config, patch_size: int):
-    """A built discriminator from an `SRDiscriminatorConfig` for `patch_size` HR patches."""
-    if config.kind == "vgg":
-        model = VGGDiscriminator(config.vgg_blk_ch, config.fc_features, name="discriminator")
-    else:
-        model = UNetDiscriminator(config.unet_features, config.spectral_norm, name="discriminator")
-    model.build((None, patch_size, patch_size, 3))
-    return model

@@ -11,16 +11,7 @@ is written out here.
 import keras
 from keras import ops
 
-_A = -0.75  # the cubic's free parameter in PyTorch, OpenCV and ncnn
-
-
-def _cubic_weights(t):
-    """The four tap weights for a sample at fraction `t` past the second tap."""
-    t0, t1, t2 = t + 1.0, t, 1.0 - t
-    w0 = ((_A * t0 - 5.0 * _A) * t0 + 8.0 * _A) * t0 - 4.0 * _A
-    w1 = ((_A + 2.0) * t1 - (_A + 3.0)) * t1 * t1 + 1.0
-    w2 = ((_A + 2.0) * t2 - (_A + 3.0)) * t2 * t2 + 1.0
-    return w0, w1, w2, 1.0 - w0 - w1 - w2
+from kerasr.resize import PYTORCH_A, cubic_taps
 
 
 def _resize_axis(x, factor, axis):
@@ -30,7 +21,7 @@ def _resize_axis(x, factor, axis):
     step = ops.cast(length, "float32") / ops.cast(size, "float32")
     src = (ops.cast(ops.arange(size), "float32") + 0.5) * step - 0.5
     first = ops.floor(src)
-    weights = _cubic_weights(src - first)
+    weights = cubic_taps(src - first, PYTORCH_A)
     first = ops.cast(first, "int32")
     shape = [1, 1, 1, 1]
     shape[axis] = -1

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from kerasr.layers import RRDB, PixelShuffle, PixelUnshuffle, _leaky_relu, conv3x3, upsample_nearest
+from kerasr.layers import RRDB, PixelShuffle, PixelUnshuffle, conv3x3, leaky_relu, upsample_nearest
 
 UPSAMPLERS = ("nearest", "subpixel")
 
@@ -102,11 +102,11 @@ class RRDBNet(keras.Model):
         ]
         self.conv_body = conv3x3(rrdb_channels, "conv_body", dtype=dtype)
         up_filters = rrdb_channels * 4 if upsampler == "subpixel" else rrdb_channels
-        up_activation = None if upsampler == "subpixel" else _leaky_relu
+        up_activation = None if upsampler == "subpixel" else leaky_relu
         self.conv_up1 = conv3x3(up_filters, "conv_up1", activation=up_activation, dtype=dtype)
         self.conv_up2 = conv3x3(up_filters, "conv_up2", activation=up_activation, dtype=dtype)
         self.shuffle = PixelShuffle(2, dtype=dtype) if upsampler == "subpixel" else None
-        self.conv_hr = conv3x3(rrdb_channels, "conv_hr", activation=_leaky_relu, dtype=dtype)
+        self.conv_hr = conv3x3(rrdb_channels, "conv_hr", activation=leaky_relu, dtype=dtype)
         self.conv_last = conv3x3(out_channels, "conv_last", dtype=dtype)
 
     def build(self, input_shape):
@@ -132,7 +132,7 @@ class RRDBNet(keras.Model):
         feat = feat + self.conv_body(body)
         for conv in (self.conv_up1, self.conv_up2):
             if self.shuffle is not None:
-                feat = _leaky_relu(self.shuffle(conv(feat)))
+                feat = leaky_relu(self.shuffle(conv(feat)))
             else:
                 feat = conv(upsample_nearest(feat, 2))
         out = self.conv_last(self.conv_hr(feat))

@@ -151,30 +151,3 @@ class SRVGGNetCompact(keras.Model):
             "upscale": self.upscale,
             "act_type": self.act_type,
         }
-
-
-def arch_from_shapes(first_kernel, body_convs, last_kernel, prelu):
-    """SRVGGNetCompact constructor arguments read off its kernel shapes.
-
-    Args:
-        first_kernel: shape `(3, 3, in, feat)` of the first convolution.
-        body_convs: convolutions after the first one, excluding the last.
-        last_kernel: shape `(3, 3, feat, out * upscale**2)` of the last convolution.
-        prelu: whether the weights hold PReLU slopes (else the activation is taken as
-            `"leakyrelu"`, which the weights cannot tell from `"relu"`).
-
-    Returns:
-        The keyword arguments, or `None` when the shapes cannot come from this network.
-    """
-    channels, feat = first_kernel[2], first_kernel[3]
-    upscale = round((last_kernel[3] / channels) ** 0.5)
-    if upscale < 1 or channels * upscale**2 != last_kernel[3] or last_kernel[2] != feat:
-        return None
-    return {
-        "num_in_ch": channels,
-        "num_out_ch": channels,
-        "num_feat": feat,
-        "num_conv": body_convs,
-        "upscale": upscale,
-        "act_type": "prelu" if prelu else "leakyrelu",
-    }

@@ -9,15 +9,17 @@ copies the ImageNet weights into them.
 
 from __future__ import annotations
 
-import os
-
 import keras
 from keras import ops
 
-from kerasr.config.sr import VGG_LAYERS
-from kerasr.errors import KerasrError
-
-# Convolutions per block: VGG_LAYERS; every block ends with a 2x2 max-pool. Channels per block:
+# Convolutions per block of each VGG variant; every block ends with a 2x2 max-pool.
+VGG_LAYERS = {
+    "vgg11": (1, 1, 2, 2, 2),
+    "vgg13": (2, 2, 2, 2, 2),
+    "vgg16": (2, 2, 3, 3, 3),
+    "vgg19": (2, 2, 4, 4, 4),
+}
+# Channels per block.
 VGG_CHANNELS = (64, 128, 256, 512, 512)
 # Keras' VGG weights come from the original Caffe models: BGR input in 0..255, mean removed.
 _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
@@ -30,6 +32,25 @@ INPUT_NORMS = ("caffe", "torchvision")
 def layer_names(vgg_type: str) -> list[str]:
     """Convolution names of a VGG variant, `conv{block}_{index}` (BasicSR's naming)."""
     return [f"conv{b + 1}_{i + 1}" for b, n in enumerate(VGG_LAYERS[vgg_type]) for i in range(n)]
+
+
+def unknown_layers(vgg_type: str, layers) -> list[str]:
+    """The names in `layers` that are not convolutions of `vgg_type` (all of them for an
+    unknown variant)."""
+    names = layer_names(vgg_type) if vgg_type in VGG_LAYERS else []
+    return [n for n in layers if n not in names]
+
+
+def torchvision_index(vgg_type: str) -> dict[str, int]:
+    """Each convolution's index in torchvision's `vgg*().features` (conv, ReLU per
+    convolution, a max-pool after each block): `{"conv1_1": 0, "conv1_2": 2, ...}`."""
+    index, i = {}, 0
+    for b, n in enumerate(VGG_LAYERS[vgg_type]):
+        for c in range(n):
+            index[f"conv{b + 1}_{c + 1}"] = i
+            i += 2
+        i += 1
+    return index
 
 
 @keras.saving.register_keras_serializable(package="kerasr")
@@ -46,7 +67,7 @@ class VGGFeatures(keras.Model):
     Example:
 
         vgg = VGGFeatures("vgg19", ("conv5_4",))
-        load_vgg_weights(vgg, "imagenet")
+        kerasr.weights.vgg.load_vgg_weights(vgg, "imagenet")
         feats = vgg(images)  # {"conv5_4": [n, h/16, w/16, 512]}
 
     Reference:
@@ -71,8 +92,7 @@ class VGGFeatures(keras.Model):
                 f"`vgg_type` must be one of {tuple(VGG_LAYERS)}. Received: vgg_type={vgg_type!r}"
             )
         names = layer_names(vgg_type)
-        bad = [n for n in layers if n not in names]
-        if bad or not layers:
+        if unknown_layers(vgg_type, layers) or not layers:
             raise ValueError(
                 f"`layers` must be among {', '.join(names)}. Received: layers={list(layers)}"
             )
@@ -124,97 +144,3 @@ class VGGFeatures(keras.Model):
             "normalize_input": self.normalize_input,
             "input_norm": self.input_norm,
         }
-
-
-def keras_vgg(vgg_type: str, weights):
-    """The `keras.applications` VGG16/19 (no top) with `weights` ("imagenet", a path, None)."""
-    builders = {"vgg16": keras.applications.VGG16, "vgg19": keras.applications.VGG19}
-    if vgg_type not in builders:
-        raise KerasrError(f"keras.applications has no {vgg_type}; use vgg16 or vgg19")
-    return builders[vgg_type](include_top=False, weights=weights, input_shape=(None, None, 3))
-
-
-def load_vgg_weights(features: VGGFeatures, weights: str | os.PathLike | None) -> VGGFeatures:
-    """Fills a `VGGFeatures` with weights and freezes it.
-
-    Args:
-        features: the extractor (built here if needed).
-        weights: `"imagenet"` (downloaded by Keras on first use, VGG16/19), `None` or
-            `"none"` (random, for tests), a `.h5` / `.weights.h5` file of the matching
-            `keras.applications` VGG16/19, a `.weights.h5` file of a `VGGFeatures`, or a
-            PyTorch `.pth` state dict of torchvision's VGG (`features.<i>.weight`, as
-            torchvision's `vgg19-dcbb9e9d.pth`, which BasicSR loads; use it with
-            `input_norm="torchvision"`).
-
-    Returns:
-        `features`, non-trainable.
-
-    Raises:
-        KerasrError: on a missing file or weights that do not fit.
-    """
-    if not features.built:
-        features.build((None, None, None, 3))
-    features.trainable = False
-    if weights is None or weights == "none":
-        return features
-    if weights != "imagenet" and not os.path.isfile(weights):
-        raise KerasrError(f"VGG weights file not found: {weights}")
-    if str(weights).endswith((".pth", ".pt")):
-        return _load_torchvision(features, weights)
-    try:
-        if weights != "imagenet" and _is_features_file(weights):
-            features.load_weights(weights)
-            return features
-        source = keras_vgg(features.vgg_type, weights)
-    except KerasrError:
-        raise
-    except Exception as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise KerasrError(
-            f"cannot load {features.vgg_type} weights from {weights}: {first}"
-        ) from None
-    for conv, name in zip(features.convs, features.conv_names, strict=True):
-        b, i = name[4:].split("_")
-        conv.set_weights(source.get_layer(f"block{b}_conv{i}").get_weights())
-    return features
-
-
-def torchvision_index(vgg_type: str) -> dict[str, int]:
-    """Each convolution's index in torchvision's `vgg*().features` (conv, ReLU per
-    convolution, a max-pool after each block): `{"conv1_1": 0, "conv1_2": 2, ...}`."""
-    index, i = {}, 0
-    for b, n in enumerate(VGG_LAYERS[vgg_type]):
-        for c in range(n):
-            index[f"conv{b + 1}_{c + 1}"] = i
-            i += 2
-        i += 1
-    return index
-
-
-def _load_torchvision(features: VGGFeatures, path) -> VGGFeatures:
-    from kerasr.weights.torch_pickle import read_state_dict
-
-    state = read_state_dict(path)
-    index = torchvision_index(features.vgg_type)
-    for conv, name in zip(features.convs, features.conv_names, strict=True):
-        key = f"features.{index[name]}"
-        kernel, bias = state.get(f"{key}.weight"), state.get(f"{key}.bias")
-        expected = (conv.filters, conv.kernel.shape[2], 3, 3)
-        if kernel is None or bias is None or kernel.shape != expected:
-            found = "missing" if kernel is None else f"shape {tuple(kernel.shape)}"
-            raise KerasrError(
-                f"{path} is not a torchvision {features.vgg_type}: {key}.weight is {found}, "
-                f"expected {expected}"
-            )
-        conv.set_weights([kernel.transpose(2, 3, 1, 0).astype("float32"), bias.astype("float32")])
-    return features
-
-
-def _is_features_file(path) -> bool:
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            return "convs" in f or ("layers" in f and "convs" in f["layers"])
-    except OSError:
-        return False

@@ -9,6 +9,7 @@ counter (and `epoch`, for the DCGAN) and its metrics' logs.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -19,7 +20,7 @@ import tensorflow as tf
 
 from kerasr.errors import KerasrError
 from kerasr.images import write_image
-from kerasr.io import append_csv, atomic_path, image_grid, write_text
+from kerasr.io import append_csv, image_grid, write_text
 
 
 class ProgressBar(keras.callbacks.Callback):
@@ -264,7 +265,7 @@ class SRMonitor(keras.callbacks.Callback):
             self.write_samples(0)
 
     def learning_rates(self) -> dict:
-        from kerasr.training.sr import current_learning_rate
+        from kerasr.training.optimizers import current_learning_rate
 
         rates = {"lr_g": current_learning_rate(self.model.g_optimizer)}
         if hasattr(self.model, "d_optimizer"):
@@ -300,7 +301,7 @@ class SRMonitor(keras.callbacks.Callback):
             return
         from kerasr.training.reporting import sample_grid
 
-        grid = sample_grid(self.model.sr_network, *self.samples)
+        grid = sample_grid(self.model.inference_network, *self.samples)
         write_image(self.run_dir / "samples" / f"step_{step:07d}.png", grid, make_parents=True)
         with self.writer.as_default(step=step):
             tf.summary.image("samples/lr_sr_hr", grid[None], max_outputs=1)
@@ -324,6 +325,8 @@ class DCGANMonitor(keras.callbacks.Callback):
         feature_model: EfficientNet-Lite0 with ImageNet weights
             (`kerasr.weights.efficientnet.load_efficientnet_lite0`), or None (KID skipped).
         real_kid_features: its pooled features of real images, when `feature_model` is set.
+        preset: the generator's `kerasr.weights.presets.Preset`, written beside every
+            generator file the run saves.
         kid_note: why KID is skipped, written to `quality.txt` (empty when it runs).
         best_nearest_ratio, best_copies: an epoch can be the best only when its samples are
             this far from the training images (nearest ratio at least this) and this rarely
@@ -339,6 +342,7 @@ class DCGANMonitor(keras.callbacks.Callback):
         run_dir,
         reference,
         checkpointer,
+        preset,
         grid_size=8,
         kid_every=0,
         feature_model=None,
@@ -349,6 +353,7 @@ class DCGANMonitor(keras.callbacks.Callback):
     ):
         super().__init__()
         self.run_dir = Path(run_dir)
+        self.preset = preset
         self.reference = reference
         self.checkpointer = checkpointer
         self.grid_seeds = list(range(grid_size * grid_size))
@@ -366,6 +371,13 @@ class DCGANMonitor(keras.callbacks.Callback):
         self.bounds = (best_nearest_ratio, best_copies)
         self.best_epoch, self.best_kid = _best_kid(self.run_dir / "history.csv", self.bounds)
 
+    def _save(self, generator, path: Path, when: str) -> None:
+        """Writes a generator's weights and its preset (`kerasr.weights.presets`)."""
+        from kerasr.weights.presets import save_weights
+
+        preset = dataclasses.replace(self.preset, source=f"{self.run_dir}, {when}")
+        save_weights(generator, path, preset)
+
     def on_epoch_end(self, epoch, logs=None):
         # From the step counter, not `epoch`: a run resumed inside an epoch finishes that
         # epoch in a `fit` call of its own.
@@ -378,7 +390,7 @@ class DCGANMonitor(keras.callbacks.Callback):
             # is not done; its steps are saved by the final checkpoint alone.
             return
         number = done
-        generator = self.model.sampler
+        generator = self.model.inference_network
         grid = image_grid(
             generate(generator, self.grid_seeds), columns=int(len(self.grid_seeds) ** 0.5)
         )
@@ -393,16 +405,14 @@ class DCGANMonitor(keras.callbacks.Callback):
         row["kid"] = self._kid(generator) if self.kid_every and number % self.kid_every == 0 else ""
         append_csv(self.run_dir / "history.csv", row)
         generators = self.run_dir / "generators"
-        with atomic_path(generators / f"epoch_{number:04d}.weights.h5") as tmp:
-            generator.save_weights(tmp)
+        self._save(generator, generators / f"epoch_{number:04d}.weights.h5", f"epoch {number}")
         if (
             row["kid"] != ""
             and _within(row, self.bounds)
             and (self.best_kid is None or row["kid"] < self.best_kid)
         ):
             self.best_epoch, self.best_kid = number, row["kid"]
-            with atomic_path(generators / "best.weights.h5") as tmp:
-                generator.save_weights(tmp)
+            self._save(generator, generators / "best.weights.h5", f"epoch {number}, best KID")
         best = ""
         if self.best_epoch is not None:
             best = (

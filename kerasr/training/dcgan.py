@@ -15,12 +15,9 @@ from keras import ops
 
 from kerasr.config import DCGANConfig
 from kerasr.errors import KerasrError
-from kerasr.generation import build_generator
 from kerasr.layers import DiffAugment
-from kerasr.models.dcgan import build_discriminator
-from kerasr.models.projected import ProjectedDiscriminator
 from kerasr.training.gan import GANHarness
-from kerasr.training.sr import update_ema
+from kerasr.weights.networks import build_network
 
 LOSSES = ("hinge", "nonsaturating")
 
@@ -43,12 +40,14 @@ class DCGAN(GANHarness):
         label_smoothing: one-sided smoothing of the real target (non-saturating loss only).
         instance_noise: std of Gaussian noise added to the discriminator's inputs.
         ema_decay: decay of the generator EMA `ema_generator`, updated after every step
-            (0: none); `sampler` is the network to draw samples from.
+            (0: none), its decay ramped up over the first steps; `inference_network` is
+            the network to draw samples from.
         seed: seed of the latent / noise `keras.random.SeedGenerator`.
 
     Example:
 
-        gan = DCGAN(build_generator(), build_discriminator(), augment=DiffAugment(seed=1))
+        g, d = build_network("dcgan"), build_network("dcgan_discriminator")
+        gan = DCGAN(g, d, augment=DiffAugment(seed=1))
         gan.compile(keras.optimizers.Adam(2e-4, 0.5), keras.optimizers.Adam(2e-4, 0.5))
         gan.fit(dataset, epochs=100)
 
@@ -71,15 +70,8 @@ class DCGAN(GANHarness):
         super().__init__(**kwargs)
         if loss not in LOSSES:
             raise KerasrError(f"`loss` must be one of {LOSSES}. Received: loss={loss!r}")
-        self.generator = generator
-        self.ema_decay = float(ema_decay)
-        self.ema_generator = None
-        if ema_decay > 0:
-            # Every weight is averaged, batch norm's moving statistics too: they describe the
-            # averaged network's activations better than the live generator's last steps.
-            self.ema_generator = keras.models.clone_model(generator)
-            self.ema_generator.set_weights(generator.get_weights())
-            self.ema_generator.trainable = False
+        # Fixed learning rates: no `lr_scale` (memory support runs on the SR harnesses).
+        self.setup_harness(generator, ema_decay, ema_warmup=True, lr_scale=False)
         # Mean logits on the (augmented) real and fake batches: the gap between them is what
         # the generator is closing; hinge keeps them near +1 / -1 when D is winning.
         self.setup_gan(
@@ -94,21 +86,11 @@ class DCGAN(GANHarness):
         self.instance_noise = instance_noise
         self.latent_dim = generator.input_shape[-1]
         self.seed_generator = keras.random.SeedGenerator(seed)
-        # Steps taken, checkpointed with the harness: a run interrupted inside an epoch
-        # resumes at that step (`kerasr.training.checkpoints`).
-        self.step = keras.Variable(
-            0, dtype="int64", trainable=False, name="step", aggregation="only_first_replica"
-        )
         # Epochs completed, set by the run's monitor before each checkpoint.
         self.epoch = keras.Variable(
             0, dtype="int64", trainable=False, name="epoch", aggregation="only_first_replica"
         )
         self.steps_per_epoch = 1  # set by the recipe from the data
-
-    @property
-    def sampler(self):
-        """The generator samples are drawn from and saved: the EMA when there is one."""
-        return self.ema_generator if self.ema_generator is not None else self.generator
 
     @property
     def metrics(self):
@@ -146,13 +128,7 @@ class DCGAN(GANHarness):
             d_loss, g_loss = self.losses_from_scores(real_scores, fake_scores)
         self.update(self.d_optimizer, d_tape, d_loss, self.discriminator.trainable_variables)
         self.update(self.g_optimizer, g_tape, g_loss, self.generator.trainable_variables)
-        if self.ema_generator is not None:
-            # Ramped as TensorFlow's ExponentialMovingAverage with num_updates: a run of a
-            # few hundred steps would otherwise sample from an average of its random start.
-            steps = ops.cast(self.step, "float32")
-            decay = ops.minimum(self.ema_decay, (1.0 + steps) / (10.0 + steps))
-            update_ema(self.ema_generator.weights, self.generator.weights, decay)
-        self.step.assign_add(1)
+        self.after_step()
         return self.track(
             {
                 "d_loss": d_loss,
@@ -167,12 +143,15 @@ def build_dcgan(config: DCGANConfig) -> DCGAN:
     """Builds and compiles the harness, networks and optimizers described by `config`."""
     model, train = config.model, config.train
     keras.utils.set_random_seed(train.seed)
-    generator = build_generator(**generator_architecture(model))
+    arguments = generator_architecture(model)
+    generator = build_network(arguments.pop("kind"), **arguments)
     if model.discriminator == "projected":
         from kerasr.weights.efficientnet import load_efficientnet_lite0
 
-        discriminator = ProjectedDiscriminator(
-            load_efficientnet_lite0(),
+        discriminator = build_network(
+            "projected_discriminator",
+            input_shape=(None, model.image_size, model.image_size, 3),
+            backbone=load_efficientnet_lite0(),
             image_size=model.image_size,
             feature_size=model.feature_size,
             scales=model.feature_scales,
@@ -180,12 +159,12 @@ def build_dcgan(config: DCGANConfig) -> DCGAN:
             filters=model.d_filters,
             seed=train.seed + 3,
         )
-        discriminator.build((None, model.image_size, model.image_size, 3))
     else:
-        discriminator = build_discriminator(
-            model.image_size,
-            model.d_filters,
-            model.max_filters,
+        discriminator = build_network(
+            "dcgan_discriminator",
+            image_size=model.image_size,
+            filters=model.d_filters,
+            max_filters=model.max_filters,
             spectral_norm=model.spectral_norm,
             batch_norm=model.d_batch_norm,
         )
@@ -211,8 +190,8 @@ def build_dcgan(config: DCGANConfig) -> DCGAN:
 
 
 def generator_architecture(model) -> dict:
-    """The generator's kind and builder arguments described by a `[model]` config (what
-    `generator.json` records beside a run's generator files)."""
+    """The generator's kind and builder arguments described by a `[model]` config (what the
+    preset beside each of a run's generator files records)."""
     if model.generator == "fastgan":
         return {
             "kind": "fastgan",
@@ -232,7 +211,7 @@ def generator_architecture(model) -> dict:
 
 def _load_init(generator, spec: str) -> None:
     """Copies the weights of a generator file or registry name into `generator`."""
-    from kerasr.generation import load_generator
+    from kerasr.weights.resolve import load_generator
 
     source = load_generator(spec)
     if [w.shape for w in source.weights] != [w.shape for w in generator.weights]:

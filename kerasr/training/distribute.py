@@ -5,7 +5,7 @@ harnesses are built in its scope (`kerasr.training.train_sr.train_sr` does that)
 does the rest: `fit` hands the dataset to `strategy.experimental_distribute_dataset`, so each
 replica gets `global batch / replicas` samples of every batch, and runs the train step on
 each replica. The step divides each replica's mean loss by the number of replicas
-(`kerasr.training.sr.replica_mean`); the optimizers all-reduce the gradients with a sum, so
+(`kerasr.training.harness.replica_mean`); the optimizers all-reduce the gradients with a sum, so
 the update is the one of the mean over the global batch. The metrics' variables are
 synchronised on read, so logged values cover all replicas.
 
@@ -31,7 +31,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from kerasr.errors import KerasrError
+from kerasr.errors import KerasrError, first_line
 from kerasr.keras_compat import TrainerHooks, first_local_batch
 
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
@@ -167,10 +167,9 @@ def make_strategy(name: str = "default", devices: Sequence[str] | None = None):
         try:
             return tf.distribute.MultiWorkerMirroredStrategy()
         except (RuntimeError, ValueError, tf.errors.OpError) as e:
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise KerasrError(
                 f"cannot start the multi-worker strategy (create it before any TensorFlow "
-                f"operation; check TF_CONFIG addresses): {first[:200]}"
+                f"operation; check TF_CONFIG addresses): {first_line(e)[:200]}"
             ) from None
     address = _tpu_address()
     if address is None:
@@ -184,9 +183,8 @@ def make_strategy(name: str = "default", devices: Sequence[str] | None = None):
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
     except (RuntimeError, ValueError, ImportError, tf.errors.OpError) as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise KerasrError(
-            f"--strategy tpu: cannot use the TPU {address!r}: {first[:200]}"
+            f"--strategy tpu: cannot use the TPU {address!r}: {first_line(e)[:200]}"
         ) from None
 
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import tensorflow as tf
 from keras import ops
 
+from kerasr.config.sr import SRLossConfig
 from kerasr.errors import KerasrError
 from kerasr.losses import d_loss_terms, pixel_loss, realness, relativistic_d_loss
 from kerasr.training.gan import GANHarness
-from kerasr.training.sr import LastValue, SRHarness, replica_mean
+from kerasr.training.harness import LastValue, SRHarness, replica_mean
+
+_LOSS_KEYS = frozenset(f.name for f in dataclasses.fields(SRLossConfig))
 
 
 class ESRGAN(GANHarness, SRHarness):
@@ -28,20 +32,20 @@ class ESRGAN(GANHarness, SRHarness):
         generator: an `RRDBNet`.
         discriminator: `VGGDiscriminator` (one logit) or `UNetDiscriminator` (per pixel).
         perceptual: a `kerasr.losses.PerceptualLoss` (frozen VGG), or None to drop the term.
-        gan_type: `"relativistic"` (ESRGAN) or `"vanilla"` (Real-ESRGAN); see
-            `kerasr.losses.gan_losses`.
-        pixel: pixel loss kind.
-        pixel_weight, perceptual_weight, gan_weight: the loss weights (ESRGAN: 1e-2, 1, 5e-3;
-            Real-ESRGAN: 1, 1, 0.1).
-        relativistic_detach: BasicSR's discriminator loss (True): the real half against the
-            detached mean of a first call on the SR batch, then the fake half against the
-            detached mean of the real call: three discriminator calls. False: the 2018
-            ESRGAN code's loss, gradients through both means, two calls.
+        loss: the recipe's `SRLossConfig` (default: ESRGAN's): `gan_type` (`"relativistic"`,
+            ESRGAN, or `"vanilla"`, Real-ESRGAN; see `kerasr.losses.gan_losses`), `pixel`,
+            the weights `pixel_weight`, `perceptual_weight`, `gan_weight` (ESRGAN: 1e-2, 1,
+            5e-3; Real-ESRGAN: 1, 1, 0.1), `relativistic_detach` (BasicSR's discriminator
+            loss, True: the real half against the detached mean of a first call on the SR
+            batch, then the fake half against the detached mean of the real call: three
+            discriminator calls; False: the 2018 ESRGAN code's loss, gradients through both
+            means, two calls) and `l1_gt_usm`, `percep_gt_usm`, `gan_gt_usm` (which losses
+            see the sharpened GT when `usm` is set; Real-ESRGAN x4plus: pixel and perceptual
+            yes, the discriminator no). Any of these given as a keyword replaces the
+            config's value (`gan_type="vanilla"`).
         net_d_iters, net_d_init_iters: the generator trains at step `t` (from 1) only when
             `t % net_d_iters == 0 and t > net_d_init_iters` (BasicSR's options; 1, 0: always).
         ema_decay, degradation, seed, usm: as `SRModel`.
-        l1_gt_usm, percep_gt_usm, gan_gt_usm: which losses see the sharpened GT (when `usm`
-            is set); Real-ESRGAN x4plus: pixel and perceptual yes, the discriminator no.
 
     Example:
 
@@ -60,35 +64,29 @@ class ESRGAN(GANHarness, SRHarness):
         generator,
         discriminator,
         perceptual=None,
-        gan_type="relativistic",
-        pixel="l1",
-        pixel_weight=1e-2,
-        perceptual_weight=1.0,
-        gan_weight=5e-3,
+        loss: SRLossConfig | None = None,
         ema_decay=0.0,
         degradation=None,
         seed=0,
-        relativistic_detach=True,
         net_d_iters=1,
         net_d_init_iters=0,
         usm=None,
-        l1_gt_usm=True,
-        percep_gt_usm=True,
-        gan_gt_usm=False,
         **kwargs,
     ):
+        replaced = {k: kwargs.pop(k) for k in list(kwargs) if k in _LOSS_KEYS}
+        loss = dataclasses.replace(loss or SRLossConfig(), **replaced)
         super().__init__(generator, ema_decay, degradation, seed, usm, **kwargs)
         names = ("g_loss", "pixel_loss", "perceptual_loss", "adversarial_loss", "d_loss")
         names = (*names, "d_real_loss", "d_fake_loss", "d_real", "d_fake")
-        self.setup_gan(discriminator, gan_type, names)
-        self.gt_usm = {"l1": l1_gt_usm, "percep": percep_gt_usm, "gan": gan_gt_usm}
+        self.setup_gan(discriminator, loss.gan_type, names)
+        self.gt_usm = {"l1": loss.l1_gt_usm, "percep": loss.percep_gt_usm, "gan": loss.gan_gt_usm}
         self.perceptual = perceptual
-        self.gan_type = gan_type
-        self.pixel = pixel
-        self.pixel_weight = pixel_weight
-        self.perceptual_weight = perceptual_weight if perceptual is not None else 0.0
-        self.gan_weight = gan_weight
-        self.three_calls = gan_type == "relativistic" and relativistic_detach
+        self.gan_type = loss.gan_type
+        self.pixel = loss.pixel
+        self.pixel_weight = loss.pixel_weight
+        self.perceptual_weight = loss.perceptual_weight if perceptual is not None else 0.0
+        self.gan_weight = loss.gan_weight
+        self.three_calls = loss.gan_type == "relativistic" and loss.relativistic_detach
         if self.three_calls:
             self.d_loss_fn = functools.partial(relativistic_d_loss, detach=True)
         if int(net_d_iters) < 1 or int(net_d_init_iters) < 0:

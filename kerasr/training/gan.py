@@ -14,21 +14,23 @@ from collections.abc import Callable, Sequence
 import keras
 
 from kerasr.losses import gan_losses
+from kerasr.training.harness import Harness
 
 
-class GANHarness(keras.Model):
+class GANHarness(Harness):
     """A training harness around `self.generator` and `self.discriminator`, with two optimizers.
 
-    Subclasses call `setup_gan` in their `__init__` (after `keras.Model.__init__`) and end
-    their `train_step` with `return self.track({...})`. Only the networks are meant to be
-    saved; the harness is not (save `.generator`, `.discriminator`).
+    Subclasses call `setup_harness` and `setup_gan` in their `__init__` (after
+    `keras.Model.__init__`) and end their `train_step` with `return self.track({...})`. Only
+    the networks are meant to be saved; the harness is not (save `.generator`,
+    `.discriminator`).
 
     Example:
 
         class MyGAN(GANHarness):
             def __init__(self, generator, discriminator, **kwargs):
                 super().__init__(**kwargs)
-                self.generator = generator
+                self.setup_harness(generator)
                 self.setup_gan(discriminator, "hinge", ("d_loss", "g_loss"))
 
         gan = MyGAN(g, d)

@@ -16,6 +16,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from kerasr.keras_compat import adam_moments
+
 
 @keras.saving.register_keras_serializable(package="kerasr")
 class TorchAdam(keras.optimizers.Adam):
@@ -45,8 +47,7 @@ class TorchAdam(keras.optimizers.Adam):
         t = ops.cast(self.iterations + 1, dtype)
         correction_1 = 1 - ops.power(ops.cast(self.beta_1, dtype), t)
         correction_2 = 1 - ops.power(ops.cast(self.beta_2, dtype), t)
-        i = self._get_variable_index(variable)
-        m, v = self._momentums[i], self._velocities[i]
+        m, v = adam_moments(self, variable)
         self.assign_add(m, ops.multiply(ops.subtract(gradient, m), 1 - self.beta_1))
         self.assign(
             v, ops.add(ops.multiply(v, self.beta_2), (1 - self.beta_2) * ops.square(gradient))
@@ -58,3 +59,67 @@ class TorchAdam(keras.optimizers.Adam):
         config = super().get_config()
         config.pop("amsgrad", None)
         return config
+
+
+@keras.saving.register_keras_serializable(package="kerasr")
+class StepDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """`learning_rate * gamma ** (number of milestones passed) * scale`.
+
+    PyTorch's `StepLR` / `MultiStepLR` as used by ESRGAN (halve every 200k steps in
+    pretraining; at 50k, 100k, 200k, 300k in the GAN stage). `scale` is a variable that
+    memory support lowers after a blow-up; it is checkpointed with the model, and the step
+    is the optimizer's own counter, so a resumed run follows the same schedule.
+
+    Args:
+        learning_rate: the initial rate.
+        milestones: steps at which the rate is multiplied by `gamma`.
+        gamma: the factor (0.5).
+        scale: a scalar float variable (or None for 1).
+    """
+
+    def __init__(self, learning_rate, milestones=(), gamma=0.5, scale=None):
+        self.learning_rate = float(learning_rate)
+        self.milestones = tuple(int(m) for m in milestones)
+        self.gamma = float(gamma)
+        self.scale = scale
+
+    def __call__(self, step):
+        lr = ops.convert_to_tensor(self.learning_rate, "float32")
+        if self.milestones:
+            passed = ops.sum(
+                ops.cast(
+                    ops.greater_equal(
+                        ops.cast(step, "int64"), ops.convert_to_tensor(self.milestones, "int64")
+                    ),
+                    "float32",
+                )
+            )
+            lr = lr * ops.power(ops.convert_to_tensor(self.gamma, "float32"), passed)
+        if self.scale is not None:
+            lr = lr * ops.cast(self.scale, "float32")
+        return lr
+
+    def get_config(self):
+        return {
+            "learning_rate": self.learning_rate,
+            "milestones": list(self.milestones),
+            "gamma": self.gamma,
+        }
+
+
+def make_optimizer(optim, scale, loss_scaling: bool = False):
+    """Adam (PyTorch's update rule, as the reference trainers use) with a `StepDecay`
+    schedule from an `SROptimConfig`; wrapped in a
+    `LossScaleOptimizer` for float16 (its gradients would underflow otherwise)."""
+    schedule = StepDecay(optim.learning_rate, optim.milestones, optim.gamma, scale)
+    optimizer = TorchAdam(schedule, optim.beta_1, optim.beta_2, optim.epsilon)
+    if loss_scaling:
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+def current_learning_rate(optimizer) -> float:
+    """The rate the optimizer applies at its next step, as a Python float."""
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    lr = inner.learning_rate
+    return float(ops.convert_to_numpy(lr))

@@ -4,8 +4,8 @@ The run folder it fills:
 
     config.toml                 the resolved configuration
     stage.txt                   "dcgan": the recipe of this run
-    generator.json              architecture of the generators below
-    generators/epoch_0001.weights.h5 ...  the generator of every epoch (pick one by epoch)
+    generators/epoch_0001.weights.h5 ...  the generator of every epoch (pick one by epoch),
+                                each with its preset epoch_0001.json (kerasr.weights.presets)
     generators/best.weights.h5  the generator of the epoch with the lowest KID so far (among
                                 those within the memorisation bounds)
     checkpoints/                tf.train.CheckpointManager: G, D, both optimizers, step, epoch
@@ -37,7 +37,6 @@ import keras
 from kerasr.config import DCGANConfig, to_toml
 from kerasr.data.sprites import load_sprites, sprite_dataset
 from kerasr.errors import KerasrError
-from kerasr.generation import write_architecture
 from kerasr.io import write_text
 from kerasr.quality import QualityReference, QualitySignals
 from kerasr.training.callbacks import DCGANMonitor, TimeLimit
@@ -53,6 +52,7 @@ from kerasr.training.checkpoints import (
 )
 from kerasr.training.dcgan import build_dcgan, generator_architecture
 from kerasr.training.reporting import write_dcgan_figures
+from kerasr.weights.presets import Preset
 
 KIND = "dcgan"
 
@@ -158,7 +158,6 @@ def train_dcgan(
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text(run_dir / "config.toml", to_toml(config))
     mark_run(run_dir, KIND)
-    write_architecture(run_dir / "generators", **generator_architecture(model_cfg))
     initial_epoch = int(gan.epoch.numpy())
 
     feature_model, real_kid, kid_note = _kid_reference(images, train)
@@ -168,6 +167,7 @@ def train_dcgan(
         run_dir,
         QualityReference(images, 64, train.seed),
         checkpointer,
+        Preset(**_generator_preset(model_cfg)),
         grid_size=train.grid_size,
         kid_every=train.kid_every,
         best_nearest_ratio=train.best_nearest_ratio,
@@ -236,3 +236,8 @@ def _kid_reference(images, train):
     model = efficientnet.load_efficientnet_lite0()
     real = QualityReference(images, 256, train.seed).real_subset
     return model, image_features(model, real), ""
+
+
+def _generator_preset(model_cfg) -> dict:
+    arguments = generator_architecture(model_cfg)
+    return {"kind": arguments.pop("kind"), "arguments": arguments}

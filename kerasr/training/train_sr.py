@@ -6,8 +6,9 @@ The run folder:
     checkpoints/                    CheckpointManager: G, D, EMA, both optimizers, step
     generator.weights.h5            the exported generator (the EMA when enabled); works
                                     with `kerasr upscale -m` and as `train.init` of a GAN run
+    generator.json                  its preset: network kind and arguments, checksum
     generator.keras                 the same network as a .keras model (architecture included)
-    discriminator.weights.h5        (GAN stage)
+    discriminator.weights.h5, .json (GAN stage)
     tensorboard/                    scalars, LR | SR | HR grids, the config as text
     history.csv, validation.csv     the logged scalars
     samples/step_0001000.png ...    LR | SR | HR grids
@@ -37,6 +38,7 @@ from kerasr.config import SRRecipe, to_toml
 from kerasr.errors import KerasrError
 from kerasr.evaluation import DatasetScores
 from kerasr.io import append_csv, atomic_path, write_text
+from kerasr.runtime import resolve_jit
 from kerasr.training.callbacks import SRMonitor, StepLimit
 from kerasr.training.checkpoints import (
     PeriodicCheckpoint,
@@ -50,9 +52,12 @@ from kerasr.training.checkpoints import (
     start_over,
 )
 from kerasr.training.distribute import for_replicas, release_worker_dir, worker_dir
-from kerasr.training.memory import MemorySupport
+from kerasr.training.optimizers import make_optimizer
+from kerasr.training.pretrain import SRModel
 from kerasr.training.reporting import write_sr_figures
-from kerasr.training.sr import SRModel, make_optimizer
+from kerasr.training.rollback import MemorySupport
+from kerasr.weights.networks import build_network, preset_of
+from kerasr.weights.presets import save_weights
 
 Stage = Literal["pretrain", "gan"]
 # The CSV logs of a run folder, by step.
@@ -90,32 +95,9 @@ class SRRunResult:
 
 
 def build_generator(config):
-    """A built `RRDBNet` or `SRVGGNetCompact` (`generator.kind`) from an `SRGeneratorConfig`."""
-    from kerasr.models import RRDBNet, SRVGGNetCompact
-
-    if config.kind == "srvgg":
-        g = SRVGGNetCompact(
-            num_feat=config.num_feat,
-            num_conv=config.num_conv,
-            upscale=config.scale,
-            act_type=config.act_type,
-            name="generator",
-        )
-        g.build((None, None, None, 3))
-        return g
-    g = RRDBNet(
-        scale=config.scale,
-        rrdb_channels=config.rrdb_channels,
-        growth_channels=config.growth_channels,
-        num_basic_blocks=config.num_basic_blocks,
-        num_dense_blocks=config.num_dense_blocks,
-        num_residual_blocks=config.num_residual_blocks,
-        residual_scaling=config.residual_scaling,
-        upsampler=config.upsampler,
-        name="generator",
-    )
-    g.build((None, None, None, 3))
-    return g
+    """A built generator from an `SRGeneratorConfig`."""
+    kind, arguments = config.network()
+    return build_network(kind, name="generator", **arguments)
 
 
 def load_init(generator, init: str) -> str:
@@ -210,17 +192,22 @@ def evaluate_run(run_dir: Path, folder: str | Path, scale: int) -> DatasetScores
     return scores
 
 
-def resolve_jit(setting: bool | str) -> bool:
-    """What `train.jit_compile` means on this machine: `"auto"` is XLA with a GPU or TPU and
-    none on a CPU.
+def check_recipe(recipe: SRRecipe) -> None:
+    """Checks what the config cannot check alone, because it depends on a network's own
+    table: the perceptual loss's layer names (`kerasr.models.vgg.VGG_LAYERS`).
 
-    On a CPU TensorFlow's plain graph, with its oneDNN convolution kernels, ran the GAN step
-    about twice as fast as XLA (`bench/train.py`, docs/benchmarks.md); on GPUs XLA's
-    fusions are expected to pay.
+    Raises:
+        KerasrError: one line naming the key, the valid names and the wrong ones.
     """
-    if setting != "auto":
-        return bool(setting)
-    return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
+    from kerasr.models.vgg import layer_names, unknown_layers
+
+    p = recipe.perceptual
+    bad = unknown_layers(p.vgg_type, p.layer_weights)
+    if bad:
+        raise KerasrError(
+            f"perceptual.layer_weights keys must be layers of {p.vgg_type}: "
+            f"{', '.join(layer_names(p.vgg_type))}. Received: {bad}"
+        )
 
 
 def data_sharpens_gt(recipe: SRRecipe, stage: Stage) -> bool:
@@ -266,10 +253,13 @@ def build_harness(recipe: SRRecipe, stage: Stage):
         )
         return harness
     from kerasr.losses import PerceptualLoss
-    from kerasr.models.discriminators import build_discriminator
     from kerasr.training.esrgan import ESRGAN
 
-    discriminator = build_discriminator(recipe.discriminator, recipe.data.patch_size)
+    kind, arguments = recipe.discriminator.network()
+    size = recipe.data.patch_size
+    discriminator = build_network(
+        kind, name="discriminator", input_shape=(None, size, size, 3), **arguments
+    )
     p = recipe.perceptual
     perceptual = None
     if recipe.loss.perceptual_weight > 0:
@@ -286,21 +276,13 @@ def build_harness(recipe: SRRecipe, stage: Stage):
         generator,
         discriminator,
         perceptual,
-        gan_type=recipe.loss.gan_type,
-        pixel=recipe.loss.pixel,
-        pixel_weight=recipe.loss.pixel_weight,
-        perceptual_weight=recipe.loss.perceptual_weight,
-        gan_weight=recipe.loss.gan_weight,
+        recipe.loss,
         ema_decay=train.ema_decay,
         degradation=degradation,
         seed=train.seed,
-        relativistic_detach=recipe.loss.relativistic_detach,
         net_d_iters=train.net_d_iters,
         net_d_init_iters=train.net_d_init_iters,
         usm=usm,
-        l1_gt_usm=loss.l1_gt_usm,
-        percep_gt_usm=loss.percep_gt_usm,
-        gan_gt_usm=loss.gan_gt_usm,
         name="esrgan",
     )
     harness.compile(
@@ -349,6 +331,7 @@ def train_sr(
     """
     from kerasr.data import make_sr_dataset
 
+    check_recipe(recipe)
     run_dir = Path(run_dir)
     train = recipe.train
     checkpoint_dir = run_dir / "checkpoints"
@@ -455,14 +438,14 @@ def train_sr(
             interrupted = fit_until_stopped(harness, checkpointer, fit)
         seconds = time.monotonic() - t0
         step = int(harness.step.numpy())
-        network = harness.sr_network
-        with atomic_path(run_dir / "generator.weights.h5") as tmp:
-            network.save_weights(tmp)
+        network = harness.inference_network
+        source = f"kerasr {stage} {chief_dir}, step {step}"
+        save_weights(network, run_dir / "generator.weights.h5", preset_of(network, source))
         with atomic_path(run_dir / "generator.keras") as tmp:
             _float32_copy(network).save(tmp)
         if stage == "gan":
-            with atomic_path(run_dir / "discriminator.weights.h5") as tmp:
-                harness.discriminator.save_weights(tmp)
+            d = harness.discriminator
+            save_weights(d, run_dir / "discriminator.weights.h5", preset_of(d, source))
         evaluation = None
         source_val = recipe.data.val_source
         if (

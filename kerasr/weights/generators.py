@@ -3,8 +3,8 @@
 Each entry is a name, a one-line legend saying which data, how long and which epoch, and the
 architecture needed to rebuild the network around the weights (its kind and builder
 arguments). The FastGAN generator is the default; the DCGANs are the PokemonGan web app's
-design in its two variants (all sprites, and the white-background subset). No Keras import
-here, so listing is instant.
+design in its two variants (all sprites, and the white-background subset). Keras is imported
+only to build a network, so listing is instant.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 from typing import Any
+
+from kerasr.errors import KerasrError, first_line
 
 WEIGHTS_DIR = Path(__file__).resolve().parent
 
@@ -77,3 +79,41 @@ def registry() -> dict[str, GeneratorInfo]:
 def architecture(name: str) -> dict[str, Any]:
     """The `build_generator` keyword arguments of a registered generator."""
     return dict(_ARCHITECTURES[name])
+
+
+def list_generators() -> list[GeneratorInfo]:
+    """The generators shipped in the package whose weights are present, default first."""
+    infos = [info for info in registry().values() if info.path.is_file()]
+    return sorted(infos, key=lambda info: (info.name != DEFAULT_GENERATOR, info.name))
+
+
+def load_registered_generator(name: str):
+    """Builds a shipped generator and loads its weights from the package."""
+    from kerasr.weights.networks import build_network
+
+    info = registry()[name]
+    if not info.path.is_file():
+        raise KerasrError(
+            f"generator '{name}' is registered but its weights are missing: {info.path}"
+        )
+    arguments = architecture(name)
+    model = build_network(arguments.pop("kind", "dcgan"), **arguments)
+    try:
+        model.load_weights(info.path)
+    except Exception as e:  # h5py / Keras raise many types for a wrong or corrupt file
+        raise KerasrError(
+            f"{info.path} does not hold the weights of {name}: {first_line(e)}"
+        ) from None
+    return model
+
+
+def is_generator(model) -> bool:
+    """Whether a Keras model maps latents `[n, d]` to RGB images `[n, h, w, 3]`."""
+    shape_in, shape_out = model.input_shape, model.output_shape
+    return (
+        isinstance(shape_in, tuple)
+        and len(shape_in) == 2
+        and isinstance(shape_out, tuple)
+        and len(shape_out) == 4
+        and shape_out[-1] == 3
+    )

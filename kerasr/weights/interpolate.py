@@ -58,22 +58,25 @@ def interpolate_models(model_a, model_b, alpha: float):
     return blended
 
 
-def save_model_file(model, path: str | os.PathLike) -> Path:
-    """Saves a network as `.weights.h5` or `.keras`, atomically. Returns the path."""
+def save_model_file(model, path: str | os.PathLike, source: str = "") -> Path:
+    """Saves a network as `.keras`, or `.weights.h5` with its preset (`source` says where
+    the weights came from), atomically. Returns the path."""
     path = Path(path)
     name = path.name
     _check_output_name(path)
-    with atomic_path(path) as tmp:
-        if name.endswith(".keras"):
+    if name.endswith(".keras"):
+        with atomic_path(path) as tmp:
             model.save(tmp)
-        else:
-            model.save_weights(tmp)
-    return path
+        return path
+    from kerasr.weights.networks import preset_of
+    from kerasr.weights.presets import save_weights
+
+    return save_weights(model, path, preset_of(model, source))
 
 
 def load_interpolated(psnr_spec: str | os.PathLike, gan_spec: str | os.PathLike, alpha: float):
     """Loads two upscalers (registry names or files) and returns their interpolation."""
-    from kerasr.weights import load_model
+    from kerasr.weights.resolve import load_model
 
     return interpolate_models(load_model(psnr_spec), load_model(gan_spec), alpha)
 
@@ -92,7 +95,8 @@ def interpolate_to_file(
         The path written.
     """
     _check_output_name(Path(output))
-    return save_model_file(load_interpolated(psnr_spec, gan_spec, alpha), output)
+    source = f"interpolation of {psnr_spec} and {gan_spec}, alpha {alpha}"
+    return save_model_file(load_interpolated(psnr_spec, gan_spec, alpha), output, source)
 
 
 def _check_output_name(path: Path) -> None:

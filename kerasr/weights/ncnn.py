@@ -328,19 +328,17 @@ def load_rrdbnet(param_path: str | Path, bin_path: str | Path | None = None):
 
 
 def _rrdbnet(layers: list[NcnnLayer], convs: list[NcnnConv]):
-    from kerasr.models import RRDBNet
+    from kerasr.weights.networks import build_network
 
-    model = RRDBNet(**rrdbnet_arch(layers, convs))
-    model.build((None, None, None, model.in_channels))
+    model = build_network("rrdbnet", **rrdbnet_arch(layers, convs))
     _set_convs(conv_layers(model), convs, "RRDBNet")
     return model
 
 
 def _srvgg(layers: list[NcnnLayer], convs: list[NcnnConv]):
-    from kerasr.models import SRVGGNetCompact
+    from kerasr.weights.networks import build_network
 
-    model = SRVGGNetCompact(**srvgg_arch(layers, convs))
-    model.build((None, None, None, model.in_channels))
+    model = build_network("srvgg", **srvgg_arch(layers, convs))
     _set_convs([*model.convs, model.conv_last], convs, "SRVGGNetCompact")
     for prelu, conv in zip(model.activations, convs, strict=False):
         prelu.set_weights([conv.prelu.reshape(1, 1, -1)])
@@ -362,10 +360,6 @@ def conv_layers(model) -> list:
     """The convolutions of an RRDBNet in forward order (the order of its ncnn export)."""
     import keras
 
-    return [layer for layer in _walk(model) if isinstance(layer, keras.layers.Conv2D)]
+    from kerasr.keras_compat import sublayers
 
-
-def _walk(layer):
-    for child in layer._flatten_layers(include_self=False, recursive=False):
-        yield child
-        yield from _walk(child)
+    return [layer for layer in sublayers(model) if isinstance(layer, keras.layers.Conv2D)]

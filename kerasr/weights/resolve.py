@@ -5,9 +5,9 @@ A spec is tried in one order:
 1. a registry name: the pretrained upscalers (`kerasr models`), then the shipped DCGAN
    generators;
 2. a file, by its suffix: an ncnn `.param` / `.bin` pair is an upscaler; a `.weights.h5`
-   file is a generator when a `generator.json` (written by `kerasr train-dcgan`) lies beside
-   it, otherwise RRDBNet upscaler weights; a `.keras` archive is loaded once and is an
-   upscaler when the model has a `scale`, a generator when it maps latents to images;
+   file is what its preset (`NAME.json` beside it, `kerasr.weights.presets`) says; a
+   `.keras` archive is loaded once and is an upscaler when the model has a `scale`, a
+   generator when it maps latents to images;
 3. anything else is refused in one line: a SavedModel folder (an export, which serves
    TensorFlow Serving and cannot be loaded back), a folder, a missing file, an unknown name.
 
@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from kerasr.errors import KerasrError, first_line, shorten
+from kerasr.weights.generators import DEFAULT_GENERATOR
+from kerasr.weights.pretrained import DEFAULT_MODEL, REGISTRY, load_pretrained
 
 UPSCALER = "upscaler"
 GENERATOR = "generator"
@@ -66,7 +68,6 @@ def resolve_model(spec: str | os.PathLike, kind: str | None = None) -> ResolvedM
     """
     if kind not in (None, *KINDS):
         raise ValueError(f"`kind` must be None or one of {KINDS}. Received: kind={kind!r}")
-    from kerasr.weights import REGISTRY
     from kerasr.weights.generators import registry as generator_registry
 
     spec = str(spec)
@@ -76,7 +77,7 @@ def resolve_model(spec: str | os.PathLike, kind: str | None = None) -> ResolvedM
         return _load_registered_upscaler(spec)
     if spec in generators:
         _check_kind(spec, GENERATOR, kind)
-        from kerasr.generation import load_registered_generator
+        from kerasr.weights.generators import load_registered_generator
 
         return ResolvedModel(
             load_registered_generator(spec), GENERATOR, spec, generators[spec].description
@@ -111,19 +112,60 @@ def resolve_model(spec: str | os.PathLike, kind: str | None = None) -> ResolvedM
         network = load_ncnn(path.with_suffix(".param"), path.with_suffix(".bin"))
         return ResolvedModel(network, UPSCALER, path.name, described)
     if suffix == ".weights.h5":
-        from kerasr.generation import GENERATOR_JSON, load_generator_weights
+        from kerasr.weights.kinds import GENERATORS, UPSCALERS
+        from kerasr.weights.networks import load_weights
+        from kerasr.weights.presets import read_preset
 
-        found = kind or (GENERATOR if (path.parent / GENERATOR_JSON).is_file() else UPSCALER)
-        if found == GENERATOR:
-            return ResolvedModel(load_generator_weights(path), GENERATOR, path.name, described)
-        from kerasr.weights import load_weights_file
-
-        return ResolvedModel(load_weights_file(path), UPSCALER, path.name, described)
+        preset = read_preset(path)
+        if preset.kind in UPSCALERS:
+            found = UPSCALER
+        elif preset.kind in GENERATORS:
+            found = GENERATOR
+        else:
+            raise KerasrError(f"{path} holds a {preset.kind}, not an upscaler or a generator")
+        _check_kind(spec, found, kind)
+        network, preset = load_weights(path)
+        return ResolvedModel(network, found, path.name, preset.source or described)
     if suffix == ".keras":
         network = load_keras_archive(path)
         found = _kind_of(network, path, kind)
         return ResolvedModel(network, found, path.name, described)
     raise KerasrError(f"{path}: not a model file; kerasr loads {_SUFFIXES} files")
+
+
+def load_model(spec: str | os.PathLike | None = None):
+    """Loads an upscaler by registry name or from a file.
+
+    Args:
+        spec: a registry name (default `realesrgan-x4plus`), an ncnn `.param` file (the
+            `.bin` beside it), a `.keras` model or a `.weights.h5` file with its preset.
+
+    Returns:
+        A built Keras model mapping `[0, 1]` float images `(n, h, w, c)` to upscaled ones;
+        its `scale` attribute gives the factor.
+
+    Raises:
+        KerasrError: for an unknown name, a missing or unreadable file, weights that do
+            not fit the architecture, or a generator.
+    """
+    return resolve_model(spec or DEFAULT_MODEL, UPSCALER).network
+
+
+def load_generator(spec: str | os.PathLike = DEFAULT_GENERATOR):
+    """Loads a generator by registry name or from a file.
+
+    Args:
+        spec: a registry name (`"pokemon-dcgan-64"`, `"pokemon-dcgan-64-white"`), a `.keras`
+            generator, or a `.weights.h5` file with its preset (as `kerasr train-dcgan`
+            writes for the generator of every epoch).
+
+    Returns:
+        The generator, a `keras.Model` from latents `[n, latent_dim]` to images in [-1, 1].
+
+    Raises:
+        KerasrError: on an unknown name, a missing file or a file that is not a generator.
+    """
+    return resolve_model(spec, GENERATOR).network
 
 
 def load_keras_archive(path: str | os.PathLike):
@@ -159,13 +201,11 @@ def load_keras_archive(path: str | os.PathLike):
 
 
 def _load_registered_upscaler(name: str) -> ResolvedModel:
-    from kerasr.weights import REGISTRY, load_pretrained
-
     return ResolvedModel(load_pretrained(name), UPSCALER, name, REGISTRY[name].description)
 
 
 def _kind_of(network, path: Path, wanted: str | None) -> str:
-    from kerasr.generation import is_generator
+    from kerasr.weights.generators import is_generator
 
     if hasattr(network, "scale"):
         found = UPSCALER
@@ -197,8 +237,6 @@ def _article(kind: str) -> str:
 
 
 def _names(kind: str, generators) -> list[str]:
-    from kerasr.weights import REGISTRY
-
     return list(REGISTRY) if kind == UPSCALER else list(generators)
 
 

@@ -1,5 +1,5 @@
-"""Memory support: remember the generator's last good state, return to it when
-training blows up.
+"""Rollback after a blow-up ("memory support"): remember the generator's last good state,
+return to it when training blows up.
 
 A GAN step can wreck the generator: the loss jumps far above its recent level, or turns NaN
 and every weight after it is NaN too. Instead of stopping, the callback rolls the
