@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 
 from kerasr.errors import KerasrError
-from kerasr.inference import Upscaler, _ramp, native_bfloat16, plan_axis, resolve_precision
+from kerasr.upscaling.inference import (
+    Upscaler,
+    _ramp,
+    native_bfloat16,
+    plan_axis,
+    resolve_precision,
+)
 from kerasr.weights import load_model
 
 
