@@ -109,7 +109,7 @@ def read_preset(weights: str | Path) -> Preset:
     weights = Path(weights)
     path = preset_path(weights)
     legacy = weights.parent / LEGACY_GENERATOR_JSON
-    if not path.is_file() and legacy.is_file():
+    if not path.is_file() and _is_folder_architecture(legacy):
         path = legacy
     if not path.is_file():
         raise KerasrError(
@@ -126,6 +126,16 @@ def read_preset(weights: str | Path) -> Preset:
         arguments = check_architecture(data, str(path))
         return Preset(arguments.pop("kind"), arguments, source=str(weights))
     return _preset_from(data, path)
+
+
+def _is_folder_architecture(path: Path) -> bool:
+    """Whether `path` is an older GAN run's per-folder `generator.json` (builder arguments),
+    not the preset of a `generator.weights.h5` that shares the name."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return path.is_file()  # unreadable: let read_preset name the problem
+    return isinstance(data, dict) and "arguments" not in data
 
 
 def _preset_from(data: dict, path: Path) -> Preset:
