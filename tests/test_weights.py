@@ -116,8 +116,9 @@ def test_weights_without_preset_or_that_do_not_fit_it_are_a_clear_error(tmp_path
     save_weights(tiny_model, path, preset)
     data = json.loads((tmp_path / "t.json").read_text())
     (tmp_path / "t.json").write_text(json.dumps({**data, "sha256": "0" * 64}))
-    with pytest.raises(KerasrError, match="does not match the checksum of its preset t.json"):
-        load_model(path)
+    # Weights that fit but were rewritten after their preset: usable, with a warning.
+    with pytest.warns(UserWarning, match="does not match the checksum of its preset t.json"):
+        assert load_model(path).rrdb_channels == tiny_model.rrdb_channels
     (tmp_path / "t.json").write_text(json.dumps({**data, "kind": "vgg19"}))
     with pytest.raises(KerasrError, match="unknown network kind 'vgg19'"):
         load_model(path)
@@ -194,3 +195,13 @@ def test_interpolate_to_file_blends_two_files(tmp_path, tiny_model):
         np.testing.assert_allclose(got, base * 2.0, rtol=1e-5, atol=1e-6)
     with pytest.raises(KerasrError, match="output must end with .weights.h5 or .keras"):
         interpolate_to_file("nope", "nope", 0.5, tmp_path / "mix.h5")
+
+
+def test_a_run_folders_generator_preset_is_not_taken_for_other_weights(tmp_path, tiny_model):
+    # An SR run writes generator.weights.h5 with its preset generator.json; another weights
+    # file in the folder without its own preset must not borrow it.
+    save_weights(tiny_model, tmp_path / "generator.weights.h5", preset_of(tiny_model, "a run"))
+    tiny_model.save_weights(tmp_path / "other.weights.h5")
+    with pytest.raises(KerasrError, match="other.weights.h5 has no preset .other.json beside"):
+        load_model(tmp_path / "other.weights.h5")
+    assert load_model(tmp_path / "generator.weights.h5").rrdb_channels == tiny_model.rrdb_channels

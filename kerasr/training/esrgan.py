@@ -64,6 +64,7 @@ class ESRGAN(GANHarness, SRHarness):
         generator,
         discriminator,
         perceptual=None,
+        *,
         loss: SRLossConfig | None = None,
         ema_decay=0.0,
         degradation=None,

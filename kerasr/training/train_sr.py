@@ -276,7 +276,7 @@ def build_harness(recipe: SRRecipe, stage: Stage):
         generator,
         discriminator,
         perceptual,
-        recipe.loss,
+        loss=recipe.loss,
         ema_decay=train.ema_decay,
         degradation=degradation,
         seed=train.seed,

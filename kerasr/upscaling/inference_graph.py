@@ -13,8 +13,10 @@ turns into fewer, larger oneDNN kernels on a CPU:
   convolutions of the four output phases at the input resolution: 16 products per pixel
   and channel pair instead of 36 (`_upsampled_conv`);
 - PReLU is one XLA-compiled element-wise pass instead of three TensorFlow ops;
-- the weights are graph constants (read when the function is traced), so their bfloat16
-  casts and the folds above are computed once, not on every call.
+- the weights are read when the function is traced and kept as tensors the graph captures
+  (not constants inside it: a graph constant is copied into the graph, the function
+  definition and the optimised graph, ten times the weights' memory for x4plus), so their
+  bfloat16 casts and the folds above are computed once, not on every call.
 
 `forward_function(model)` returns such a function for the networks it knows (`RRDBNet`,
 `SRVGGNetCompact`, `Rescaled` around one of them), computing in the model's dtype policy
@@ -61,6 +63,14 @@ def _compute_dtype(model):
     return tf.as_dtype(model.dtype_policy.compute_dtype)
 
 
+def _tensor(value: np.ndarray, dtype):
+    """`value` as an eager tensor in `dtype`, which a `tf.function` captures by reference."""
+    import tensorflow as tf
+
+    with tf.init_scope():
+        return tf.cast(tf.constant(value, tf.float32), dtype)
+
+
 def _values(variable) -> np.ndarray:
     """A variable's value as float32 numpy, also while a `tf.function` is being traced."""
     import tensorflow as tf
@@ -70,14 +80,12 @@ def _values(variable) -> np.ndarray:
 
 
 class _Conv:
-    """A Keras `Conv2D`'s kernel and bias as constants, optionally scaled, in `dtype`."""
+    """A Keras `Conv2D`'s kernel and bias as captured tensors, optionally scaled, in `dtype`."""
 
     def __init__(self, layer, dtype, scale: float = 1.0):
-        import tensorflow as tf
-
         kernel, bias = _values(layer.kernel), _values(layer.bias)
-        self.kernel = tf.constant(kernel * np.float32(scale) if scale != 1.0 else kernel, dtype)
-        self.bias = tf.constant(bias * np.float32(scale) if scale != 1.0 else bias, dtype)
+        self.kernel = _tensor(kernel * np.float32(scale), dtype)
+        self.bias = _tensor(bias * np.float32(scale), dtype)
 
     def __call__(self, x):
         import tensorflow as tf
@@ -109,9 +117,9 @@ def _upsampled_conv(layer, dtype, x):
     # Channel block (a, b) of the 2x2 convolution at padded position (o, p) holds output
     # pixel (2o + a - 1, 2p + b - 1): phase 1 - a of row o - 1 + a, likewise for columns.
     blocks = [taps(taps(kernel, 0, 1 - a), 1, 1 - b) for a in (0, 1) for b in (0, 1)]
-    folded = tf.constant(np.concatenate(blocks, axis=-1), dtype)
+    folded = _tensor(np.concatenate(blocks, axis=-1), dtype)
     y = tf.nn.conv2d(tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]), folded, 1, "VALID")
-    y = _leaky(tf.nn.bias_add(y, tf.constant(np.tile(bias, 4), dtype)), 0.2)
+    y = _leaky(tf.nn.bias_add(y, _tensor(np.tile(bias, 4), dtype)), 0.2)
     return tf.nn.depth_to_space(y, 2)[:, 1:-1, 1:-1]
 
 
@@ -191,7 +199,7 @@ def _srvgg(model, x):
     for i, layer in enumerate(model.convs):
         feat = _Conv(layer, dtype)(feat)
         if model.act_type == "prelu":
-            alpha = tf.constant(_values(model.activations[i].alpha).reshape(-1), dtype)
+            alpha = _tensor(_values(model.activations[i].alpha).reshape(-1), dtype)
             feat = _prelu()(feat, alpha - 1)
         elif model.act_type == "relu":
             feat = tf.nn.relu(feat)

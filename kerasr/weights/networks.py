@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from kerasr.errors import KerasrError, first_line
@@ -110,7 +111,8 @@ def load_weights(path: str | Path):
         `(network, preset)`.
 
     Raises:
-        KerasrError: no or bad preset, weights that do not fit it or fail its checksum.
+        KerasrError: no or bad preset, weights that do not fit it. Weights that fit but
+            fail the preset's checksum load with a warning.
     """
     path = Path(path)
     preset = read_preset(path)
@@ -122,7 +124,11 @@ def load_weights(path: str | Path):
             f"{path} does not hold the weights of its preset ({preset.kind}): {first_line(e)}"
         ) from None
     if preset.sha256 and weights_digest(network) != preset.sha256:
-        raise KerasrError(
-            f"{path} does not match the checksum of its preset {preset_path(path).name}"
+        # The weights fit the architecture, so they are usable: rewritten after the preset
+        # (Keras' own save_weights, or a reader between the two renames of a save).
+        warnings.warn(
+            f"{path} does not match the checksum of its preset {preset_path(path).name} "
+            "(weights written after the preset?); loaded anyway",
+            stacklevel=2,
         )
     return network, preset
