@@ -3,7 +3,7 @@
     python bench/profile_upscale.py [--models NAME ...] [--size 256] [--repeats 2]
                                     [--precision float32]
 
-Runs `kerasr.inference.Upscaler(model, precision=...).upscale` on a `size` x `size` crop of
+Runs `kerasr.upscaling.inference.Upscaler(model, precision=...).upscale` on a `size` x `size` crop of
 the sample photograph as `kerasr upscale` does (one warm-up call, then `repeats` profiled
 calls), reads the trace TensorFlow's profiler writes (its XSpace protobuf) and prints, per
 call, the time of the TensorFlow ops grouped by kind (convolutions, activations, adds,
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import kerasr
 from kerasr.images import read_image
-from kerasr.inference import Upscaler
+from kerasr.upscaling.inference import Upscaler
 from kerasr.weights import load_model
 
 SAMPLE = Path(kerasr.__file__).parent / "samples" / "astronaut.png"

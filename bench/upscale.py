@@ -11,7 +11,7 @@ row needs the export extra and is left out without it.
 
 Video: a synthetic clip (480x270, 24 fps, generated here) upscaled x4 to 1920x1080 with
 realesr-animevideov3, end to end (decode, model, encode with PyAV in both engines: ncnn
-drives the same `kerasr.video.upscale_video` pipeline), frames per second and the ratio of
+drives the same `kerasr.upscaling.video.upscale_video` pipeline), frames per second and the ratio of
 kerasr's time per frame to ncnn's. Every engine uses all cores; `--video-seconds 0` skips
 the video. Needs the dev extra (`ncnn`; it also holds the export extra).
 """
@@ -28,7 +28,7 @@ import numpy as np
 
 import kerasr
 from kerasr.images import read_image
-from kerasr.inference import Upscaler
+from kerasr.upscaling.inference import Upscaler
 from kerasr.weights import REGISTRY, load_model, ncnn_files
 
 SAMPLE = Path(kerasr.__file__).parent / "samples" / "astronaut.png"
@@ -54,7 +54,7 @@ def best_times(runners: dict, repeats: int) -> dict[str, tuple[float, np.ndarray
 class NcnnEngine:
     """One ncnn network from the registry's .param / .bin files, float images in and out.
 
-    Also usable as the upscaler of `kerasr.video.upscale_video` (`scale`, `upscale`,
+    Also usable as the upscaler of `kerasr.upscaling.video.upscale_video` (`scale`, `upscale`,
     `upscale_frames`), so both engines run the same decode / encode pipeline.
     """
 
@@ -95,7 +95,7 @@ class OnnxEngine:
     def __init__(self, model, folder: Path, threads: int):
         import onnxruntime
 
-        from kerasr.export import export_network
+        from kerasr.upscaling.export import export_network
 
         path = export_network(model, "upscaler", folder / "model.onnx", "onnx").path
         options = onnxruntime.SessionOptions()
@@ -113,7 +113,7 @@ class OnnxEngine:
 def onnx_engine(model, folder: Path, threads: int):
     """The onnxruntime engine, or None (with a note) when the export extra is missing."""
     from kerasr.errors import KerasrError
-    from kerasr.export import check_options
+    from kerasr.upscaling.export import check_options
 
     try:
         check_options("onnx")
@@ -226,7 +226,7 @@ def synthetic_clip(path: Path, seconds: float, fps: int = 24, size=(480, 270)) -
 def bench_video(seconds: float, threads: int) -> None:
     import av
 
-    from kerasr.video import upscale_video
+    from kerasr.upscaling.video import upscale_video
 
     entry = REGISTRY[VIDEO_MODEL]
     param = ncnn_files(entry)

@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 
 _PUBLIC = {
     "RRDBNet": "kerasr.models.rrdbnet",
-    "Upscaler": "kerasr.inference",
+    "Upscaler": "kerasr.upscaling.inference",
     "load_model": "kerasr.weights",
     "KerasrError": "kerasr.errors",
 }

@@ -159,7 +159,7 @@ def draw(
             images `[n, H, W, 3]` (such as the web app's served generators).
         seeds: see `generate`.
         upscale: maps one uint8 image to its upscaled version, e.g.
-            `kerasr.inference.Upscaler(model).upscale`.
+            `kerasr.upscaling.inference.Upscaler(model).upscale`.
 
     Returns:
         uint8 `[len(seeds), H', W', 3]`.

@@ -75,8 +75,8 @@ def system_info() -> SystemInfo:
     import tensorflow as tf
 
     from kerasr import weights
-    from kerasr.inference import resolve_precision
     from kerasr.runtime import resolve_jit
+    from kerasr.upscaling.inference import resolve_precision
 
     versions = {"python": platform.python_version()}
     versions.update({p: _version(p) for p in _PACKAGES})

@@ -1,7 +1,7 @@
 """The cubic convolution kernels of image resizing, once for every face that uses them.
 
 Keys' cubic kernel has one free parameter `a`. MATLAB's `imresize` uses a = -0.5 (the LR
-images of the SR benchmarks, `kerasr.evaluation` in numpy and `kerasr.data.resize` in
+images of the SR benchmarks, `kerasr.evaluation.sr` in numpy and `kerasr.data.resize` in
 TensorFlow); PyTorch's `F.interpolate`, OpenCV and ncnn use a = -0.75 (Real-ESRGAN's
 degradations in `kerasr.data.resize`, the x2 / x3 releases of an x4 network in
 `kerasr.models.rescaled`). The functions take numpy arrays or TensorFlow / Keras tensors

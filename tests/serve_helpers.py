@@ -57,8 +57,8 @@ class NoiseGenerator:
 
 def tiny_upscaler(name="tiny-x4"):
     """A real `Upscaler` around a 1-block RRDBNet: same code path as the served models."""
-    from kerasr.inference import Upscaler
     from kerasr.models import RRDBNet
+    from kerasr.upscaling.inference import Upscaler
 
     model = RRDBNet(num_basic_blocks=1, rrdb_channels=8, growth_channels=4)
     model.build((None, None, None, 3))

@@ -312,7 +312,7 @@ def test_grey_and_alpha_stays_grey_and_alpha(tmp_path, photo, tiny_model_file):
 
 
 def test_upscale_images_is_the_library_call(images, tmp_path, tiny_model_file):
-    from kerasr.batch import upscale_images
+    from kerasr.upscaling.files import upscale_images
 
     problems = []
     inputs = [str(images / "rgb.png"), str(images / "missing.png")]

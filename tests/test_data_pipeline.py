@@ -17,8 +17,10 @@ from kerasr.data import (
 )
 from kerasr.data.sources import load_image
 from kerasr.errors import KerasrError
+from kerasr.evaluation.sr import matlab_imresize
 
 NO_LR_AUG = AugmentConfig(jpeg_prob=0.0, dropout_prob=0.0)
+NO_FLIPS = dataclasses.replace(NO_LR_AUG, hflip_prob=0.0, vflip_prob=0.0, transpose_prob=0.0)
 
 
 def _photo(h, w, seed=0):
@@ -188,13 +190,21 @@ def test_impossible_patch_size_is_a_config_error():
 # Real-ESRGAN at scale 2 is covered batch-wise in test_data_degradations (graphs are slow
 # to build, and the pipeline code path is the same).
 @pytest.mark.parametrize(("kind", "scale"), [("bicubic", 2), ("bicubic", 4), ("realesrgan", 4)])
-def test_batch_shapes_and_dtypes(tmp_path, scale, kind):
+def test_each_lr_is_its_own_hr_degraded(tmp_path, scale, kind):
     deg = DegradationConfig(kind=kind, pool_size=4)
-    cfg = _config(_folder(tmp_path), scale=scale, degradation=deg, augment=AugmentConfig())
+    flips = AugmentConfig(jpeg_prob=0.0, dropout_prob=0.0)  # flips and transposes only
+    cfg = _config(_folder(tmp_path), scale=scale, degradation=deg, augment=flips)
     for lr, hr in make_sr_dataset(cfg).take(2):
-        assert lr.shape == (2, 32 // scale, 32 // scale, 3) and lr.dtype == tf.float32
-        assert hr.shape == (2, 32, 32, 3) and hr.dtype == tf.float32
-        assert float(tf.reduce_min(lr)) >= 0 and float(tf.reduce_max(lr)) <= 1
+        assert lr.dtype == tf.float32 and hr.dtype == tf.float32
+        lr, hr = lr.numpy(), hr.numpy()
+        # The papers' LR of this very patch: MATLAB imresize (numpy), saved as 8 bits.
+        bicubic = np.stack([matlab_imresize(p, 1 / scale) for p in hr])
+        bicubic = np.round(np.clip(bicubic, 0, 1) * 255) / 255
+        assert lr.shape == bicubic.shape and lr.min() >= 0 and lr.max() <= 1
+        if kind == "bicubic":
+            np.testing.assert_allclose(lr, bicubic, atol=1 / 255 + 1e-6)
+        else:  # the second-order degradation ran, not a fallback to the bicubic LR
+            assert np.abs(lr - bicubic).mean() > 0.02
 
 
 def test_two_runs_with_a_seed_give_identical_batches_and_seeds_differ(tmp_path):
@@ -245,9 +255,17 @@ def test_validation_is_one_deterministic_pass_of_centre_crops(tmp_path):
 
 
 def test_on_device_training_yields_hr_batches_for_the_train_step(tmp_path):
-    cfg = _config(_folder(tmp_path), degradation=DegradationConfig(on_device=True))
-    hr = next(iter(make_sr_dataset(cfg)))
+    root = _folder(tmp_path, n=1)
+    cfg = _config(root, degradation=DegradationConfig(on_device=True), augment=NO_FLIPS)
+    hr = next(iter(make_sr_dataset(cfg))).numpy()
     assert hr.shape == (2, 32, 32, 3)
+    raw = np.asarray(Image.open(root / "img0.png"), np.float32) / 255
+    for patch in hr:  # HR crops in [0, 1] at LR-grid offsets, for the step to degrade
+        assert any(
+            np.allclose(raw[y : y + 32, x : x + 32], patch, atol=1e-6)
+            for y in range(0, 17, 4)
+            for x in range(0, 9, 4)
+        )
 
 
 def test_lr_augmentations_jpeg_and_dropout():

@@ -1,5 +1,7 @@
 """`kerasr generate` / `kerasr train-dcgan`, the generator registry and the serving module."""
 
+import json
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -70,7 +72,8 @@ def test_generate_cli_bad_model_is_one_line_exit_2(tmp_path):
 
     wrong = tmp_path / "wrong.weights.h5"
     wrong.write_bytes(b"this is not an HDF5 file")
-    (tmp_path / "generator.json").write_text('{"image_size": 64, "latent_dim": 128}')
+    preset = {"kind": "dcgan", "arguments": {"image_size": 64, "latent_dim": 128}}
+    (tmp_path / "wrong.json").write_text(json.dumps(preset))
     result = _run("generate", "-m", wrong, "-o", tmp_path / "out")
     assert result.exit_code == 2
     assert "does not hold the weights of its preset" in result.output

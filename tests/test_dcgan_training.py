@@ -8,8 +8,8 @@ from PIL import Image
 
 from kerasr.config import DCGANConfig, load_config
 from kerasr.errors import KerasrError
+from kerasr.evaluation.collapse import QualityReference, quality_signals
 from kerasr.generation import load_generator
-from kerasr.quality import QualityReference, quality_signals
 from kerasr.training.callbacks import TimeLimit
 from kerasr.training.dcgan import build_dcgan
 from kerasr.training.train_dcgan import train_dcgan

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from kerasr.cli import app
 from kerasr.errors import KerasrError
-from kerasr.evaluation import bicubic_scores, find_pairs, matlab_imresize
+from kerasr.evaluation.sr import bicubic_scores, find_pairs, matlab_imresize
 from kerasr.images import read_image, to_uint8
 
 runner = CliRunner()
@@ -92,7 +92,7 @@ def test_bad_dataset_and_scale(tmp_path, tiny_model_file):
 
 
 def test_evaluate_model_is_the_library_call_with_the_json_payload(tmp_path, photo, tiny_model_file):
-    from kerasr.evaluation import evaluate_model
+    from kerasr.evaluation.sr import evaluate_model
 
     data = make_dataset(tmp_path / "Tiny", photo)
     seen, messages = [], []
@@ -130,7 +130,7 @@ def test_training_bicubic_baseline_is_the_evaluation_protocol(tmp_path, photo):
 
     from kerasr.config import DataConfig, DegradationConfig
     from kerasr.data import make_sr_dataset
-    from kerasr.evaluation import evaluate
+    from kerasr.evaluation.sr import evaluate
     from kerasr.training.train_sr import bicubic_baseline
 
     folder = tmp_path / "val"
@@ -152,7 +152,7 @@ def test_validation_scores_are_the_evaluation_protocol(photo):
     # `kerasr evaluate` does: rounded to 8 bits, Y channel, `scale` border pixels cropped.
     import keras
 
-    from kerasr.evaluation import score_pair
+    from kerasr.evaluation.sr import score_pair
     from kerasr.images import to_uint8
     from kerasr.models import RRDBNet
     from kerasr.training.pretrain import SRModel

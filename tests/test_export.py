@@ -99,7 +99,7 @@ def test_export_replaces_a_previous_export_only_with_overwrite(tmp_path, tiny_mo
 
 
 def test_export_returns_what_it_wrote(tmp_path, tiny_model_file):
-    from kerasr.export import Export, export
+    from kerasr.upscaling.export import Export, export
 
     done = export("pokemon-dcgan-64", tmp_path / "g", "keras")
     assert done == Export(tmp_path / "g.keras", "generator", "keras")

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from kerasr.cli import app
 from kerasr.errors import KerasrError
-from kerasr.export import export_network
 from kerasr.images import to_uint8
+from kerasr.upscaling.export import export_network
 
 runner = CliRunner()
 

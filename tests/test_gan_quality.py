@@ -7,9 +7,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from kerasr import gan_quality as q
 from kerasr.cli import app
 from kerasr.errors import KerasrError
+from kerasr.evaluation import gan as q
 from kerasr.generation import generate, load_generator
 from kerasr.io import image_grid
 

@@ -1,8 +1,15 @@
 import numpy as np
 import pytest
+from PIL import Image
 
 from kerasr.errors import KerasrError
-from kerasr.inference import Upscaler, _ramp, native_bfloat16, plan_axis, resolve_precision
+from kerasr.upscaling.inference import (
+    Upscaler,
+    _ramp,
+    native_bfloat16,
+    plan_axis,
+    resolve_precision,
+)
 from kerasr.weights import load_model
 
 
@@ -48,9 +55,15 @@ def test_batched_tiles_match_single_tiles(tiny_model, photo):
     np.testing.assert_allclose(one, four, atol=1e-5)
 
 
-def test_rgb_uint8(tiny_model, photo):
-    out = Upscaler(tiny_model, precision="float32").upscale(photo[:20, :30])
-    assert out.shape == (80, 120, 3) and out.dtype == np.uint8
+def test_rgb_uint8_is_the_network_output_rounded_to_8_bits(tiny_model, photo):
+    image = photo[:20, :30]
+    out = Upscaler(tiny_model, precision="float32").upscale(image)
+    assert out.dtype == np.uint8
+    expected = np.asarray(tiny_model(image[None].astype(np.float32) / 255))[0]
+    expected = np.rint(np.clip(expected, 0, 1) * 255)
+    differ = np.abs(out.astype(np.float32) - expected)
+    # Rounded, not truncated: only a value within float32 noise of .5 may land one level off.
+    assert differ.max() <= 1 and (differ > 0).mean() < 0.01
 
 
 def test_greyscale_stays_greyscale(tiny_model, photo):
@@ -91,8 +104,14 @@ def test_alpha_is_upscaled_separately(tiny_model, photo):
 
 def test_outscale_resizes_after_the_model(tiny_model, photo):
     up = Upscaler(tiny_model, precision="float32")
-    assert up.upscale(photo[:20, :30], outscale=2.5).shape == (50, 75, 3)
-    assert up.upscale(photo[:20, :30], outscale=0.5).shape == (10, 15, 3)
+    native = up.upscale(photo[:20, :30])  # x4, 80x120
+    for outscale, size in ((2.5, (75, 50)), (0.5, (15, 10))):
+        out = up.upscale(photo[:20, :30], outscale=outscale)
+        # Lanczos of the model's x4 output, as Pillow computes it on the 8-bit image: 0.1
+        # levels apart on average (rounding, clipping between passes); bicubic is 0.5 apart.
+        expected = np.asarray(Image.fromarray(native).resize(size, Image.LANCZOS), np.float32)
+        assert out.shape == expected.shape
+        assert np.abs(out - expected).mean() < 0.3
     with pytest.raises(KerasrError, match="outscale"):
         up.upscale(photo[:20, :30], outscale=-1)
 

@@ -1,13 +1,14 @@
-"""The inference graph (`kerasr.inference_graph`) computes what the Keras networks compute."""
+"""The inference graph (`kerasr.upscaling.inference_graph`) computes what the Keras networks
+compute."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from kerasr.inference import Upscaler, with_precision
-from kerasr.inference_graph import forward_function
 from kerasr.models import Rescaled, RRDBNet, SRVGGNetCompact
+from kerasr.upscaling.inference import Upscaler, with_precision
+from kerasr.upscaling.inference_graph import forward_function
 
 
 def _random_network(kind):
@@ -96,8 +97,8 @@ def test_other_models_run_their_own_call(photo):
 
 def test_upsampling_convolution_folded_to_the_input_resolution():
     """`conv3x3(nearest x2)` as 2x2 convolutions of the four output phases, on odd sizes."""
-    from kerasr.inference_graph import _upsampled_conv
     from kerasr.layers import upsample_nearest
+    from kerasr.upscaling.inference_graph import _upsampled_conv
 
     rng = np.random.default_rng(4)
     layer = keras.layers.Conv2D(5, 3, padding="same")

@@ -1,8 +1,8 @@
 """`kerasr.info`: what kerasr sees here and what it will choose."""
 
 from kerasr import weights
-from kerasr.inference import native_bfloat16
 from kerasr.info import system_info
+from kerasr.upscaling.inference import native_bfloat16
 
 
 def test_system_info_reports_versions_devices_choices_and_cache():

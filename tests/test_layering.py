@@ -20,18 +20,18 @@ ROOT = Path(__file__).resolve().parents[1] / "kerasr"
 LAYERS = (
     ("errors",),
     ("runtime", "keras_compat", "config"),
-    ("io", "image_metadata", "resize", "video_colour", "quality"),
-    ("images", "layers", "spectral", "video_work"),
-    ("video_segments", "models"),
-    ("video_decode", "weights"),
+    ("io", "image_metadata", "resize"),
+    ("images", "layers", "spectral"),
+    # Pure video I/O (decode, segments, work folder, colour): no model code.
+    ("video", "models"),
+    ("weights",),
     ("losses", "metrics"),
     ("data",),
-    ("generation", "inference_graph"),
-    ("inference",),
-    ("export_formats", "batch"),
-    ("export", "video"),
+    ("generation",),
+    # The tiling `Upscaler`, files, the video pipeline, export.
+    ("upscaling",),
+    # The SR protocol, GAN judges, collapse signals.
     ("evaluation",),
-    ("gan_quality",),
     # What runs here (devices, precision, XLA choices): above upscaling, below training.
     ("info",),
     ("training",),

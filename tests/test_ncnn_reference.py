@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from kerasr.errors import KerasrError
-from kerasr.inference import Upscaler
 from kerasr.models import Rescaled, SRVGGNetCompact
+from kerasr.upscaling.inference import Upscaler
 from kerasr.weights import REGISTRY, load_model, ncnn_files
 from kerasr.weights.ncnn import final_resize, load_rrdbnet, read_param
 

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from kerasr.data.degradations import bicubic_downscale
-from kerasr.evaluation import matlab_imresize
+from kerasr.evaluation.sr import matlab_imresize
 from kerasr.metrics import psnr, ssim
 
 FIXTURE = Path(__file__).parent / "fixtures" / "parity_evaluation.npz"

@@ -155,18 +155,21 @@ def test_a_run_with_the_projected_recipe_saves_fastgan_generators_that_load_by_f
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ({"kind": "stylegan"}, "kind must be one of"),
-        ({"kind": "fastgan", "image_size": 16, "upsample": "resize"}, "unknown key 'upsample'"),
-        ({"image_size": "16", "latent_dim": 8}, "image_size must be an integer"),
-        ({"image_size": 2**40, "latent_dim": 8}, "image_size must be an integer from 8"),
-        ({"image_size": 24, "latent_dim": 8}, "power of two"),
-        ({"image_size": 16, "latent_dim": True}, "latent_dim must be an integer"),
-        ({"kind": "fastgan", "image_size": 8, "latent_dim": 8}, "cannot build a fastgan network"),
+        (("stylegan", {}), "unknown network kind"),
+        (("fastgan", {"image_size": 16, "upsample": "resize"}), "unknown key 'upsample'"),
+        (("dcgan", {"image_size": "16", "latent_dim": 8}), "image_size must be an integer"),
+        (("dcgan", {"image_size": 2**40, "latent_dim": 8}), "image_size must be an integer from 8"),
+        (("dcgan", {"image_size": 24, "latent_dim": 8}), "power of two"),
+        (("dcgan", {"image_size": 16, "latent_dim": True}), "latent_dim must be an integer"),
+        (("fastgan", {"image_size": 8, "latent_dim": 8}), "cannot build a fastgan network"),
         ([1, 2], "must hold a JSON object"),
+        ({"image_size": 16, "latent_dim": 8}, "not a preset: it needs a network kind"),
     ],
 )
-def test_a_bad_generator_json_is_one_line(tmp_path, content, message):
-    (tmp_path / "generator.json").write_text(json.dumps(content))
+def test_a_bad_generator_preset_is_one_line(tmp_path, content, message):
+    if isinstance(content, tuple):
+        content = {"kind": content[0], "arguments": content[1]}
+    (tmp_path / "g.json").write_text(json.dumps(content))
     (tmp_path / "g.weights.h5").write_bytes(b"")
     with pytest.raises(KerasrError, match=message):
         load_generator(tmp_path / "g.weights.h5")

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from kerasr.data.resize import interpolate, matlab_bicubic
-from kerasr.evaluation import matlab_imresize
+from kerasr.evaluation.sr import matlab_imresize
 from kerasr.models.rescaled import cubic_resize
 from kerasr.resize import MATLAB_A, PYTORCH_A, cubic_kernel, cubic_taps
 

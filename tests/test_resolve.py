@@ -1,7 +1,5 @@
 """`kerasr.weights.resolve`: one order of trying kinds, one-line errors, for every command."""
 
-import json
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -20,15 +18,11 @@ TINY_GENERATOR = {"image_size": 8, "latent_dim": 4, "filters": 4, "max_filters":
 
 @pytest.fixture(scope="module")
 def generator_files(tmp_path_factory):
-    """A tiny generator as .keras, as .weights.h5 with its preset, and as .weights.h5 in a
-    folder with the `generator.json` of older GAN runs."""
+    """A tiny generator as .keras and as .weights.h5 with its preset."""
     folder = tmp_path_factory.mktemp("generator")
     generator = build_generator(**TINY_GENERATOR)
     generator.save(folder / "g.keras")
     save_weights(generator, folder / "g.weights.h5", Preset("dcgan", TINY_GENERATOR))
-    (folder / "old").mkdir()
-    generator.save_weights(folder / "old" / "epoch_0001.weights.h5")
-    (folder / "old" / "generator.json").write_text(json.dumps(TINY_GENERATOR))
     return folder
 
 
@@ -41,7 +35,6 @@ def test_files_resolve_to_their_kind_in_one_order(
         (tmp_path / "u.weights.h5", UPSCALER, "u.weights.h5"),
         (generator_files / "g.keras", GENERATOR, "g.keras"),
         (generator_files / "g.weights.h5", GENERATOR, "g.weights.h5"),
-        (generator_files / "old" / "epoch_0001.weights.h5", GENERATOR, "epoch_0001.weights.h5"),
     ]
     x = np.random.default_rng(0).random((1, 8, 8, 3)).astype("float32")
     for spec, kind, name in cases:

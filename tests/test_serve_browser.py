@@ -73,8 +73,8 @@ def sprite_generator(seeds):
 
 @pytest.fixture(scope="module")
 def server_url():
-    from kerasr.inference import Upscaler
     from kerasr.models import RRDBNet
+    from kerasr.upscaling.inference import Upscaler
 
     model = RRDBNet(num_basic_blocks=1, rrdb_channels=8, growth_channels=4)
     model.build((None, None, None, 3))

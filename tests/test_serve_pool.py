@@ -227,9 +227,9 @@ def test_an_upload_abandoned_over_a_real_socket_leaves_the_queue_at_once():
 
 def test_two_workers_give_the_pixels_of_one_worker_for_concurrent_generate_and_upscale():
     from kerasr import generation
-    from kerasr.inference import Upscaler
     from kerasr.models import RRDBNet
     from kerasr.models.dcgan import build_generator
+    from kerasr.upscaling.inference import Upscaler
 
     # Real models, so that the shared compiled-function caches are what runs concurrently:
     # generation's per-generator function and the Upscaler's tf.function.

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 from kerasr.errors import KerasrError
-from kerasr.inference import Upscaler
 from kerasr.models import Rescaled, SRVGGNetCompact
 from kerasr.models.rescaled import cubic_resize
+from kerasr.upscaling.inference import Upscaler
 from kerasr.weights import load_model
 from kerasr.weights.interpolate import interpolate_models
 from kerasr.weights.networks import preset_of

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from video_helpers import FPS, FRAMES, HEIGHT, WIDTH, av, make_clip, run, save_compact
 
-from kerasr.inference import Upscaler
-from kerasr.video import frame_rate, read_frames
+from kerasr.upscaling.inference import Upscaler
+from kerasr.video.probe import frame_rate, read_frames
 
 
 @pytest.fixture(scope="module")
@@ -103,12 +103,12 @@ def test_truncated_video_upscales_what_decodes_and_says_what_was_lost(tmp_path, 
 
 
 def test_interrupted_run_leaves_nothing_at_the_output_name(tmp_path, compact, monkeypatch):
-    import kerasr.video
+    import kerasr.upscaling.video
 
     clip = make_clip(tmp_path / "clip.mp4")
     upscaler = Upscaler(keras.saving.load_model(compact), precision="float32")
     calls = []
-    real = kerasr.video._upscale_frames
+    real = kerasr.upscaling.video._upscale_frames
 
     def interrupted(frames, *args):
         calls.append(1)
@@ -116,9 +116,9 @@ def test_interrupted_run_leaves_nothing_at_the_output_name(tmp_path, compact, mo
             raise KeyboardInterrupt
         return real(frames, *args)
 
-    monkeypatch.setattr(kerasr.video, "_upscale_frames", interrupted)
+    monkeypatch.setattr(kerasr.upscaling.video, "_upscale_frames", interrupted)
     with pytest.raises(KeyboardInterrupt) as stopped:
-        kerasr.video.upscale_video(clip, tmp_path / "out.mp4", upscaler)
+        kerasr.upscaling.video.upscale_video(clip, tmp_path / "out.mp4", upscaler)
     # Only the work folder a rerun with resume continues from: the three frames upscaled
     # before the interruption, as a closed segment, and its manifest.
     assert sorted(p.name for p in tmp_path.iterdir()) == [".out.mp4.parts", "clip.mp4"]

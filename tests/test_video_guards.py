@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from video_helpers import FRAMES, Counting, make_clip, parts, run, save_compact
 
-import kerasr.video
-import kerasr.video_segments
+import kerasr.upscaling.video
+import kerasr.video.segments
 from kerasr.errors import KerasrError
-from kerasr.video import read_frames, upscale_video
+from kerasr.upscaling.video import upscale_video
+from kerasr.video.probe import read_frames
 
 
 @pytest.fixture(scope="module")
@@ -97,8 +98,8 @@ def test_full_disk_while_encoding_keeps_the_finished_segments(tmp_path, compact,
     clip = make_clip(tmp_path / "clip.mp4")
     out = tmp_path / "out.mp4"
     # Segments of 3 frames: 3 frames and the encoder's flush fill the first one.
-    mux = full_disk_after(4, kerasr.video_segments._mux_in_order)
-    monkeypatch.setattr(kerasr.video_segments, "_mux_in_order", mux)
+    mux = full_disk_after(4, kerasr.video.segments._mux_in_order)
+    monkeypatch.setattr(kerasr.video.segments, "_mux_in_order", mux)
     with pytest.raises(KerasrError) as error:
         upscale_video(clip, out, Counting(compact), segment_frames=3)
     message = str(error.value)
@@ -121,7 +122,7 @@ def test_full_disk_while_encoding_keeps_the_finished_segments(tmp_path, compact,
 def test_full_disk_while_joining_keeps_the_segments(tmp_path, compact, monkeypatch):
     clip = make_clip(tmp_path / "clip.mp4")
     out = tmp_path / "out.mp4"
-    real = kerasr.video_segments._merge
+    real = kerasr.video.segments._merge
 
     def merging(*streams):  # the disk fills up after a few packets of the output
         for i, item in enumerate(real(*streams)):
@@ -129,7 +130,7 @@ def test_full_disk_while_joining_keeps_the_segments(tmp_path, compact, monkeypat
                 raise OSError(errno.ENOSPC, "No space left on device", "output")
             yield item
 
-    monkeypatch.setattr(kerasr.video_segments, "_merge", merging)
+    monkeypatch.setattr(kerasr.video.segments, "_merge", merging)
     with pytest.raises(KerasrError) as error:
         upscale_video(clip, out, Counting(compact), segment_frames=3)
     message = str(error.value)
@@ -146,8 +147,10 @@ def test_an_output_name_that_is_a_folder_is_refused_before_any_work(tmp_path, co
     clip = make_clip(tmp_path / "clip.mp4")
     (tmp_path / "x.mp4").mkdir()
     calls = []
-    real = kerasr.video._upscale_frames
-    monkeypatch.setattr(kerasr.video, "_upscale_frames", lambda *a: calls.append(1) or real(*a))
+    real = kerasr.upscaling.video._upscale_frames
+    monkeypatch.setattr(
+        kerasr.upscaling.video, "_upscale_frames", lambda *a: calls.append(1) or real(*a)
+    )
     result, text = run("upscale", clip, "-m", compact, "-o", tmp_path / "x.mp4", "--overwrite")
     assert f"{tmp_path / 'x.mp4'} is a folder" in one_error_line(result, text)
     assert not calls and sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "x.mp4"]

@@ -17,9 +17,10 @@ from video_helpers import (
     stop_after,
 )
 
-import kerasr.video
+import kerasr.upscaling.video
 from kerasr.errors import KerasrError
-from kerasr.video import read_frames, upscale_video
+from kerasr.upscaling.video import upscale_video
+from kerasr.video.probe import read_frames
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +95,7 @@ def test_a_damaged_segment_is_upscaled_again_and_only_it(tmp_path, compact, monk
     whole = upscale_video(clip, tmp_path / "whole.mp4", Counting(compact), segment_frames=3)
     out = tmp_path / "out.mp4"
     if finished:  # every frame is in segments; stopped while joining them
-        monkeypatch.setattr(kerasr.video, "join", stopped)
+        monkeypatch.setattr(kerasr.upscaling.video, "join", stopped)
         with pytest.raises(KeyboardInterrupt):
             upscale_video(clip, out, Counting(compact), segment_frames=3)
         monkeypatch.undo()

@@ -24,9 +24,10 @@ from video_helpers import (
     stop_after,
 )
 
-import kerasr.video
-from kerasr.video import read_frames, upscale_video
-from kerasr.video_work import Interrupted, work_folder
+import kerasr.upscaling.video
+from kerasr.upscaling.video import upscale_video
+from kerasr.video.probe import read_frames
+from kerasr.video.work import Interrupted, work_folder
 
 
 @pytest.fixture(scope="module")
@@ -102,16 +103,16 @@ def test_resumed_run_writes_what_an_uninterrupted_run_writes(tmp_path, compact, 
 def test_interrupted_while_joining_resumes_without_upscaling(tmp_path, compact, monkeypatch):
     clip = make_clip(tmp_path / "clip.mp4")
     output = tmp_path / "out.mp4"
-    real = kerasr.video.join
+    real = kerasr.upscaling.video.join
 
     def interrupted(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(kerasr.video, "join", interrupted)
+    monkeypatch.setattr(kerasr.upscaling.video, "join", interrupted)
     with pytest.raises(Interrupted) as stopped:
         upscale_video(clip, output, Counting(compact), segment_frames=4)
     assert stopped.value.frames == FRAMES and not output.exists()
-    monkeypatch.setattr(kerasr.video, "join", real)
+    monkeypatch.setattr(kerasr.upscaling.video, "join", real)
     upscaler = Counting(compact)
     result = upscale_video(clip, output, upscaler, segment_frames=4, resume=True)
     assert upscaler.frames == 0 and result.frames == len(read_frames(output)) == FRAMES
@@ -121,7 +122,7 @@ def interrupt_cli(monkeypatch, after: int):
     """Makes the model raise KeyboardInterrupt (as Ctrl-C) on call `after + 1`; returns
     the undo."""
     calls = []
-    real = kerasr.video._upscale_frames
+    real = kerasr.upscaling.video._upscale_frames
 
     def interrupted(frames, *args):
         calls.append(1)
@@ -129,8 +130,8 @@ def interrupt_cli(monkeypatch, after: int):
             raise KeyboardInterrupt
         return real(frames, *args)
 
-    monkeypatch.setattr(kerasr.video, "_upscale_frames", interrupted)
-    return lambda: monkeypatch.setattr(kerasr.video, "_upscale_frames", real)
+    monkeypatch.setattr(kerasr.upscaling.video, "_upscale_frames", interrupted)
+    return lambda: monkeypatch.setattr(kerasr.upscaling.video, "_upscale_frames", real)
 
 
 def test_cli_interrupt_says_how_to_resume_and_resume_finishes(tmp_path, compact, monkeypatch):
@@ -203,16 +204,16 @@ def test_resume_is_for_videos(tmp_path, photo):
 WAIT_FOR_SIGNAL = """
 import sys, threading
 from pathlib import Path
-import kerasr.video
+import kerasr.upscaling.video
 from kerasr.cli import main
-real, calls, ready = kerasr.video._upscale_frames, [], Path(sys.argv.pop(1))
+real, calls, ready = kerasr.upscaling.video._upscale_frames, [], Path(sys.argv.pop(1))
 def upscale(*args):
     calls.append(1)
     if len(calls) == 5:
         ready.write_text("waiting")
         threading.Event().wait(600)
     return real(*args)
-kerasr.video._upscale_frames = upscale
+kerasr.upscaling.video._upscale_frames = upscale
 main()
 """
 
@@ -249,7 +250,7 @@ def test_a_signalled_run_resumes_to_the_uninterrupted_output(tmp_path, compact, 
 
 def test_sigterm_stops_a_run_as_ctrl_c():
     before = signal.getsignal(signal.SIGTERM)
-    with pytest.raises(KeyboardInterrupt), kerasr.video._sigterm_as_interrupt():
+    with pytest.raises(KeyboardInterrupt), kerasr.upscaling.video._sigterm_as_interrupt():
         os.kill(os.getpid(), signal.SIGTERM)  # the handler runs as the call returns
         pytest.fail("SIGTERM did not stop the run")
     assert signal.getsignal(signal.SIGTERM) == before
@@ -261,9 +262,9 @@ def test_segments_whose_encoders_reorder_differently_join_in_order(tmp_path):
     Joined, the decoding times still rise and the frames play in order."""
     from fractions import Fraction
 
-    from kerasr.video_colour import OutputColour
-    from kerasr.video_segments import EncodePlan, join
-    from kerasr.video_work import Manifest
+    from kerasr.video.colour import OutputColour
+    from kerasr.video.segments import EncodePlan, join
+    from kerasr.video.work import Manifest
 
     colour = OutputColour({}, "ITU601", 1)
     plan = EncodePlan("libx264", Fraction(FPS), 18, (32, 16), colour, Fraction(1, FPS))
@@ -296,7 +297,7 @@ def test_made_up_decoding_times_of_a_segment_are_repaired():
     which the MP4 muxer refuses); real reordering, even across a long pause, is kept."""
     from types import SimpleNamespace
 
-    from kerasr.video_segments import _mux_in_order
+    from kerasr.video.segments import _mux_in_order
 
     muxed = []
     writer = SimpleNamespace(mux=lambda packet: muxed.append((packet.pts, packet.dts)))

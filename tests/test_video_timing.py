@@ -16,7 +16,7 @@ from video_helpers import (
     stop_after,
 )
 
-from kerasr.video import upscale_video
+from kerasr.upscaling.video import upscale_video
 
 # A pause of two seconds after half a second of video; then frames alternating 150 and 50 ms.
 GAP = [0, 0.1, 0.2, 0.3, 0.4, 2.4, 2.5, 2.6, 2.7, 2.8]

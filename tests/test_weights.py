@@ -198,9 +198,8 @@ def test_interpolate_to_file_blends_two_files(tmp_path, tiny_model):
 
 
 def test_a_run_folders_generator_preset_is_not_taken_for_other_weights(tmp_path, tiny_model):
-    # An SR run writes generator.weights.h5 with its preset generator.json, the name older
-    # GAN runs gave their per-folder architecture file; another weights file there without
-    # its own preset must not borrow it.
+    # An SR run writes generator.weights.h5 with its preset generator.json; another weights
+    # file in the folder without its own preset must not borrow it.
     save_weights(tiny_model, tmp_path / "generator.weights.h5", preset_of(tiny_model, "a run"))
     tiny_model.save_weights(tmp_path / "other.weights.h5")
     with pytest.raises(KerasrError, match="other.weights.h5 has no preset .other.json beside"):

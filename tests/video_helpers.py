@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from kerasr.cli import app
-from kerasr.inference import Upscaler
 from kerasr.models import SRVGGNetCompact
+from kerasr.upscaling.inference import Upscaler
 
 av = pytest.importorskip("av")
 runner = CliRunner()

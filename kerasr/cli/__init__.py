@@ -14,7 +14,7 @@ import sys
 
 import typer
 
-from kerasr.cli import generate, info, quality, serve, training, upscale
+from kerasr.cli import evaluate_gan, generate, info, serve, training, upscale
 
 app = typer.Typer(
     name="kerasr",
@@ -46,7 +46,7 @@ for _name, _command in [
     ("degrade", upscale.degrade),
     ("train-dcgan", training.train_dcgan_command),
     ("generate", generate.generate_command),
-    ("evaluate-gan", quality.evaluate_gan_command),
+    ("evaluate-gan", evaluate_gan.evaluate_gan_command),
     ("pretrain", training.pretrain_command),
     ("train-gan", training.train_gan_command),
     ("interpolate", upscale.interpolate_command),

@@ -56,7 +56,7 @@ def generate_command(
     generator = load_generator(model)
     upscaler = None
     if upscale:
-        from kerasr.inference import Upscaler
+        from kerasr.upscaling.inference import Upscaler
         from kerasr.weights import load_model
 
         upscaler = Upscaler(load_model(upscale)).upscale

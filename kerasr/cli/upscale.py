@@ -159,8 +159,8 @@ def upscale(
     """Upscale images with a super-resolution model (Real-ESRGAN x4plus by default), or one
     video (.mp4 .mkv .webm .mov .avi, animated .gif; audio copied; realesr-animevideov3 by
     default)."""
-    from kerasr.batch import upscale_images
-    from kerasr.video import VIDEO_SUFFIXES, is_video
+    from kerasr.upscaling.files import upscale_images
+    from kerasr.video.probe import VIDEO_SUFFIXES, is_video
 
     videos = [name for name in inputs if Path(name).suffix.lower() in VIDEO_SUFFIXES]
     if len(inputs) > 1 and videos:
@@ -212,8 +212,8 @@ def upscale(
 
 
 def _upscale_video(source, model, alpha, **options):
-    from kerasr.video import upscale_video_file
-    from kerasr.video_work import Interrupted
+    from kerasr.upscaling.video import upscale_video_file
+    from kerasr.video.work import Interrupted
 
     # As Real-ESRGAN's video script: the compact network, ~25x cheaper than x4plus.
     network = _interpolated_or_named(model or ["realesr-animevideov3"], alpha)
@@ -307,14 +307,14 @@ def export(
     onnx and litert files are run once in their runtime and compared with the Keras model
     before they are kept; they need the export extra (pip install 'kerasr[export]').
     """
-    from kerasr.export import export as export_model
+    from kerasr.upscaling.export import export as export_model
 
     written = export_model(
         model, out, format.value, precision=precision.value, tile=tile, overwrite=overwrite
     )
     typer.echo(f"wrote {written.path}")
     if written.max_error is not None:
-        from kerasr.export_formats import RUNTIME
+        from kerasr.upscaling.export_formats import RUNTIME
 
         typer.echo(
             f"checked in {RUNTIME[written.format]}: at most {written.max_error} uint8 "
@@ -341,7 +341,7 @@ def evaluate(
     """Score a model as SR papers do: PSNR / SSIM on Y, border cropped, beside bicubic."""
     from rich.console import Console
 
-    from kerasr.evaluation import evaluate_model
+    from kerasr.evaluation.sr import evaluate_model
 
     status = Console(stderr=True).status(f"loading {model}")
 

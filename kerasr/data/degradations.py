@@ -45,7 +45,7 @@ def bicubic_downscale(hr, scale: int):
     """MATLAB's antialiased bicubic `imresize(hr, 1 / scale)`, the classic ESRGAN degradation
     and the LR of SR benchmarks, rounded to 8-bit levels like a saved PNG.
 
-    The same LR as `kerasr evaluate` makes (`kerasr.evaluation.matlab_imresize`) and as
+    The same LR as `kerasr evaluate` makes (`kerasr.evaluation.sr.matlab_imresize`) and as
     BasicSR's `matlab_functions.imresize`, up to float32 rounding.
 
     Args:

@@ -148,7 +148,7 @@ def matlab_bicubic(images, scale: float):
     """MATLAB's `imresize(images, scale)` (bicubic, antialiased when shrinking) on a batch:
     the classic LR images of Set5, DIV2K's bicubic track and the ESRGAN paper.
 
-    Equal to `kerasr.evaluation.matlab_imresize` (and BasicSR's `imresize`) up to float32
+    Equal to `kerasr.evaluation.sr.matlab_imresize` (and BasicSR's `imresize`) up to float32
     rounding.
 
     Args:

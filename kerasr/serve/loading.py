@@ -37,7 +37,7 @@ def load_served_models(
         KerasrError: a named model could not be loaded, or no model at all could.
     """
     from kerasr import generation, weights
-    from kerasr.inference import Upscaler
+    from kerasr.upscaling.inference import Upscaler
     from kerasr.weights.resolve import UPSCALER, resolve_model
 
     upscaler_entries = {entry.name: entry for entry in weights.list_models()}

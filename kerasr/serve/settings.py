@@ -158,7 +158,7 @@ class ServedUpscaler:
         description: one or two sentences for the page's legend.
         scale: how many times larger the output is.
         upscale: maps an HxWxC (C 1, 3 or 4) uint8 or uint16 array to the upscaled array of
-            the same dtype and channels, e.g. `kerasr.inference.Upscaler(model).upscale`.
+            the same dtype and channels, e.g. `kerasr.upscaling.inference.Upscaler(model).upscale`.
     """
 
     name: str

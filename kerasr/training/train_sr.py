@@ -36,7 +36,7 @@ import tensorflow as tf
 
 from kerasr.config import SRRecipe, to_toml
 from kerasr.errors import KerasrError
-from kerasr.evaluation import DatasetScores
+from kerasr.evaluation.sr import DatasetScores
 from kerasr.io import append_csv, atomic_path, write_text
 from kerasr.runtime import resolve_jit
 from kerasr.training.callbacks import SRMonitor, StepLimit
@@ -150,11 +150,11 @@ def _fixed_samples(dataset, count=3):
 def bicubic_baseline(dataset, scale: int) -> float:
     """Mean bicubic PSNR over the validation patches (the `bicubic.json` line of the curves).
 
-    `kerasr evaluate`'s protocol (`kerasr.evaluation.bicubic_scores`: MATLAB bicubic x`scale`
+    `kerasr evaluate`'s protocol (`kerasr.evaluation.sr.bicubic_scores`: MATLAB bicubic x`scale`
     of the 8-bit LR, rounded, Y channel, `scale` border pixels cropped) on the patches the
     validation PSNR is measured on.
     """
-    from kerasr.evaluation import bicubic_scores
+    from kerasr.evaluation.sr import bicubic_scores
     from kerasr.images import to_uint8
 
     scores = []
@@ -176,13 +176,13 @@ def _float32_copy(network):
 def evaluate_run(run_dir: Path, folder: str | Path, scale: int) -> DatasetScores:
     """Scores the run's exported generator on `folder` and writes `evaluation.json`.
 
-    The one protocol of `kerasr evaluate` (`kerasr.evaluation`): MATLAB bicubic LR rounded to
+    The one protocol of `kerasr evaluate` (`kerasr.evaluation.sr`): MATLAB bicubic LR rounded to
     uint8, PSNR / SSIM on Y with `scale` border pixels cropped, beside bicubic. The generator
     is read back from `generator.weights.h5` in float32, as `kerasr evaluate -m` reads it, so
     `evaluation.json` holds the numbers of `kerasr evaluate --json` for that file.
     """
-    from kerasr.evaluation import evaluate, scores_report
-    from kerasr.inference import Upscaler
+    from kerasr.evaluation.sr import evaluate, scores_report
+    from kerasr.upscaling.inference import Upscaler
     from kerasr.weights import load_model
 
     weights = run_dir / "generator.weights.h5"

@@ -40,7 +40,7 @@ class GeneratorInfo:
 
 
 # Architecture of each entry: the kind and the keyword arguments of its builder
-# (`kerasr.generation.build_generator`), as the training run's `generator.json` holds them.
+# (`kerasr.weights.networks.build_network`), as a preset's `kind` and `arguments` hold them.
 _POKEMON_64 = {"image_size": 64, "latent_dim": 128, "filters": 32, "max_filters": 512}
 _ARCHITECTURES: dict[str, dict[str, Any]] = {
     "pokemon-fastgan-64": {"kind": "fastgan", "image_size": 64, "latent_dim": 128, "filters": 16},

@@ -9,9 +9,7 @@ converted weights): `NAME.json` next to `NAME.weights.h5`, one preset per weight
 
 `kind` and `arguments` are what `kerasr.weights.networks.build_network` takes; `scale` is the
 upscaling factor (null for other networks); `source` says where the weights came from;
-`sha256` is `weights_digest` of the values, checked on load. The
-`generator.json` that older GAN runs wrote once per `generators/` folder (the builder's
-arguments, with or without `kind`) is read as the preset of every file in its folder.
+`sha256` is `weights_digest` of the values, checked on load.
 """
 
 from __future__ import annotations
@@ -28,8 +26,6 @@ from kerasr.errors import KerasrError, first_line
 from kerasr.io import atomic_path, write_text
 
 SUFFIX = ".weights.h5"
-# The per-folder architecture file of GAN runs written before presets existed.
-LEGACY_GENERATOR_JSON = "generator.json"
 # Layer settings every Keras layer's config has; they are not architecture.
 _BASE_CONFIG_KEYS = ("name", "trainable", "dtype")
 
@@ -100,17 +96,13 @@ def save_weights(network, path: str | Path, preset: Preset) -> Path:
 
 
 def read_preset(weights: str | Path) -> Preset:
-    """The preset of a `.weights.h5` file: `NAME.json` beside it, else the `generator.json`
-    of its folder (older GAN runs).
+    """The preset of a `.weights.h5` file: `NAME.json` beside it.
 
     Raises:
         KerasrError: no preset, or one that cannot be read or is not a preset.
     """
     weights = Path(weights)
     path = preset_path(weights)
-    legacy = weights.parent / LEGACY_GENERATOR_JSON
-    if not path.is_file() and _is_folder_architecture(legacy):
-        path = legacy
     if not path.is_file():
         raise KerasrError(
             f"{weights} has no preset ({path.name} beside it says which network it holds): "
@@ -122,20 +114,9 @@ def read_preset(weights: str | Path) -> Preset:
         raise KerasrError(f"cannot read {path}: {first_line(e)}") from None
     if not isinstance(data, dict):
         raise KerasrError(f"{path} must hold a JSON object (a preset)")
-    if "arguments" not in data:
-        arguments = check_architecture(data, str(path))
-        return Preset(arguments.pop("kind"), arguments, source=str(weights))
+    if "kind" not in data or "arguments" not in data:
+        raise KerasrError(f"{path} is not a preset: it needs a network kind and its arguments")
     return _preset_from(data, path)
-
-
-def _is_folder_architecture(path: Path) -> bool:
-    """Whether `path` is an older GAN run's per-folder `generator.json` (builder arguments),
-    not the preset of a `generator.weights.h5` that shares the name."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return path.is_file()  # unreadable: let read_preset name the problem
-    return isinstance(data, dict) and "arguments" not in data
 
 
 def _preset_from(data: dict, path: Path) -> Preset:

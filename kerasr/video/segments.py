@@ -1,7 +1,7 @@
 """Videos encoded in closed segments, then joined: what lets an interrupted run continue.
 
 The upscaled frames are encoded into segment files in the work folder (see
-`kerasr.video_work`): each holds a run of frames, starts with a key frame, is written under a
+`kerasr.video.work`): each holds a run of frames, starts with a key frame, is written under a
 temporary name and renamed when complete. Each frame keeps its time in the video (the
 input's, or one tick per frame at a rate given with `--fps`); a segment stores them from its
 own first frame, whose time the manifest keeps. At the end the segments' packets are joined,
@@ -25,8 +25,8 @@ from pathlib import Path
 
 from kerasr.errors import KerasrError
 from kerasr.io import atomic_path
-from kerasr.video_colour import OutputColour
-from kerasr.video_work import Manifest
+from kerasr.video.colour import OutputColour
+from kerasr.video.work import Manifest
 
 _AHEAD = 8  # upscaled frames queued for the encoder
 # Audio codecs each container takes as they are; others are left out with a warning.

@@ -5,7 +5,7 @@ frame, and encodes H.264 (or H.265 / VP9) into the container of `output`'s suffi
 at its input time (a variable frame rate too, so the audio stays in sync); audio streams are
 copied without re-encoding where the container accepts their codec. The video is encoded in
 closed segments in a work folder beside the output and joined into it at the end (see
-`kerasr.video_segments` and `kerasr.video_work`): the output is written under a temporary
+`kerasr.video.segments` and `kerasr.video.work`): the output is written under a temporary
 name and renamed, so an interrupted run leaves no half-written file at the output name, and
 a run with `resume=True` continues an interrupted one. Decoding runs in its own thread a few
 frames ahead of the model, and encoding in another one behind it (bounded queues both), so
@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
-import math
 import shutil
 import signal
 import threading
@@ -27,17 +26,14 @@ from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
-
 from kerasr.errors import KerasrError
-from kerasr.images import READ_FORMATS
 from kerasr.io import exclusive, megabytes
-from kerasr.video_colour import output_colour, to_rgb
-from kerasr.video_decode import Clock, Decoder, frames_from_duration, lost_frames, reason
-from kerasr.video_segments import EncodePlan, Schedule, SegmentWriter, join
-from kerasr.video_work import Interrupted, lock_file, open_work, run_settings
+from kerasr.video.colour import output_colour
+from kerasr.video.decode import Clock, Decoder, frames_from_duration, lost_frames, reason
+from kerasr.video.probe import VIDEO_SUFFIXES, rotation
+from kerasr.video.segments import EncodePlan, Schedule, SegmentWriter, join
+from kerasr.video.work import Interrupted, lock_file, open_work, run_settings
 
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v")
 CODECS = ("libx264", "libx265", "libvpx-vp9")
 _FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mkv": "matroska", ".webm": "webm", ".mov": "mov"}
 # Output containers `--ext` chooses.
@@ -69,22 +65,6 @@ class VideoResult:
     lost: str | None
 
 
-def is_video(path: str | Path) -> bool:
-    """Whether kerasr treats `path` as a video: by its suffix, and a GIF with more than one
-    frame (a one-frame GIF is an image)."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix == ".gif" and path.is_file():
-        from PIL import Image
-
-        try:
-            with Image.open(path, formats=READ_FORMATS) as image:
-                return getattr(image, "n_frames", 1) > 1
-        except (OSError, ValueError):
-            return False  # the image reader says what is wrong with it
-    return suffix in VIDEO_SUFFIXES
-
-
 def default_codec(output: str | Path) -> str:
     """H.264, or VP9 for a .webm output (the codecs a WebM file may hold)."""
     return "libvpx-vp9" if Path(output).suffix.lower() == ".webm" else "libx264"
@@ -112,7 +92,7 @@ def upscale_video(
     Args:
         source: any file FFmpeg reads with a video stream.
         output: the output file; its suffix chooses the container (.mp4, .mkv, .webm, .mov).
-        upscaler: a `kerasr.inference.Upscaler`.
+        upscaler: a `kerasr.upscaling.inference.Upscaler`.
         outscale: final scale (see `Upscaler.upscale`); odd output sizes lose one pixel row
             or column, as yuv420p needs even sizes.
         crf: constant rate factor of the encoder (lower: better and larger; 0: lossless
@@ -125,7 +105,7 @@ def upscale_video(
         progress: called with `(frames_done, frames_total)` before the first frame and
             after each frame; the total is 0 when the container does not say.
         resume: continue the interrupted run whose work folder is beside `output` (see
-            `kerasr.video_work`); without one, start from the first frame (a warning
+            `kerasr.video.work`); without one, start from the first frame (a warning
             says so). Without `resume`, an old work folder is replaced.
         segment_frames: frames per segment; default `SEGMENT_SECONDS` of video.
         model_label: the model's name, which a manifest mismatch names.
@@ -183,7 +163,7 @@ def upscale_video(
         if hasattr(upscaler, "check_output_size"):  # before anything is written
             upscaler.check_output_size(video.height, video.width, outscale)
         colour = output_colour(video, size)
-        plan = EncodePlan(codec, rate, crf, size, colour, time_base, _rotation(source))
+        plan = EncodePlan(codec, rate, crf, size, colour, time_base, rotation(source))
         label = model_label or type(upscaler).__name__
         options = {"outscale": outscale, "ext": fmt, "segment_frames": segment_frames}
         settings = run_settings(source, upscaler, label, plan, **options)
@@ -277,7 +257,7 @@ def upscale_video_file(
         outscale, crf, codec, fps, resume: see `upscale_video`.
         ext: the output container, one of `CONTAINERS` (default mp4, or the suffix of a
             file name given as `output`).
-        **upscaler_options: passed to `kerasr.inference.Upscaler`.
+        **upscaler_options: passed to `kerasr.upscaling.inference.Upscaler`.
     """
     from rich.progress import (
         BarColumn,
@@ -287,7 +267,7 @@ def upscale_video_file(
         TimeRemainingColumn,
     )
 
-    from kerasr.batch import check_suffix, load_upscaler
+    from kerasr.upscaling.files import check_suffix, load_upscaler
 
     check_suffix(suffix)
     source, output = Path(source), Path(output)
@@ -430,33 +410,3 @@ def _output_size(video, upscaler, outscale) -> tuple[int, int]:
     if width == 0 or height == 0:
         raise KerasrError("the upscaled frames are too small to encode (under 2 pixels)")
     return width, height
-
-
-def _rotation(source: Path) -> int:
-    """The display rotation of a video's first frame, in degrees (0 when none)."""
-    import av
-
-    try:
-        with av.open(str(source)) as probe:
-            first = next(probe.decode(video=0), None)
-            return round(getattr(first, "rotation", 0) or 0)
-    except av.error.FFmpegError:
-        return 0  # the transcoding says what is wrong with the file
-
-
-def frame_rate(path: str | Path) -> float:
-    """The average frame rate of a video's first video stream (NaN when unknown)."""
-    import av
-
-    with av.open(str(path)) as container:
-        rate = container.streams.video[0].average_rate
-    return float(rate) if rate else math.nan
-
-
-def read_frames(path: str | Path) -> list[np.ndarray]:
-    """Every frame of a video's first video stream as RGB uint8 arrays (for tests and
-    small clips: the whole video is held in memory)."""
-    import av
-
-    with av.open(str(path)) as container:
-        return [to_rgb(f) for f in container.decode(video=0)]

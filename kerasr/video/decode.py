@@ -9,8 +9,8 @@ from collections.abc import Callable
 from fractions import Fraction
 
 from kerasr.errors import first_line
-from kerasr.video_colour import to_rgb
-from kerasr.video_segments import Slot
+from kerasr.video.colour import to_rgb
+from kerasr.video.segments import Slot
 
 _AHEAD = 8  # decoded frames held ahead of the model
 

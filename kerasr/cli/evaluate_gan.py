@@ -82,7 +82,7 @@ def evaluate_gan_command(
 
     from rich.console import Console
 
-    from kerasr.gan_quality import evaluate_gan
+    from kerasr.evaluation.gan import evaluate_gan
 
     console = Console(stderr=True)
     with console.status(f"scoring {generated} against {real}") as status:

@@ -18,7 +18,7 @@ import numpy as np
 
 from kerasr.errors import KerasrError
 from kerasr.images import decode_pixel_limit
-from kerasr.inference_graph import forward_function
+from kerasr.upscaling.inference_graph import forward_function
 
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 # Luma weights of ITU-R BT.601, as OpenCV's RGB->grey conversion (what Real-ESRGAN applies

@@ -3,7 +3,7 @@
 Used by DCGAN training every epoch (`kerasr.training.callbacks.DCGANMonitor`); nothing here
 trains or draws: the caller passes uint8 images (e.g. from `kerasr.generation.generate`).
 Whether the samples look like the real images is measured on ImageNet features by
-`kerasr.gan_quality` (KID, Frechet distance, two-sample test).
+`kerasr.evaluation.gan` (KID, Frechet distance, two-sample test).
 """
 
 from __future__ import annotations

@@ -183,7 +183,7 @@ def evaluate(upscaler, folder: str | Path, scale: int, progress=None) -> Dataset
     images. Scores are on the Y channel with `scale` border pixels cropped.
 
     Args:
-        upscaler: a `kerasr.inference.Upscaler` whose model has this `scale`.
+        upscaler: a `kerasr.upscaling.inference.Upscaler` whose model has this `scale`.
         folder: HR images, or a folder with `HR` and `LR` subfolders.
         scale: the super-resolution factor.
         progress: called with a short message after each image.
@@ -251,11 +251,11 @@ def evaluate_model(
         folders: see `evaluate`.
         scale: the super-resolution factor, also the border cropped.
         precision: float32 gives the numbers papers compare.
-        tile: see `kerasr.inference.Upscaler`.
+        tile: see `kerasr.upscaling.inference.Upscaler`.
         progress: called with a short message as loading and scoring go.
         on_dataset: called with each dataset's scores as soon as they are known.
     """
-    from kerasr.inference import Upscaler
+    from kerasr.upscaling.inference import Upscaler
     from kerasr.weights import load_model
 
     if progress:

@@ -177,7 +177,7 @@ def upscale_images(
         overwrite: replace existing outputs (never an input).
         outscale: final scale, see `Upscaler.upscale`.
         report: called with each problem (one line) as it happens.
-        **upscaler_options: passed to `kerasr.inference.Upscaler`.
+        **upscaler_options: passed to `kerasr.upscaling.inference.Upscaler`.
 
     Returns:
         An `UpscaleResult`.
@@ -220,7 +220,7 @@ def load_upscaler(model, upscaler_options):
     spinner on stderr while a named model loads (its first use converts and caches it)."""
     from rich.console import Console
 
-    from kerasr.inference import Upscaler
+    from kerasr.upscaling.inference import Upscaler
     from kerasr.weights import load_model
 
     with Console(stderr=True).status(f"loading {model} (converted and cached on first use)"):

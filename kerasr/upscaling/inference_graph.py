@@ -20,7 +20,7 @@ turns into fewer, larger oneDNN kernels on a CPU:
 
 `forward_function(model)` returns such a function for the networks it knows (`RRDBNet`,
 `SRVGGNetCompact`, `Rescaled` around one of them), computing in the model's dtype policy
-(float32, or a mixed bfloat16 / float16 copy from `kerasr.inference.with_precision`), and
+(float32, or a mixed bfloat16 / float16 copy from `kerasr.upscaling.inference.with_precision`), and
 `None` for any other model, which then runs through its Keras `call`.
 """
 

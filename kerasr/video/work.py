@@ -1,7 +1,7 @@
 """The work folder of a video being upscaled: its manifest, and what `--resume` may keep.
 
 While a video is upscaled, the encoded frames go into a hidden work folder beside the output,
-`.<output name>.parts/`: segment files (see `kerasr.video_segments`), each written under a
+`.<output name>.parts/`: segment files (see `kerasr.video.segments`), each written under a
 temporary name and renamed when complete, and a JSON manifest that names the input, the
 model and the encoder settings and lists the finished segments (frames, and the time of the
 first one). A run with `resume=True` continues an interrupted one from there, but trusts
@@ -113,7 +113,7 @@ class Manifest:
 def run_settings(source: Path, upscaler, model_label: str, plan, **options) -> dict:
     """What a manifest records: the input, the model, the encoder and the segment length.
 
-    `plan` is the `kerasr.video_segments.EncodePlan`; `options` are the `outscale`, `ext`
+    `plan` is the `kerasr.video.segments.EncodePlan`; `options` are the `outscale`, `ext`
     and `segment_frames` of the run."""
     with open(source, "rb") as file:
         head = hashlib.sha256(file.read(1 << 20)).hexdigest()[:16]

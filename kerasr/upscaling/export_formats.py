@@ -182,7 +182,7 @@ def _portable(network, kind: str, fmt: str, tile: int | None):
         probe = latents_from_seeds([0, 1] if fmt == "onnx" else [0], latent_dim).numpy()
         return PortableGenerator(network), spec, probe
     channels = int(getattr(network, "in_channels", 3))
-    if fmt == "onnx":  # any size (`kerasr.export.check_options` refuses a tile)
+    if fmt == "onnx":  # any size (`kerasr.upscaling.export.check_options` refuses a tile)
         spec = keras.InputSpec(shape=(None, channels, None, None), dtype="float32", name="input")
         probe = rng.random((1, channels, CHECK_SIZE, CHECK_SIZE), np.float32)
         return PortableUpscaler(network, channels_first=True), spec, probe

@@ -14,7 +14,7 @@ from kerasr.images import to_uint8
 from kerasr.io import atomic_path, disk_full_error, is_disk_full
 
 FORMATS = ("savedmodel", "keras", "onnx", "litert")
-# Formats for other runtimes, written by `kerasr.export_formats`.
+# Formats for other runtimes, written by `kerasr.upscaling.export_formats`.
 PORTABLE = ("onnx", "litert")
 PRECISIONS = ("float32", "float16")
 # File formats: the suffix added to a destination without it.
@@ -77,7 +77,8 @@ def export(
     An upscaler's SavedModel maps a uint8 image of any size to the upscaled uint8 image
     (`upscaler_serving_module`); a generator's maps int64 seeds (or, signature
     `from_latents`, a latent batch) to images (`kerasr.generation.generator_serving_module`).
-    ONNX and LiteRT files take float32 images or latents, as `kerasr.export_formats` lays out.
+    ONNX and LiteRT files take float32 images or latents, as
+    `kerasr.upscaling.export_formats` lays out.
 
     Args:
         spec: registry name or model file (see `kerasr.weights.resolve`).
@@ -115,7 +116,7 @@ def check_options(fmt: str, precision: str = "float32", tile: int | None = None)
     if tile is not None and fmt != "litert":
         raise KerasrError("--tile applies to --format litert only (the others take any size)")
     if fmt in PORTABLE:
-        from kerasr.export_formats import check_installed
+        from kerasr.upscaling.export_formats import check_installed
 
         check_installed(fmt, precision)
 
@@ -140,7 +141,7 @@ def export_network(
         fmt: `savedmodel`, `keras`, `onnx` or `litert`.
         precision: `float32`, or `float16` weights (ONNX and LiteRT).
         tile: LiteRT upscalers: the input's height and width (default
-            `kerasr.export_formats.LITERT_TILE`), 0 for any size.
+            `kerasr.upscaling.export_formats.LITERT_TILE`), 0 for any size.
         overwrite: replace an existing destination, but only if it is a previous export
             (a SavedModel folder, or a `.keras`, `.onnx` or `.tflite` file); anything else is
             never deleted.
@@ -151,7 +152,7 @@ def export_network(
     Raises:
         KerasrError: a bad option; the destination exists (and `overwrite` is off, or it is
             not an export); the format cannot express the network (see
-            `kerasr.export_formats.write`); the disk is full (nothing is left behind, an
+            `kerasr.upscaling.export_formats.write`); the disk is full (nothing is left behind, an
             export being replaced is kept).
     """
     check_options(fmt, precision, tile)
@@ -170,7 +171,7 @@ def export_network(
             elif fmt == "keras":
                 network.save(staging)
             else:
-                from kerasr.export_formats import write
+                from kerasr.upscaling.export_formats import write
 
                 max_error = write(network, kind, staging, fmt, precision, tile)
             if replaced is not None:
