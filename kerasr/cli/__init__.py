@@ -71,7 +71,7 @@ def main() -> None:
     click_errors = sys.modules[typer.BadParameter.__module__]
     no_args = getattr(click_errors, "NoArgsIsHelpError", ())
     try:
-        code = app(standalone_mode=False)
+        code = app(prog_name="kerasr", standalone_mode=False)
     except no_args as e:  # `kerasr` alone: the help
         e.show()
         code = e.exit_code
