@@ -3,8 +3,8 @@
     python bench/profile_upscale.py [--models NAME ...] [--size 256] [--repeats 2]
                                     [--precision float32]
 
-Runs `kerasr.upscaling.inference.Upscaler(model, precision=...).upscale` on a `size` x `size` crop of
-the sample photograph as `kerasr upscale` does (one warm-up call, then `repeats` profiled
+Runs `kerasr.upscaling.inference.Upscaler(model, precision=...).upscale` on a `size` x `size`
+crop of the sample photograph as `kerasr upscale` does (one warm-up call, then `repeats` profiled
 calls), reads the trace TensorFlow's profiler writes (its XSpace protobuf) and prints, per
 call, the time of the TensorFlow ops grouped by kind (convolutions, activations, adds,
 concatenations, copies) and the rest of the wall time (XLA-compiled parts, which the
