@@ -23,13 +23,13 @@ COMPACT = [
 
 
 def test_general_x4v3_recipe_is_real_esrgans_compact_model():
-    from kerasr.training.train_sr import build_generator
+    from kerasr.training.train_sr import generator_from_config
 
     recipe = load_config(SRRecipe, ROOT / "configs" / "realesr_general_x4v3.toml")
     g = recipe.generator
     assert (g.kind, g.scale, g.num_feat, g.num_conv, g.act_type) == ("srvgg", 4, 64, 32, "prelu")
     assert recipe.data.degradation.kind == "realesrgan" and recipe.discriminator.kind == "unet"
-    network = build_generator(g)
+    network = generator_from_config(g)
     assert isinstance(network, SRVGGNetCompact) and network.scale == 4
     reference = SRVGGNetCompact(num_feat=64, num_conv=32, upscale=4, act_type="prelu")
     reference.build((None, None, None, 3))

@@ -94,7 +94,7 @@ class SRRunResult:
     checkpoint: str | None
 
 
-def build_generator(config):
+def generator_from_config(config):
     """A built generator from an `SRGeneratorConfig`."""
     kind, arguments = config.network()
     return build_network(kind, name="generator", **arguments)
@@ -230,7 +230,7 @@ def build_harness(recipe: SRRecipe, stage: Stage):
     train = recipe.train
     keras.utils.set_random_seed(train.seed)
     degradation = recipe.data.degradation if recipe.data.degradation.on_device else None
-    generator = build_generator(recipe.generator)
+    generator = generator_from_config(recipe.generator)
     loss_scaling = train.precision == "mixed_float16"
     # JPEG in the on-device degradation has no XLA kernel. Under a tf.distribute strategy
     # Keras 3 compiles the step of all replicas as one XLA function, which cannot reach
