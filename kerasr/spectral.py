@@ -31,8 +31,28 @@ def _sigma(layer, w, training):
     return ops.sum(u * ops.matmul(w, v))
 
 
+class _PowerIteration:
+    """What a spectral-normalised Keras layer adds to it: the power-iteration settings, and
+    saving `u` and `v` with the weights (Keras' `Conv2D` and `Dense` save only their kernel
+    and bias)."""
+
+    def __init__(self, *args, power_iterations=1, eps=1e-12, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.power_iterations = int(power_iterations)
+        self.eps = float(eps)
+
+    def save_own_variables(self, store):
+        keras.layers.Layer.save_own_variables(self, store)
+
+    def load_own_variables(self, store):
+        keras.layers.Layer.load_own_variables(self, store)
+
+    def get_config(self):
+        return {**super().get_config(), "power_iterations": self.power_iterations, "eps": self.eps}
+
+
 @keras.saving.register_keras_serializable(package="kerasr")
-class SpectralConv2D(keras.layers.Conv2D):
+class SpectralConv2D(_PowerIteration, keras.layers.Conv2D):
     """A `Conv2D` whose kernel is divided by its largest singular value, as PyTorch's
     `torch.nn.utils.spectral_norm` does it (BasicSR's and Real-ESRGAN's U-Net discriminator).
 
@@ -51,11 +71,6 @@ class SpectralConv2D(keras.layers.Conv2D):
     Reference:
         [Spectral normalization for GANs](https://arxiv.org/abs/1802.05957).
     """
-
-    def __init__(self, *args, power_iterations=1, eps=1e-12, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.power_iterations = int(power_iterations)
-        self.eps = float(eps)
 
     def build(self, input_shape):
         super().build(input_shape)
@@ -78,19 +93,9 @@ class SpectralConv2D(keras.layers.Conv2D):
             outputs = self.activation(outputs)
         return outputs
 
-    # Keras' convolutions save only their kernel and bias; u and v are state too.
-    def save_own_variables(self, store):
-        keras.layers.Layer.save_own_variables(self, store)
-
-    def load_own_variables(self, store):
-        keras.layers.Layer.load_own_variables(self, store)
-
-    def get_config(self):
-        return {**super().get_config(), "power_iterations": self.power_iterations, "eps": self.eps}
-
 
 @keras.saving.register_keras_serializable(package="kerasr")
-class SpectralDense(keras.layers.Dense):
+class SpectralDense(_PowerIteration, keras.layers.Dense):
     """A `Dense` layer with PyTorch's spectral normalisation, as `SpectralConv2D`: the kernel
     `[in, out]` is read as PyTorch's `[out, in]` matrix; `u` has `out` entries, `v` `in`.
 
@@ -99,11 +104,6 @@ class SpectralDense(keras.layers.Dense):
         eps: the norm clamp (1e-12, as PyTorch).
         Others: as `keras.layers.Dense`.
     """
-
-    def __init__(self, *args, power_iterations=1, eps=1e-12, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.power_iterations = int(power_iterations)
-        self.eps = float(eps)
 
     def build(self, input_shape):
         super().build(input_shape)
@@ -122,12 +122,3 @@ class SpectralDense(keras.layers.Dense):
         if self.activation is not None:
             outputs = self.activation(outputs)
         return outputs
-
-    def save_own_variables(self, store):
-        keras.layers.Layer.save_own_variables(self, store)
-
-    def load_own_variables(self, store):
-        keras.layers.Layer.load_own_variables(self, store)
-
-    def get_config(self):
-        return {**super().get_config(), "power_iterations": self.power_iterations, "eps": self.eps}
