@@ -63,6 +63,7 @@ def _start(sprites, run_dir, started):
     return process
 
 
+@pytest.mark.slow
 def test_ctrl_c_and_sigkill_then_resume_log_every_epoch_once(sprites, tmp_path, started):
     run_dir = tmp_path / "run"
     steps_per_epoch = 2  # 8 sprites, batches of 4

@@ -311,6 +311,7 @@ def _rows(run_dir):
     return {int(row.split(",")[0]): float(row.split(",")[1]) for row in lines}
 
 
+@pytest.mark.slow
 def test_interrupted_three_ways_then_resumed_ends_as_a_run_never_stopped(images, tmp_path, started):
     run_dir, every = tmp_path / "run", 5
 
