@@ -5,6 +5,7 @@ import struct
 import tempfile
 import zlib
 from pathlib import Path
+from types import SimpleNamespace
 
 # Before kerasr is imported anywhere: an isolated cache for the whole session.
 os.environ["KERASR_HOME"] = tempfile.mkdtemp(prefix="kerasr-test-home-")
@@ -23,6 +24,18 @@ def photo() -> np.ndarray:
     from kerasr.images import read_image
 
     return read_image(SAMPLE)
+
+
+@pytest.fixture(scope="session")
+def x4plus_on_photo(photo):
+    """Real-ESRGAN x4plus (16.7M parameters) and its raw output on a 96x96 crop of the photo:
+    one costly forward pass shared by the tests that need the real network on real detail."""
+    from kerasr.weights import load_model
+
+    model = load_model("realesrgan-x4plus")
+    image = photo[16:112, 80:176].astype(np.float32) / 255
+    output = np.asarray(model(image[None]))[0]
+    return SimpleNamespace(model=model, image=image, output=output)
 
 
 @pytest.fixture(scope="session")

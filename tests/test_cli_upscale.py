@@ -202,6 +202,7 @@ def test_models_lists_the_registry():
         assert text in result.output
 
 
+@pytest.mark.slow
 def test_readme_main_job_on_the_shipped_sample(tmp_path):
     """`kerasr upscale kerasr/samples/astronaut.png` with the default model and settings."""
     from conftest import SAMPLE

@@ -63,6 +63,7 @@ def _start(sprites, run_dir, started):
     return process
 
 
+@pytest.mark.slow
 def test_ctrl_c_and_sigkill_then_resume_log_every_epoch_once(sprites, tmp_path, started):
     run_dir = tmp_path / "run"
     steps_per_epoch = 2  # 8 sprites, batches of 4
@@ -100,11 +101,27 @@ def test_ctrl_c_and_sigkill_then_resume_log_every_epoch_once(sprites, tmp_path, 
     assert checkpoint_step(run_dir) == total * steps_per_epoch
 
 
-def test_resume_without_a_checkpoint_says_so_and_another_recipe_is_refused(sprites, tmp_path):
-    run_dir = tmp_path / "run"
-    result, out = run("train-dcgan", sprites, "-c", TINY, "-o", run_dir, "--epochs", 1)
+@pytest.fixture(scope="module")
+def three_epochs_run(sprites, tmp_path_factory) -> tuple[Path, str]:
+    """A new run of 3 epochs of 2 steps (checkpoints at steps 2, 4 and 6), and its output."""
+    run_dir = tmp_path_factory.mktemp("three") / "run"
+    result, out = run("train-dcgan", sprites, "-c", TINY, "-o", run_dir, "--epochs", 3)
     assert result.exit_code == 0, out
-    assert f"no checkpoint to resume in {run_dir}: starting a new run" in out
+    return run_dir, out
+
+
+@pytest.fixture
+def three_epochs(three_epochs_run) -> Path:
+    return three_epochs_run[0]
+
+
+def test_resume_without_a_checkpoint_says_so_and_another_recipe_is_refused(
+    sprites, three_epochs_run, tmp_path
+):
+    new_run, out = three_epochs_run
+    assert f"no checkpoint to resume in {new_run}: starting a new run" in out
+    run_dir = tmp_path / "run"
+    shutil.copytree(new_run, run_dir)
     assert (run_dir / "stage.txt").read_text() == "dcgan"
 
     images = tmp_path / "hr"
@@ -126,15 +143,6 @@ def test_resume_without_a_checkpoint_says_so_and_another_recipe_is_refused(sprit
     result, out = run("train-dcgan", sprites, "-c", TINY, "-o", sr_dir)
     assert result.exit_code == 2
     assert f"{sr_dir} holds a pretrain run; it cannot be resumed as dcgan" in out
-
-
-@pytest.fixture(scope="module")
-def three_epochs(sprites, tmp_path_factory) -> Path:
-    """A run of 3 epochs of 2 steps: checkpoints at steps 2, 4 and 6."""
-    run_dir = tmp_path_factory.mktemp("three") / "run"
-    result, out = run("train-dcgan", sprites, "-c", TINY, "-o", run_dir, "--epochs", 3)
-    assert result.exit_code == 0, out
-    return run_dir
 
 
 @pytest.mark.parametrize("how", DAMAGES)

@@ -51,12 +51,14 @@ def assert_same_weights(steps, stage, variant):
         np.testing.assert_allclose(b, a, rtol=RTOL, atol=ATOL, err_msg=f"{stage}: {name}")
 
 
+@pytest.mark.slow
 def test_pretrain_step_on_two_replicas_matches_one_device(steps):
     assert_same_weights(steps, "pretrain", "mirrored")
     names = steps.report["pretrain/single"]["names"]
     assert "step" in names and sum("generator/" in n for n in names) > 20  # G and its EMA
 
 
+@pytest.mark.slow
 def test_gan_step_on_two_replicas_matches_one_device(steps):
     # Generator, EMA, U-Net discriminator with its spectral-norm vectors: all updated by
     # the step and all compared.
@@ -66,6 +68,7 @@ def test_gan_step_on_two_replicas_matches_one_device(steps):
     assert any(n.endswith("/u") for n in names)  # spectral norm's power-iteration vector
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", ["pretrain", "gan"])
 def test_step_changed_the_weights_and_replicas_agree(steps, stage):
     # A step that changed nothing would make the comparisons above pass trivially.
@@ -81,6 +84,7 @@ def test_step_changed_the_weights_and_replicas_agree(steps, stage):
         assert any(n.endswith("/u") for n in changed)  # spectral norm's power iteration ran
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", ["pretrain", "gan"])
 def test_global_batch_is_split_between_replicas(steps, stage):
     single, mirrored = steps.report[f"{stage}/single"], steps.report[f"{stage}/mirrored"]
@@ -89,6 +93,7 @@ def test_global_batch_is_split_between_replicas(steps, stage):
     assert mirrored["seen"] == 4 and mirrored["first_replica_batch"] == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", ["pretrain", "gan"])
 def test_logged_metrics_cover_all_replicas(steps, stage):
     single = steps.report[f"{stage}/single"]["logs"]
@@ -98,6 +103,7 @@ def test_logged_metrics_cover_all_replicas(steps, stage):
         assert mirrored[key] == pytest.approx(value, rel=1e-5), key
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", ["pretrain", "gan"])
 def test_tolerance_catches_a_loss_not_averaged_over_the_global_batch(steps, stage):
     # With each replica's own mean as its loss, the summed gradients are twice the global
@@ -106,6 +112,7 @@ def test_tolerance_catches_a_loss_not_averaged_over_the_global_batch(steps, stag
         assert_same_weights(steps, stage, "unscaled")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", ["pretrain", "gan"])
 def test_recipe_optimizers_and_xla_setting_work_on_two_replicas(steps, stage):
     # Adam, its schedule and the learning-rate scale variable under the strategy; the
@@ -122,6 +129,7 @@ def test_recipe_optimizers_and_xla_setting_work_on_two_replicas(steps, stage):
         np.testing.assert_allclose(b, a, rtol=RTOL, atol=ATOL, err_msg=f"{stage}: {name}")
 
 
+@pytest.mark.slow
 def test_replicas_draw_their_own_on_device_degradations(steps):
     # The same two HR images on both replicas: with one seed for all replicas they would
     # come out with the same blur, noise and JPEG, halving the variety of a global batch.

@@ -122,6 +122,7 @@ def _frechet_line(output, label):
     return float(block.split("Frechet distance:")[1].split()[0])
 
 
+@pytest.mark.slow
 def test_evaluate_gan_cli_on_tiny_folders(tmp_path):
     real = _sprites(tmp_path / "real", 10, 0)
     fake = _sprites(tmp_path / "fake", 12, 1, rgba=False)  # black, opaque backgrounds

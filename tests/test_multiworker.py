@@ -110,6 +110,7 @@ def checkpoints(run_dir: Path) -> list[int]:
     return sorted(int(p.name[5:-6]) for p in (run_dir / "checkpoints").glob("ckpt-*.index"))
 
 
+@pytest.mark.slow
 def test_two_workers_pretrain_then_gan_then_resume(images, tmp_path):
     common = ["-c", TINY, "--set", "data.batch_size=4", "--set", "train.log_every=1"]
     common = [str(a) for a in common]
