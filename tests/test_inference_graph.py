@@ -109,3 +109,15 @@ def test_upsampling_convolution_folded_to_the_input_resolution():
     ours = tf.function(lambda x: _upsampled_conv(layer, tf.float32, x))(x).numpy()
     assert ours.shape == expected.shape == (2, 14, 18, 5)
     np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
+
+
+def test_the_upscaler_uses_the_graph_in_bfloat16_and_the_keras_call_in_float32(monkeypatch):
+    import kerasr.upscaling.inference as inference
+
+    network = _random_network("rrdb-x4")
+    seen = []
+    monkeypatch.setattr(inference, "forward_function", lambda m: seen.append(m) or None)
+    Upscaler(network, precision="float32")
+    assert seen == []  # float32 keeps the Keras call, the computation kept against ncnn
+    Upscaler(network, precision="bfloat16")
+    assert len(seen) == 1 and seen[0].dtype_policy.compute_dtype == "bfloat16"

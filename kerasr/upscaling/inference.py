@@ -180,9 +180,12 @@ class Upscaler:
         self.outscale_variants = dict(getattr(model, "outscale_variants", None) or {})
         self._variants: dict[float, Upscaler] = {}
         channels = getattr(model, "in_channels", 3)
-        # The networks kerasr knows run as a graph built for inference (fused convolutions,
-        # constant weights); any other Keras model through its own call.
-        network = forward_function(self.model) or (lambda x: self.model(x, training=False))
+        # In bfloat16 / float16 the networks kerasr knows run as a graph built for inference
+        # (weights cast once, PReLU in one pass), 6-11 % faster. Float32 runs the Keras call:
+        # the graph's other rounding order moves x4plus-anime up to 1.4e-5 from it, outside
+        # the 1.1e-5 bound kerasr keeps against ncnn float32, for a float32 gain within noise.
+        graph = forward_function(self.model) if self.precision != "float32" else None
+        network = graph or (lambda x: self.model(x, training=False))
         # One trace for every input size: the batch, height and width dimensions are dynamic.
         self._forward = tf.function(
             lambda x: tf.clip_by_value(network(x), 0.0, 1.0),
