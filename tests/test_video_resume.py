@@ -200,10 +200,12 @@ def test_resume_is_for_videos(tmp_path, photo):
 
 
 # Runs `kerasr` with a model that, at its fifth call, says so in a file and waits for the
-# signal the test sends.
+# signal the test sends. It sets Python's Ctrl-C handler itself: started where SIGINT is
+# ignored (the tests run as a script's background job), it would inherit that and never stop.
 WAIT_FOR_SIGNAL = """
-import sys, threading
+import signal, sys, threading
 from pathlib import Path
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import kerasr.upscaling.video
 from kerasr.cli import main
 real, calls, ready = kerasr.upscaling.video._upscale_frames, [], Path(sys.argv.pop(1))
